@@ -1,0 +1,98 @@
+"""Start and stop the Seldon Core microservice on one machine, as its own process group.
+
+The microservice runs in the serving environment (seldon-core pins protobuf<4, which cannot share an
+environment with kfp): ``AUSCULT_SERVING_BIN`` names its ``seldon-core-microservice``; by default the
+project's ``.venv-serve`` is used, then whatever is on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+MODEL_CLASS = "auscult.serving.seldon.AuscultModel"
+REPO_SERVING_BIN = Path(__file__).resolve().parents[2] / ".venv-serve" / "bin" / "seldon-core-microservice"
+
+
+def serving_bin() -> str:
+    configured = os.environ.get("AUSCULT_SERVING_BIN")
+    if configured:
+        return configured
+    if REPO_SERVING_BIN.is_file():
+        return str(REPO_SERVING_BIN)
+    found = shutil.which("seldon-core-microservice")
+    if not found:
+        raise FileNotFoundError(
+            "seldon-core-microservice not found: run `make run` (it creates .venv-serve) or set AUSCULT_SERVING_BIN"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+
+    def stop(self, timeout_s: float = 20.0) -> int:
+        """SIGTERM the whole group (gunicorn master, workers, gRPC and metrics servers), then wait."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(store_uri: str, log_path: str | Path, model_version: str | None = None, workers: int = 1,
+          threads: int = 4, timeout_s: float = 120.0) -> Server:
+    """Start the microservice on free loopback ports; return once it answers its health check."""
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "AUSCULT_STORE_URI": store_uri, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    if model_version:
+        env["AUSCULT_MODEL_VERSION"] = model_version
+    command = [
+        serving_bin(), MODEL_CLASS, "--service-type", "MODEL", "--http-port", str(http_port),
+        "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port), "--workers", str(workers),
+        "--threads", str(threads), "--log-level", "WARNING",
+    ]
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(process, f"http://127.0.0.1:{http_port}", log_path)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the model server exited with {process.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/api/v1.0/health/status", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    server.stop()
+    raise TimeoutError(f"the model server did not become healthy within {timeout_s:.0f} s; see {log_path}")

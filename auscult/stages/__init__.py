@@ -1,0 +1,1 @@
+"""The eight lifecycle stages, each a typed function over explicit inputs."""

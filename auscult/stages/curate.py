@@ -1,0 +1,190 @@
+"""curate: decode every recording, measure its quality, quarantine what fails, and profile the data.
+
+Nothing is dropped: a recording that cannot be used stays in the table with ``status = "quarantined"``
+and a reason that names the file, and a quarantine record is written to the object store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from auscult import audio, report, table
+from auscult.store import ObjectStore, read_uri
+
+QUARANTINE_PREFIX = "quarantine"
+
+
+@dataclass(frozen=True)
+class QualityRules:
+    min_duration_s: float = 0.5
+    max_duration_s: float = 600.0
+    silent_below_dbfs: float = -55.0
+    min_active_s: float = 0.15
+    max_clipped_fraction: float = 0.01
+    min_snr_db: float = 3.0
+
+
+def measure(data: bytes) -> dict[str, float | int]:
+    """Quality measures of one encoded recording; raises ``audio.DecodeError``."""
+    decoded = audio.decode(data)
+    mono = audio.to_mono(decoded.samples)
+    levels = audio.to_db(audio.frame_rms(mono, decoded.sample_rate))
+    active = audio.active_frames(mono, decoded.sample_rate)
+    return {
+        "sample_rate": decoded.sample_rate,
+        "channels": decoded.channels,
+        "duration_s": decoded.duration_s,
+        "rms_dbfs": float(audio.to_db(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))),
+        "peak": float(np.abs(decoded.samples).max()),
+        "clipped_fraction": float(np.mean(np.abs(decoded.samples) >= 0.999)),
+        "silence_fraction": float(1.0 - active.mean()),
+        "snr_db": float(np.percentile(levels, 95) - np.percentile(levels, 10)),
+        "active_s": float(active.sum() * audio.FRAME_S),
+    }
+
+
+def judge(measures: dict[str, float | int], rules: QualityRules) -> str | None:
+    """The first rule a recording breaks, in words, or None when it is usable."""
+    if measures["duration_s"] < rules.min_duration_s:
+        return f"too short ({measures['duration_s']:.2f} s < {rules.min_duration_s} s)"
+    if measures["duration_s"] > rules.max_duration_s:
+        return f"too long ({measures['duration_s']:.0f} s > {rules.max_duration_s:.0f} s)"
+    if measures["rms_dbfs"] < rules.silent_below_dbfs or measures["active_s"] < rules.min_active_s:
+        return f"silent (level {measures['rms_dbfs']:.0f} dBFS, {measures['active_s']:.2f} s of activity)"
+    if measures["clipped_fraction"] > rules.max_clipped_fraction:
+        return f"clipped ({100 * measures['clipped_fraction']:.1f}% of samples at full scale)"
+    if measures["snr_db"] < rules.min_snr_db:
+        return f"too noisy (SNR {measures['snr_db']:.1f} dB < {rules.min_snr_db} dB)"
+    return None
+
+
+def expectation_suite(rules: QualityRules) -> list[tuple[str, dict]]:
+    """The Great Expectations checks every curated table must pass (expectation class, arguments)."""
+    usable = {"row_condition": 'status=="ok"', "condition_parser": "pandas"}
+    return [
+        ("ExpectColumnValuesToNotBeNull", {"column": "recording_id"}),
+        ("ExpectColumnValuesToBeUnique", {"column": "recording_id"}),
+        ("ExpectColumnValuesToBeInSet", {"column": "status", "value_set": [table.OK, table.QUARANTINED]}),
+        ("ExpectColumnValuesToNotBeNull", {"column": "reason", "row_condition": 'status=="quarantined"',
+                                           "condition_parser": "pandas"}),
+        ("ExpectColumnValuesToBeBetween", {"column": "sample_rate", "min_value": 4_000, "max_value": 192_000, **usable}),
+        ("ExpectColumnValuesToBeBetween", {"column": "channels", "min_value": 1, "max_value": 8, **usable}),
+        ("ExpectColumnValuesToBeBetween", {"column": "duration_s", "min_value": rules.min_duration_s,
+                                           "max_value": rules.max_duration_s, **usable}),
+        ("ExpectColumnValuesToNotBeNull", {"column": "participant_id"}),
+    ]
+
+
+def run_expectations(frame: pd.DataFrame, rules: QualityRules) -> list[dict]:
+    """Validate ``frame`` with Great Expectations; one result per expectation with the failing rows."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas("recordings")
+        .add_dataframe_asset("recording_table")
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": _plain(frame)})
+    )
+    results = []
+    for name, kwargs in expectation_suite(rules):
+        expectation = getattr(gx.expectations, name)(**kwargs)
+        outcome = batch.validate(expectation, result_format={"result_format": "COMPLETE"})
+        failing = outcome.result.get("unexpected_index_list") or []
+        results.append({
+            "expectation": name,
+            "column": kwargs["column"],
+            "success": bool(outcome.success),
+            "failing_rows": [int(i) for i in failing],
+        })
+    return results
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Great Expectations' pandas checks want numpy dtypes, not pandas' nullable ones."""
+    return pd.DataFrame({c: frame[c].astype(object).where(frame[c].notna(), None) for c in frame.columns})
+
+
+def curate(
+    frame: pd.DataFrame,
+    store: ObjectStore,
+    rules: QualityRules = QualityRules(),
+    progress: Callable[[str], None] = print,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Measure and judge every recording; return the curated table and the expectation results."""
+    frame = table.validate(frame, "ingest")
+    measured = []
+    for position, row in enumerate(frame.itertuples(index=False), start=1):
+        try:
+            measures: dict = measure(read_uri(row.uri))
+            reason = judge(measures, rules)
+        except audio.DecodeError as error:
+            measures, reason = {}, str(error)
+        measured.append({**measures, "status": table.QUARANTINED if reason else table.OK,
+                         "reason": f"{row.original_path}: {reason}" if reason else None})
+        if position % max(1, len(frame) // 10) == 0 or position == len(frame):
+            progress(f"curate: {position}/{len(frame)} recordings decoded")
+    curated = pd.concat([frame, pd.DataFrame(measured, columns=list(table.CURATE_COLUMNS))], axis=1)
+    curated = table.conform(curated, "curate")
+    expectations = run_expectations(curated, rules)
+    for result in expectations:
+        for index in result["failing_rows"]:
+            if curated.at[index, "status"] == table.OK:
+                curated.at[index, "status"] = table.QUARANTINED
+                curated.at[index, "reason"] = (
+                    f"{curated.at[index, 'original_path']}: failed data check {result['expectation']}"
+                    f"({result['column']})"
+                )
+    for row in curated[curated["status"] == table.QUARANTINED].itertuples(index=False):
+        key = f"{QUARANTINE_PREFIX}/{row.recording_id}.json"
+        if not store.exists(key):
+            store.put_json(key, {"recording_id": row.recording_id, "uri": row.uri, "reason": row.reason,
+                                 "rules": asdict(rules)})
+    return table.validate(curated, "curate"), expectations
+
+
+def reason_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """Quarantine reasons without the file name, counted: what a person reads first."""
+    reasons = frame.loc[frame["status"] == table.QUARANTINED, "reason"].dropna()
+    kinds = reasons.str.split(": ", n=1).str[1].str.replace(r" \(.*", "", regex=True)
+    return {str(k): int(v) for k, v in kinds.value_counts().items()}
+
+
+def profile_html(frame: pd.DataFrame, expectations: list[dict]) -> str:
+    """The data profile: distributions of the quality measures, what was quarantined and why."""
+    import matplotlib.pyplot as plt
+
+    ok = frame[frame["status"] == table.OK]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5))
+    for axis, column, unit in zip(
+        axes.flat, ("duration_s", "rms_dbfs", "snr_db", "silence_fraction"), ("s", "dBFS", "dB", "fraction"), strict=True
+    ):
+        values = frame[column].dropna().astype(float)
+        axis.hist(values, bins=30, color="#4c72b0", alpha=0.8)
+        axis.set_title(f"{column} ({unit})")
+        axis.set_ylabel("recordings")
+    plots = report.figure(fig)
+    counts = reason_counts(frame)
+    fig, axis = plt.subplots(figsize=(8, 0.5 + 0.4 * max(1, len(counts))))
+    axis.barh(list(counts) or ["none"], list(counts.values()) or [0], color="#c44e52")
+    axis.set_xlabel("recordings quarantined")
+    reasons_plot = report.figure(fig)
+    by_source = frame.groupby(["source", "status"]).size().unstack(fill_value=0)
+    quarantined = frame[frame["status"] == table.QUARANTINED]
+    return report.page("auscult data profile", [
+        ("Summary", report.table(["recordings", "usable", "quarantined"], [[len(frame), len(ok), len(quarantined)]])),
+        ("By source", report.table(["source", *by_source.columns], [[s, *r] for s, r in by_source.iterrows()])),
+        ("Quality measures", plots),
+        ("Quarantine reasons", reasons_plot + report.table(["reason", "recordings"], counts.items())),
+        ("Great Expectations suite", report.table(
+            ["expectation", "column", "passed", "failing rows"],
+            [[e["expectation"], e["column"], e["success"], len(e["failing_rows"])] for e in expectations])),
+        ("Quarantined files", report.table(["file", "reason"], [
+            [r.original_path, (r.reason or "").split(": ", 1)[-1]] for r in quarantined.itertuples()])),
+    ])

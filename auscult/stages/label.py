@@ -1,0 +1,62 @@
+"""label: map each source's own label to the task's classes; what has no usable label is kept for review.
+
+A recording without a usable label (a value the class map does not know, none at all, or sources that
+disagree about the same participant) stays in the table, is never trained on, and is queued for a person
+to review with a note that names the file.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from auscult import table
+from auscult.task import CLASSES
+
+DEFAULT_CLASS_MAP: dict[str, list[str]] = {
+    "negative": ["negative", "healthy", "false", "covid-negative", "no_resp_illness_exposed"],
+    "positive": ["positive", "positive_mild", "positive_moderate", "positive_asymp", "true", "covid-positive"],
+}
+
+LABELLED, UNLABELLED, REVIEW = "labelled", "unlabelled", "review"
+
+
+def invert(class_map: dict[str, list[str]]) -> dict[str, str]:
+    """raw value (lower case) -> class; a raw value claimed by two classes is a configuration error."""
+    lookup: dict[str, str] = {}
+    for cls, values in class_map.items():
+        for value in [cls, *values]:
+            key = value.strip().lower()
+            if lookup.get(key, cls) != cls:
+                raise ValueError(f"class map sends {value!r} to both {lookup[key]!r} and {cls!r}")
+            lookup[key] = cls
+    return lookup
+
+
+def label(frame: pd.DataFrame, class_map: dict[str, list[str]] = DEFAULT_CLASS_MAP) -> pd.DataFrame:
+    """Add ``label``, ``label_status`` and ``label_note``."""
+    frame = table.validate(frame, "curate")
+    lookup = invert(class_map)
+    raw = frame["raw_label"].str.strip().str.lower()
+    mapped = raw.map(lookup).astype("string")
+    status = pd.Series(LABELLED, index=frame.index, dtype="string")
+    note = pd.Series(pd.NA, index=frame.index, dtype="string")
+    unknown = raw.notna() & mapped.isna()
+    status[raw.isna()] = UNLABELLED
+    note[raw.isna()] = frame["original_path"][raw.isna()] + ": no label in the source"
+    status[unknown] = REVIEW
+    note[unknown] = frame["original_path"][unknown] + ": label '" + frame["raw_label"][unknown] + "' is not in the class map"
+    # One person cannot be both positive and negative: when their recordings disagree, a person decides.
+    classes_per_person = mapped.groupby(frame["participant_id"]).transform(lambda s: s.dropna().nunique())
+    conflict = mapped.notna() & (classes_per_person > 1)
+    status[conflict] = REVIEW
+    note[conflict] = frame["original_path"][conflict] + ": recordings of this participant carry different labels"
+    mapped[status != LABELLED] = pd.NA
+    out = frame.assign(label=mapped, label_status=status, label_note=note)
+    return table.validate(out, "label")
+
+
+def review_queue(frame: pd.DataFrame) -> pd.DataFrame:
+    """Usable recordings that need a person's label, with why."""
+    frame = table.validate(frame, "label")
+    usable = frame["status"] == table.OK
+    return frame.loc[usable & (frame["label_status"] == REVIEW), ["recording_id", "original_path", "raw_label", "label_note"]]

@@ -1,0 +1,3 @@
+"""The screening task: its classes, in the order of the model's outputs."""
+
+CLASSES = ("negative", "positive")

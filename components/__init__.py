@@ -1,0 +1,16 @@
+"""One KFP component per lifecycle stage: adapt artifacts and parameters, call ``auscult``, log metrics.
+
+Every component runs in the project's runtime image (``AUSCULT_IMAGE`` at compile time); on one machine
+KFP's local runner runs the same functions in the current environment.
+"""
+
+from components.curate import curate
+from components.deploy import deploy
+from components.ingest import ingest
+from components.label import label
+from components.monitor import monitor
+from components.prep import prep
+from components.train import train
+from components.validate import validate
+
+__all__ = ["ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"]

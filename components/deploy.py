@@ -1,0 +1,58 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE)
+def deploy(
+    onnx_model: Input[Model],
+    table: Input[Dataset],
+    store_uri: str,
+    serving_image: str,
+    gpus: int,
+    serving_manifest: Output[Artifact],
+    metrics: Output[Metrics],
+) -> str:
+    """Register the blessed model, move the production pointer, render the SeldonDeployment."""
+    import hashlib
+    import json
+    import os
+    import time
+    from datetime import UTC, datetime
+
+    import yaml
+
+    from auscult import __version__
+    from auscult.audio import SAMPLE_RATE
+    from auscult.registry import Registry
+    from auscult.stages.deploy import ServingSpec
+    from auscult.stages.deploy import deploy as run
+    from auscult.store import open_store
+    from auscult.task import CLASSES
+
+    started = time.perf_counter()
+    with open(os.path.join(onnx_model.path, "validation.json")) as handle:
+        validation = json.load(handle)
+    with open(os.path.join(onnx_model.path, "reference.json")) as handle:
+        reference = json.load(handle)
+    with open(os.path.join(onnx_model.path, "model.onnx"), "rb") as handle:
+        onnx = handle.read()
+    with open(table.path, "rb") as handle:
+        table_sha256 = hashlib.sha256(handle.read()).hexdigest()
+    card = {
+        "created_at": datetime.now(UTC).isoformat(),
+        "code_version": os.environ.get("AUSCULT_CODE_VERSION", __version__),
+        "data_table_sha256": table_sha256,
+        "metrics": validation["metrics"],
+        "validation": validation["reasons"],
+        "input": {"sample_rate": SAMPLE_RATE, "channels": 1, "dtype": "float32", "name": "waveform"},
+        "output": {"name": "probabilities", "classes": list(CLASSES)},
+    }
+    result = run(Registry(open_store(store_uri)), onnx, card, reference, ServingSpec(image=serving_image, gpus=gpus))
+    with open(serving_manifest.path, "w") as handle:
+        yaml.safe_dump(result.manifest, handle, sort_keys=False)
+    serving_manifest.metadata.update({"version": result.version, "previous": result.previous or ""})
+    print(f"deploy: production is now {result.version} (previous: {result.previous})")
+    metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
+    return result.version

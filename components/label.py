@@ -1,0 +1,28 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE)
+def label(table: Input[Dataset], class_map: dict, labelled: Output[Dataset], review_queue: Output[Dataset],
+          metrics: Output[Metrics]):
+    """Map source labels to the task's classes; queue what has no usable label for a person to review."""
+    import time
+
+    from auscult import table as recording_table
+    from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED, review_queue as queue
+    from auscult.stages.label import label as run
+
+    started = time.perf_counter()
+    frame = run(recording_table.read(table.path, "curate"), dict(class_map) or DEFAULT_CLASS_MAP)
+    recording_table.write(frame, labelled.path, "label")
+    pending = queue(frame)
+    pending.to_csv(review_queue.path, index=False)
+    usable = frame["status"] == recording_table.OK
+    metrics.log_metric("recordings", len(frame))
+    metrics.log_metric("labelled_usable", int((usable & (frame["label_status"] == LABELLED)).sum()))
+    metrics.log_metric("review_queue", len(pending))
+    for cls, count in frame.loc[usable, "label"].value_counts().items():
+        metrics.log_metric(f"class_{cls}", int(count))
+    metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
