@@ -37,7 +37,7 @@ def training_pipeline(
         model=trained.outputs["model"], prepared=prepared.outputs["prepared"], store_uri=store_uri,
         min_auroc=min_auroc,
     )
-    with dsl.If(checked.outputs["blessed"] == True, name="blessed"):  # noqa: E712 - a KFP condition, not Python
+    with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 - a KFP condition, not Python
         deploy(
             onnx_model=checked.outputs["onnx_model"], table=labelled.outputs["labelled"], store_uri=store_uri,
             serving_image=serving_image, gpus=serving_gpus,

@@ -66,10 +66,10 @@ class Server:
         self.stop()
 
 
-def start(store_uri: str, log_path: str | Path, model_version: str | None = None, workers: int = 1,
-          threads: int = 4, timeout_s: float = 120.0) -> Server:
-    """Start the microservice on free loopback ports; return once it answers its health check."""
-    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+def start(store_uri: str, log_path: str | Path, model_version: str | None = None, http_port: int | None = None,
+          workers: int = 1, threads: int = 4, timeout_s: float = 120.0) -> Server:
+    """Start the microservice (free ports unless ``http_port`` is given); return once it is healthy."""
+    http_port, grpc_port, metrics_port = http_port or free_port(), free_port(), free_port()
     env = {**os.environ, "AUSCULT_STORE_URI": store_uri, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
     if model_version:
         env["AUSCULT_MODEL_VERSION"] = model_version
