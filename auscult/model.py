@@ -29,8 +29,14 @@ class LogMel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=SAMPLE_RATE, n_fft=config.n_fft, win_length=400, hop_length=config.hop_length,
-            f_min=50.0, f_max=SAMPLE_RATE / 2, n_mels=config.n_mels, power=2.0,
+            sample_rate=SAMPLE_RATE,
+            n_fft=config.n_fft,
+            win_length=400,
+            hop_length=config.hop_length,
+            f_min=50.0,
+            f_max=SAMPLE_RATE / 2,
+            n_mels=config.n_mels,
+            power=2.0,
         )
         self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
 
@@ -51,8 +57,12 @@ class ScreeningNet(nn.Module):
         layers: list[nn.Module] = []
         previous = 1
         for width in config.channels:
-            layers += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                       nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             previous = width
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(previous, config.n_classes))
@@ -85,7 +95,12 @@ def export_onnx(model: ScreeningNet, path: str | Path, example_length: int = 2 *
     time = torch.export.Dim("time", min=8 * model.config.hop_length, max=SAMPLE_RATE * 600)
     example = torch.zeros(2, example_length)
     program = torch.onnx.export(
-        model.eval(), (example,), dynamo=True, input_names=["waveform"], output_names=["probabilities"],
-        dynamic_shapes={"waveform": {0: batch, 1: time}}, verbose=False,
+        model.eval(),
+        (example,),
+        dynamo=True,
+        input_names=["waveform"],
+        output_names=["probabilities"],
+        dynamic_shapes={"waveform": {0: batch, 1: time}},
+        verbose=False,
     )
     program.save(str(path))

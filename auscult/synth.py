@@ -5,7 +5,8 @@
 differ acoustically in a controlled way (``effect``): positive coughs resonate lower and carry a wet
 low-frequency component, positive breathing carries a faint wheeze. Devices differ in sample rate,
 channels, format and noise; a share of files is defective (silent, clipped, truncated, empty) and a share
-of participants has no usable label, as real collections do. Deterministic under ``seed``.
+of participants has no usable label, as real collections do. Deterministic under ``seed`` (Ogg streams
+carry a random serial number, so those files differ in bytes but not in audio).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ DEVICES = (
 # A new, cheaper phone becomes popular after launch: narrow band, quiet and noisy. This is what
 # production hears and what monitoring has to notice.
 SHIFTED_DEVICES = (
-    Device("budget-phone", 8_000, 1, "wav", 12.0, gain_db=-14.0, lowpass_hz=3_400.0),
+    Device("budget-phone", 8_000, 1, "mp3", 12.0, gain_db=-14.0, lowpass_hz=3_400.0),
     Device("android", 44_100, 1, "ogg", 25.0),
 )
 POSITIVE_STATUSES = ("positive_mild", "positive_asymp", "positive_moderate")
@@ -57,7 +58,7 @@ class CohortSpec:
     participants: int = 120
     seed: int = 0
     positive_fraction: float = 0.4
-    effect: float = 1.0  # 0 makes the classes indistinguishable
+    effect: float = 0.3  # 0 makes the classes indistinguishable; 0.3 gives a test AUROC near 0.99
     defect_rate: float = 0.06
     unusable_label_rate: float = 0.03
     shifted: bool = False
@@ -101,9 +102,7 @@ def _breathing(rng: np.random.Generator, rate: int, positive: bool, effect: floa
     return np.concatenate([np.zeros(int(rate * 0.25)), *cycles])
 
 
-def _through_device(
-    rng: np.random.Generator, clean: np.ndarray, device: Device, level_db: float
-) -> np.ndarray:
+def _through_device(rng: np.random.Generator, clean: np.ndarray, device: Device, level_db: float) -> np.ndarray:
     signal = clean / (np.abs(clean).max() + 1e-9) * 10 ** ((level_db + device.gain_db) / 20)
     if device.lowpass_hz:
         signal = sosfilt(butter(4, device.lowpass_hz, fs=device.sample_rate, output="sos"), signal)
@@ -125,7 +124,7 @@ def _apply_defect(rng: np.random.Generator, audio: np.ndarray, defect: str) -> n
 
 def _encode(audio: np.ndarray, device: Device) -> bytes:
     buffer = io.BytesIO()
-    subtype = {"wav": "PCM_16", "flac": "PCM_16", "ogg": "VORBIS"}[device.file_format]
+    subtype = {"wav": "PCM_16", "flac": "PCM_16", "ogg": "VORBIS", "mp3": "MPEG_LAYER_III"}[device.file_format]
     sf.write(buffer, np.clip(audio, -1.0, 1.0), device.sample_rate, format=device.file_format.upper(), subtype=subtype)
     return buffer.getvalue()
 

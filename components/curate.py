@@ -5,8 +5,9 @@ from components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE)
-def curate(table: Input[Dataset], store_uri: str, curated: Output[Dataset], profile: Output[HTML],
-           metrics: Output[Metrics]):
+def curate(
+    table: Input[Dataset], store_uri: str, curated: Output[Dataset], profile: Output[HTML], metrics: Output[Metrics]
+):
     """Decode and measure every recording; quarantine what fails, with reasons; write the data profile."""
     import time
 

@@ -5,14 +5,20 @@ from components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE)
-def label(table: Input[Dataset], class_map: dict, labelled: Output[Dataset], review_queue: Output[Dataset],
-          metrics: Output[Metrics]):
+def label(
+    table: Input[Dataset],
+    class_map: dict,
+    labelled: Output[Dataset],
+    review_queue: Output[Dataset],
+    metrics: Output[Metrics],
+):
     """Map source labels to the task's classes; queue what has no usable label for a person to review."""
     import time
 
     from auscult import table as recording_table
-    from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED, review_queue as queue
+    from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED
     from auscult.stages.label import label as run
+    from auscult.stages.label import review_queue as queue
 
     started = time.perf_counter()
     frame = run(recording_table.read(table.path, "curate"), dict(class_map) or DEFAULT_CLASS_MAP)

@@ -14,9 +14,14 @@ def _run(args: argparse.Namespace) -> int:
     from pipelines.loop import LoopConfig, run_loop, summary_lines
 
     config = LoopConfig(
-        workdir=args.workdir, sources=tuple(args.source), participants=args.participants,
-        traffic_participants=args.traffic_participants, epochs=args.epochs, seed=args.seed,
-        min_auroc=args.min_auroc, retrain=not args.no_retrain,
+        workdir=args.workdir,
+        sources=tuple(args.source),
+        participants=args.participants,
+        traffic_participants=args.traffic_participants,
+        epochs=args.epochs,
+        seed=args.seed,
+        min_auroc=args.min_auroc,
+        retrain=not args.no_retrain,
     )
     result = run_loop(config, log=lambda line: print(line, flush=True))
     print("\n" + "\n".join(summary_lines(result)))
@@ -26,23 +31,26 @@ def _run(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from auscult import synth
 
-    spec = synth.CohortSpec(participants=args.participants, seed=args.seed, effect=args.effect,
-                            defect_rate=args.defect_rate, shifted=args.shifted)
+    spec = synth.CohortSpec(
+        participants=args.participants,
+        seed=args.seed,
+        effect=args.effect,
+        defect_rate=args.defect_rate,
+        shifted=args.shifted,
+    )
     counts = synth.generate(args.folder, spec)
-    print(f"wrote {counts['files']} files for {counts['participants']} participants to {args.folder}: "
-          f"{counts['positive']} positive, {counts['negative']} negative, {counts['unusable_label']} without a usable "
-          f"label, {counts['defective']} defective files")
+    print(
+        f"wrote {counts['files']} files for {counts['participants']} participants to {args.folder}: "
+        f"{counts['positive']} positive, {counts['negative']} negative, {counts['unusable_label']} without a usable "
+        f"label, {counts['defective']} defective files"
+    )
     return 0
 
 
 def _compile(args: argparse.Namespace) -> int:
-    import os
-
-    if args.image:
-        os.environ["AUSCULT_IMAGE"] = args.image
     from pipelines.compile import compile_pipelines
 
-    for path in compile_pipelines(args.output_dir):
+    for path in compile_pipelines(args.output_dir, args.image):
         print(f"wrote {path}")
     print("Upload auscult-training.yaml in the KFP UI (Pipelines > Upload pipeline) and start a run.")
     return 0
@@ -73,15 +81,21 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", help="run the whole lifecycle on this machine",
+        "run",
+        help="run the whole lifecycle on this machine",
         description="Train through KFP's local runner, serve the blessed model with Seldon, send production "
-                    "traffic, monitor it, and retrain on the telemetry when monitoring says so. Prints a summary "
-                    "and writes an HTML report.",
+        "traffic, monitor it, and retrain on the telemetry when monitoring says so. Prints a summary "
+        "and writes an HTML report.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    run.add_argument("--source", action="append", default=[], metavar="PATH",
-                     help="a dataset folder (Coswara or covid19-cough layout) or a CSV manifest; repeatable. "
-                          "Without it a synthetic cohort is generated, served and monitored.")
+    run.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a dataset folder (Coswara or covid19-cough layout) or a CSV manifest; repeatable. "
+        "Without it a synthetic cohort is generated, served and monitored.",
+    )
     run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="object store, pipeline root and reports")
     run.add_argument("--participants", type=int, default=120, help="synthetic cohort size")
     run.add_argument("--traffic-participants", type=int, default=40, help="participants in the shifted traffic cohort")
@@ -92,21 +106,25 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     generate = commands.add_parser(
-        "generate", help="write a synthetic cohort (Coswara layout)",
+        "generate",
+        help="write a synthetic cohort (Coswara layout)",
         description="Write a deterministic synthetic cohort: cough and breathing recordings whose classes differ "
-                    "acoustically, with age, sex and device metadata and a share of defective files.",
+        "acoustically, with age, sex and device metadata and a share of defective files.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     generate.add_argument("folder", type=Path)
     generate.add_argument("--participants", type=int, default=120)
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--effect", type=float, default=1.0, help="how different the classes sound (0: not at all)")
-    generate.add_argument("--defect-rate", type=float, default=0.06, help="share of silent/clipped/truncated/empty files")
+    generate.add_argument("--effect", type=float, default=0.3, help="how different the classes sound (0: not at all)")
+    generate.add_argument(
+        "--defect-rate", type=float, default=0.06, help="share of silent/clipped/truncated/empty files"
+    )
     generate.add_argument("--shifted", action="store_true", help="record with the later, narrow-band device mix")
     generate.set_defaults(handler=_generate)
 
     compile_ = commands.add_parser(
-        "compile", help="write the pipeline YAML to upload in the KFP UI",
+        "compile",
+        help="write the pipeline YAML to upload in the KFP UI",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     compile_.add_argument("--output-dir", type=Path, default=Path("build/pipelines"))
@@ -114,10 +132,11 @@ def parser() -> argparse.ArgumentParser:
     compile_.set_defaults(handler=_compile)
 
     serve = commands.add_parser(
-        "serve", help="serve a registered model with the Seldon microservice",
+        "serve",
+        help="serve a registered model with the Seldon microservice",
         description="Start the Seldon Core microservice on the production model (or --version). POST to "
-                    "/api/v1.0/predictions {\"binData\": <base64 audio file>} or {\"data\": {\"ndarray\": "
-                    "<16 kHz waveform>}}; feedback to /api/v1.0/feedback.",
+        '/api/v1.0/predictions {"binData": <base64 audio file>} or {"data": {"ndarray": '
+        "<16 kHz waveform>}}; feedback to /api/v1.0/feedback.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve.add_argument("--store", help="object store URI (default: the run workdir's store)")

@@ -62,8 +62,11 @@ class Workspace:
         # The local runner leaves temporary folders behind: keep them inside the workspace.
         os.environ["TMPDIR"] = str((self.root / "tmp").resolve())
         os.environ.setdefault("XDG_CACHE_HOME", str((self.root / "cache").resolve()))
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(self.pipeline_root.resolve()),
-                   raise_on_error=True)
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(self.pipeline_root.resolve()),
+            raise_on_error=True,
+        )
 
 
 def read_run(folder: Path) -> dict[str, TaskResult]:
@@ -90,8 +93,9 @@ def _run(workspace: Workspace, pipeline, name: str, **arguments: object) -> RunR
 
 
 def run_training(workspace: Workspace, sources: list[str], epochs: int, seed: int, min_auroc: float) -> RunResult:
-    return _run(workspace, training_pipeline, "auscult-training", sources=sources, epochs=epochs, seed=seed,
-                min_auroc=min_auroc)
+    return _run(
+        workspace, training_pipeline, "auscult-training", sources=sources, epochs=epochs, seed=seed, min_auroc=min_auroc
+    )
 
 
 def run_monitor(workspace: Workspace) -> RunResult:

@@ -56,17 +56,29 @@ class LoopResult:
 def synthetic_sources(folder: Path, config: LoopConfig, log: Callable[[str], None]) -> tuple[Path, Path]:
     """The training cohort and a later, shifted cohort (new phones) that production will hear."""
     cohort, shifted = folder / "cohort", folder / "cohort-shifted"
-    specs = ((cohort, synth.CohortSpec(participants=config.participants, seed=config.seed)),
-             (shifted, synth.CohortSpec(participants=config.traffic_participants, seed=config.seed + 1,
-                                        shifted=True, defect_rate=0.0, id_prefix="S")))
+    specs = (
+        (cohort, synth.CohortSpec(participants=config.participants, seed=config.seed)),
+        (
+            shifted,
+            synth.CohortSpec(
+                participants=config.traffic_participants,
+                seed=config.seed + 1,
+                shifted=True,
+                defect_rate=0.0,
+                id_prefix="S",
+            ),
+        ),
+    )
     for target, spec in specs:
         marker = target / "spec.json"
         if marker.exists() and marker.read_text() == json.dumps(spec.__dict__):
             continue
         counts = synth.generate(target, spec)
         marker.write_text(json.dumps(spec.__dict__))
-        log(f"generate: {target}: {counts['files']} files from {counts['participants']} participants "
-            f"({counts['positive']} positive, {counts['negative']} negative, {counts['defective']} defective files)")
+        log(
+            f"generate: {target}: {counts['files']} files from {counts['participants']} participants "
+            f"({counts['positive']} positive, {counts['negative']} negative, {counts['defective']} defective files)"
+        )
     return cohort, shifted
 
 
@@ -80,8 +92,13 @@ def send_traffic(url: str, cohort: Path, log: Callable[[str], None]) -> Traffic:
     started = time.perf_counter()
     for position, path in enumerate(files, start=1):
         person = people[path.parent.name]
-        tags = {"participant": path.parent.name, "sound_type": path.stem.split("-")[0], "device": person["device"],
-                "sex": person["g"], "age": person["a"]}
+        tags = {
+            "participant": path.parent.name,
+            "sound_type": path.stem.split("-")[0],
+            "device": person["device"],
+            "sex": person["g"],
+            "age": person["a"],
+        }
         try:
             answer = client.predict_file(url, path.read_bytes(), tags)
         except client.ServingError as error:
@@ -117,8 +134,10 @@ def run_loop(config: LoopConfig, log: Callable[[str], None] = print) -> LoopResu
         log(f"== serving {pointer['version']} with Seldon; sending the shifted cohort as production traffic")
         with server.start(workspace.store_uri, config.workdir / "logs" / "server.log") as running:
             traffic = send_traffic(running.url, shifted, log)
-        log(f"serve: {traffic.sent} answered, {traffic.rejected} rejected, {traffic.feedback} feedback labels; "
-            f"server stopped")
+        log(
+            f"serve: {traffic.sent} answered, {traffic.rejected} rejected, {traffic.feedback} feedback labels; "
+            f"server stopped"
+        )
         log("== monitoring production traffic")
         monitoring = run_monitor(workspace)
         if monitoring.parameter("monitor", "retrain") and config.retrain:
@@ -129,9 +148,18 @@ def run_loop(config: LoopConfig, log: Callable[[str], None] = print) -> LoopResu
     else:
         log("== a custom source: serve it with `auscult serve` and send real traffic")
     final = registry.production()
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    result = LoopResult(runs, monitoring, traffic, final["version"] if final else None,
-                        config.workdir / "report.html", peak / 1024, time.perf_counter() - started)
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    result = LoopResult(
+        runs,
+        monitoring,
+        traffic,
+        final["version"] if final else None,
+        config.workdir / "report.html",
+        peak / 1024,
+        time.perf_counter() - started,
+    )
     result.report_path.write_text(loop_report(result))
     return result
 
@@ -148,8 +176,20 @@ def stage_rows(run: RunResult) -> list[list[object]]:
     return rows
 
 
-COUNT_KEYS = ("recordings", "quarantined", "usable", "labelled_usable", "review_queue", "train_windows",
-              "test_windows", "training_windows", "best_epoch", "test_recordings", "requests", "feedback_labels")
+COUNT_KEYS = (
+    "recordings",
+    "quarantined",
+    "usable",
+    "labelled_usable",
+    "review_queue",
+    "train_windows",
+    "test_windows",
+    "training_windows",
+    "best_epoch",
+    "test_recordings",
+    "requests",
+    "feedback_labels",
+)
 
 
 def summary_lines(result: LoopResult) -> list[str]:
@@ -159,10 +199,12 @@ def summary_lines(result: LoopResult) -> list[str]:
         lines += [f"  {stage:<9} {seconds:>6} s  {counts}" for stage, seconds, counts in stage_rows(run)]
         figures = run.tasks["validate"].metrics if "validate" in run.tasks else {}
         if figures:
-            lines.append(f"  AUROC {figures['auroc']:.3f} (95% CI {figures['auroc_ci_low']:.3f}-"
-                         f"{figures['auroc_ci_high']:.3f}); sensitivity {figures['sensitivity_at_target_specificity']:.2f}"
-                         f" at specificity >= {figures['target_specificity']:.2f}; torch-vs-ONNX max abs difference "
-                         f"{figures['onnx_max_abs_difference']:.1e}")
+            lines.append(
+                f"  AUROC {figures['auroc']:.3f} (95% CI {figures['auroc_ci_low']:.3f}-"
+                f"{figures['auroc_ci_high']:.3f}); sensitivity {figures['sensitivity_at_target_specificity']:.2f}"
+                f" at specificity >= {figures['target_specificity']:.2f}; torch-vs-ONNX max abs difference "
+                f"{figures['onnx_max_abs_difference']:.1e}"
+            )
             verdict = json.loads((Path(run.artifact("validate", "onnx_model")) / "validation.json").read_text())
             lines.append(f"  {'BLESSED' if verdict['blessed'] else 'NOT BLESSED'}:")
             lines += [f"    {reason}" for reason in verdict["reasons"]]
@@ -170,8 +212,10 @@ def summary_lines(result: LoopResult) -> list[str]:
             lines.append(f"  data profile: {run.artifact('curate', 'profile')}")
     if result.traffic:
         t = result.traffic
-        lines.append(f"Serving: {t.sent} requests answered ({t.sent / max(t.seconds, 1e-9):.1f}/s over HTTP), "
-                     f"{t.rejected} rejected, {t.feedback} feedback labels")
+        lines.append(
+            f"Serving: {t.sent} requests answered ({t.sent / max(t.seconds, 1e-9):.1f}/s over HTTP), "
+            f"{t.rejected} rejected, {t.feedback} feedback labels"
+        )
     if result.monitoring:
         monitor = result.monitoring.tasks["monitor"]
         drift = ", ".join(f"{k[4:]} {v:.2f}" for k, v in monitor.metrics.items() if k.startswith("psi_"))

@@ -34,13 +34,18 @@ def training_pipeline(
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
     trained.set_memory_limit("8G").set_cpu_limit("4")
     checked = validate(
-        model=trained.outputs["model"], prepared=prepared.outputs["prepared"], store_uri=store_uri,
+        model=trained.outputs["model"],
+        prepared=prepared.outputs["prepared"],
+        store_uri=store_uri,
         min_auroc=min_auroc,
     )
     with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 - a KFP condition, not Python
         deploy(
-            onnx_model=checked.outputs["onnx_model"], table=labelled.outputs["labelled"], store_uri=store_uri,
-            serving_image=serving_image, gpus=serving_gpus,
+            onnx_model=checked.outputs["onnx_model"],
+            table=labelled.outputs["labelled"],
+            store_uri=store_uri,
+            serving_image=serving_image,
+            gpus=serving_gpus,
         )
 
 

@@ -47,8 +47,9 @@ class AuscultModel:
             answer = self.predictor.answer(request)
         except BadRequest as error:
             raise SeldonMicroserviceException(str(error), status_code=400, reason="BAD_REQUEST") from None
-        self.telemetry.record(answer.request_id, self.predictor.version, answer.wave, answer.probabilities,
-                              answer.stats, answer.tags)
+        self.telemetry.record(
+            answer.request_id, self.predictor.version, answer.wave, answer.probabilities, answer.stats, answer.tags
+        )
         return self.predictor.response(answer)
 
     def send_feedback_raw(self, feedback: prediction_pb2.Feedback) -> prediction_pb2.SeldonMessage:
@@ -61,7 +62,8 @@ class AuscultModel:
         if not request_id or truth not in CLASSES:
             raise SeldonMicroserviceException(
                 f"feedback needs response.meta.tags.request_id and truth.data.ndarray holding one of {list(CLASSES)}",
-                status_code=400, reason="BAD_REQUEST",
+                status_code=400,
+                reason="BAD_REQUEST",
             )
         self.telemetry.feedback(request_id, truth)
         return prediction_pb2.SeldonMessage(strData="recorded")

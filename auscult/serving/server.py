@@ -66,17 +66,37 @@ class Server:
         self.stop()
 
 
-def start(store_uri: str, log_path: str | Path, model_version: str | None = None, http_port: int | None = None,
-          workers: int = 1, threads: int = 4, timeout_s: float = 120.0) -> Server:
+def start(
+    store_uri: str,
+    log_path: str | Path,
+    model_version: str | None = None,
+    http_port: int | None = None,
+    workers: int = 1,
+    threads: int = 4,
+    timeout_s: float = 120.0,
+) -> Server:
     """Start the microservice (free ports unless ``http_port`` is given); return once it is healthy."""
     http_port, grpc_port, metrics_port = http_port or free_port(), free_port(), free_port()
     env = {**os.environ, "AUSCULT_STORE_URI": store_uri, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
     if model_version:
         env["AUSCULT_MODEL_VERSION"] = model_version
     command = [
-        serving_bin(), MODEL_CLASS, "--service-type", "MODEL", "--http-port", str(http_port),
-        "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port), "--workers", str(workers),
-        "--threads", str(threads), "--log-level", "WARNING",
+        serving_bin(),
+        MODEL_CLASS,
+        "--service-type",
+        "MODEL",
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--metrics-port",
+        str(metrics_port),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--log-level",
+        "WARNING",
     ]
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -69,12 +69,19 @@ def expectation_suite(rules: QualityRules) -> list[tuple[str, dict]]:
         ("ExpectColumnValuesToNotBeNull", {"column": "recording_id"}),
         ("ExpectColumnValuesToBeUnique", {"column": "recording_id"}),
         ("ExpectColumnValuesToBeInSet", {"column": "status", "value_set": [table.OK, table.QUARANTINED]}),
-        ("ExpectColumnValuesToNotBeNull", {"column": "reason", "row_condition": 'status=="quarantined"',
-                                           "condition_parser": "pandas"}),
-        ("ExpectColumnValuesToBeBetween", {"column": "sample_rate", "min_value": 4_000, "max_value": 192_000, **usable}),
+        (
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "reason", "row_condition": 'status=="quarantined"', "condition_parser": "pandas"},
+        ),
+        (
+            "ExpectColumnValuesToBeBetween",
+            {"column": "sample_rate", "min_value": 4_000, "max_value": 192_000, **usable},
+        ),
         ("ExpectColumnValuesToBeBetween", {"column": "channels", "min_value": 1, "max_value": 8, **usable}),
-        ("ExpectColumnValuesToBeBetween", {"column": "duration_s", "min_value": rules.min_duration_s,
-                                           "max_value": rules.max_duration_s, **usable}),
+        (
+            "ExpectColumnValuesToBeBetween",
+            {"column": "duration_s", "min_value": rules.min_duration_s, "max_value": rules.max_duration_s, **usable},
+        ),
         ("ExpectColumnValuesToNotBeNull", {"column": "participant_id"}),
     ]
 
@@ -97,12 +104,14 @@ def run_expectations(frame: pd.DataFrame, rules: QualityRules) -> list[dict]:
         expectation = getattr(gx.expectations, name)(**kwargs)
         outcome = batch.validate(expectation, result_format={"result_format": "COMPLETE"})
         failing = outcome.result.get("unexpected_index_list") or []
-        results.append({
-            "expectation": name,
-            "column": kwargs["column"],
-            "success": bool(outcome.success),
-            "failing_rows": [int(i) for i in failing],
-        })
+        results.append(
+            {
+                "expectation": name,
+                "column": kwargs["column"],
+                "success": bool(outcome.success),
+                "failing_rows": [int(i) for i in failing],
+            }
+        )
     return results
 
 
@@ -126,8 +135,13 @@ def curate(
             reason = judge(measures, rules)
         except audio.DecodeError as error:
             measures, reason = {}, str(error)
-        measured.append({**measures, "status": table.QUARANTINED if reason else table.OK,
-                         "reason": f"{row.original_path}: {reason}" if reason else None})
+        measured.append(
+            {
+                **measures,
+                "status": table.QUARANTINED if reason else table.OK,
+                "reason": f"{row.original_path}: {reason}" if reason else None,
+            }
+        )
         if position % max(1, len(frame) // 10) == 0 or position == len(frame):
             progress(f"curate: {position}/{len(frame)} recordings decoded")
     curated = pd.concat([frame, pd.DataFrame(measured, columns=list(table.CURATE_COLUMNS))], axis=1)
@@ -144,8 +158,9 @@ def curate(
     for row in curated[curated["status"] == table.QUARANTINED].itertuples(index=False):
         key = f"{QUARANTINE_PREFIX}/{row.recording_id}.json"
         if not store.exists(key):
-            store.put_json(key, {"recording_id": row.recording_id, "uri": row.uri, "reason": row.reason,
-                                 "rules": asdict(rules)})
+            store.put_json(
+                key, {"recording_id": row.recording_id, "uri": row.uri, "reason": row.reason, "rules": asdict(rules)}
+            )
     return table.validate(curated, "curate"), expectations
 
 
@@ -163,7 +178,10 @@ def profile_html(frame: pd.DataFrame, expectations: list[dict]) -> str:
     ok = frame[frame["status"] == table.OK]
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.5))
     for axis, column, unit in zip(
-        axes.flat, ("duration_s", "rms_dbfs", "snr_db", "silence_fraction"), ("s", "dBFS", "dB", "fraction"), strict=True
+        axes.flat,
+        ("duration_s", "rms_dbfs", "snr_db", "silence_fraction"),
+        ("s", "dBFS", "dB", "fraction"),
+        strict=True,
     ):
         values = frame[column].dropna().astype(float)
         axis.hist(values, bins=30, color="#4c72b0", alpha=0.8)
@@ -177,14 +195,29 @@ def profile_html(frame: pd.DataFrame, expectations: list[dict]) -> str:
     reasons_plot = report.figure(fig)
     by_source = frame.groupby(["source", "status"]).size().unstack(fill_value=0)
     quarantined = frame[frame["status"] == table.QUARANTINED]
-    return report.page("auscult data profile", [
-        ("Summary", report.table(["recordings", "usable", "quarantined"], [[len(frame), len(ok), len(quarantined)]])),
-        ("By source", report.table(["source", *by_source.columns], [[s, *r] for s, r in by_source.iterrows()])),
-        ("Quality measures", plots),
-        ("Quarantine reasons", reasons_plot + report.table(["reason", "recordings"], counts.items())),
-        ("Great Expectations suite", report.table(
-            ["expectation", "column", "passed", "failing rows"],
-            [[e["expectation"], e["column"], e["success"], len(e["failing_rows"])] for e in expectations])),
-        ("Quarantined files", report.table(["file", "reason"], [
-            [r.original_path, (r.reason or "").split(": ", 1)[-1]] for r in quarantined.itertuples()])),
-    ])
+    return report.page(
+        "auscult data profile",
+        [
+            (
+                "Summary",
+                report.table(["recordings", "usable", "quarantined"], [[len(frame), len(ok), len(quarantined)]]),
+            ),
+            ("By source", report.table(["source", *by_source.columns], [[s, *r] for s, r in by_source.iterrows()])),
+            ("Quality measures", plots),
+            ("Quarantine reasons", reasons_plot + report.table(["reason", "recordings"], counts.items())),
+            (
+                "Great Expectations suite",
+                report.table(
+                    ["expectation", "column", "passed", "failing rows"],
+                    [[e["expectation"], e["column"], e["success"], len(e["failing_rows"])] for e in expectations],
+                ),
+            ),
+            (
+                "Quarantined files",
+                report.table(
+                    ["file", "reason"],
+                    [[r.original_path, (r.reason or "").split(": ", 1)[-1]] for r in quarantined.itertuples()],
+                ),
+            ),
+        ],
+    )

@@ -58,17 +58,22 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
     return {
         "apiVersion": "machinelearning.seldon.io/v1",
         "kind": "SeldonDeployment",
-        "metadata": {"name": name, "namespace": spec.namespace,
-                     "labels": {"app.kubernetes.io/name": name, "auscult.io/model-version": version}},
+        "metadata": {
+            "name": name,
+            "namespace": spec.namespace,
+            "labels": {"app.kubernetes.io/name": name, "auscult.io/model-version": version},
+        },
         "spec": {
             "name": name,
-            "predictors": [{
-                "name": "default",
-                "replicas": spec.replicas,
-                "componentSpecs": [{"spec": pod_spec}],
-                "graph": {"name": "classifier", "type": "MODEL", "endpoint": {"type": "REST"}},
-                "labels": {"version": version},
-            }],
+            "predictors": [
+                {
+                    "name": "default",
+                    "replicas": spec.replicas,
+                    "componentSpecs": [{"spec": pod_spec}],
+                    "graph": {"name": "classifier", "type": "MODEL", "endpoint": {"type": "REST"}},
+                    "labels": {"version": version},
+                }
+            ],
         },
     }
 

@@ -130,7 +130,9 @@ def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
                 raw_label=person.get("covid_status") or None,
             )
     seen = {p.name for p in root.glob("*/*") if p.is_dir()}
-    report.missing += [f"{source.name}: participant {pid} has metadata but no folder" for pid in people if pid not in seen]
+    report.missing += [
+        f"{source.name}: participant {pid} has metadata but no folder" for pid in people if pid not in seen
+    ]
 
 
 def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
@@ -151,7 +153,9 @@ def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
             raw_label=None if covid is None else str(covid).lower(),
         )
     present = {p.name for p in (root / "raw").iterdir()}
-    report.missing += [f"{source.name}: {name} is in metadata.json but not in raw/" for name in entries if name not in present]
+    report.missing += [
+        f"{source.name}: {name} is in metadata.json but not in raw/" for name in entries if name not in present
+    ]
 
 
 def _manifest(source: Source, report: IngestReport) -> Iterator[Candidate]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pandas as pd
 
 from auscult import table
-from auscult.task import CLASSES
 
 DEFAULT_CLASS_MAP: dict[str, list[str]] = {
     "negative": ["negative", "healthy", "false", "covid-negative", "no_resp_illness_exposed"],
@@ -44,7 +43,9 @@ def label(frame: pd.DataFrame, class_map: dict[str, list[str]] = DEFAULT_CLASS_M
     status[raw.isna()] = UNLABELLED
     note[raw.isna()] = frame["original_path"][raw.isna()] + ": no label in the source"
     status[unknown] = REVIEW
-    note[unknown] = frame["original_path"][unknown] + ": label '" + frame["raw_label"][unknown] + "' is not in the class map"
+    note[unknown] = (
+        frame["original_path"][unknown] + ": label '" + frame["raw_label"][unknown] + "' is not in the class map"
+    )
     # One person cannot be both positive and negative: when their recordings disagree, a person decides.
     classes_per_person = mapped.groupby(frame["participant_id"]).transform(lambda s: s.dropna().nunique())
     conflict = mapped.notna() & (classes_per_person > 1)
@@ -59,4 +60,6 @@ def review_queue(frame: pd.DataFrame) -> pd.DataFrame:
     """Usable recordings that need a person's label, with why."""
     frame = table.validate(frame, "label")
     usable = frame["status"] == table.OK
-    return frame.loc[usable & (frame["label_status"] == REVIEW), ["recording_id", "original_path", "raw_label", "label_note"]]
+    return frame.loc[
+        usable & (frame["label_status"] == REVIEW), ["recording_id", "original_path", "raw_label", "label_note"]
+    ]

@@ -68,14 +68,17 @@ def monitor(registry: Registry, config: MonitorConfig = MonitorConfig()) -> Moni
         if drifted:
             what = "predictions" if name == "prediction" else f"input {name}"
             reasons.append(f"{what} drifted: PSI {psi:.2f} >= {config.psi_threshold}, KS {ks:.2f} (p = {p_value:.1e})")
-    labelled = [(CLASSES.index(truths[r["request_id"]]), r["probabilities"][1]) for r in records if r["request_id"] in truths]
+    labelled = [
+        (CLASSES.index(truths[r["request_id"]]), r["probabilities"][1]) for r in records if r["request_id"] in truths
+    ]
     feedback_auroc = float("nan")
     if len(labelled) >= config.min_feedback:
         labels, scores = np.array(labelled).T
         feedback_auroc = metrics.roc_auc(labels, scores)
         if not np.isnan(feedback_auroc) and feedback_auroc < config.min_feedback_auroc:
-            reasons.append(f"AUROC on {len(labelled)} feedback labels is {feedback_auroc:.3f} "
-                           f"(below {config.min_feedback_auroc})")
+            reasons.append(
+                f"AUROC on {len(labelled)} feedback labels is {feedback_auroc:.3f} (below {config.min_feedback_auroc})"
+            )
     retrain = bool(reasons)
     if not retrain:
         reasons.append(f"no drift and no performance drop over {len(records)} requests")
@@ -85,22 +88,41 @@ def monitor(registry: Registry, config: MonitorConfig = MonitorConfig()) -> Moni
 def record_decision(registry: Registry, result: Monitoring) -> str:
     """Keep the decision in the object store, where CI and the next run can read it."""
     now = datetime.now(UTC)
-    return registry.store.put_json(f"{DECISIONS_PREFIX}/{now:%Y%m%dT%H%M%S%fZ}.json", {
-        "decided_at": now.isoformat(), "model_version": result.model_version, "requests": result.requests,
-        "feedback": result.feedback, "feedback_auroc": None if np.isnan(result.feedback_auroc) else result.feedback_auroc,
-        "drift": result.drift, "retrain": result.retrain, "reasons": result.reasons,
-    })
+    return registry.store.put_json(
+        f"{DECISIONS_PREFIX}/{now:%Y%m%dT%H%M%S%fZ}.json",
+        {
+            "decided_at": now.isoformat(),
+            "model_version": result.model_version,
+            "requests": result.requests,
+            "feedback": result.feedback,
+            "feedback_auroc": None if np.isnan(result.feedback_auroc) else result.feedback_auroc,
+            "drift": result.drift,
+            "retrain": result.retrain,
+            "reasons": result.reasons,
+        },
+    )
 
 
 def report_html(result: Monitoring) -> str:
     import matplotlib.pyplot as plt
 
-    sections = [("Decision", report.verdict(not result.retrain, "retrain" if result.retrain else "no retraining needed")
-                 + report.bullets(result.reasons))]
+    sections = [
+        (
+            "Decision",
+            report.verdict(not result.retrain, "retrain" if result.retrain else "no retraining needed")
+            + report.bullets(result.reasons),
+        )
+    ]
     if result.drift:
-        sections.append(("Drift against the training reference", report.table(
-            ["measure", "PSI", "KS", "p-value", "drifted"],
-            [[d["name"], d["psi"], d["ks"], f"{d['p_value']:.1e}", d["drifted"]] for d in result.drift])))
+        sections.append(
+            (
+                "Drift against the training reference",
+                report.table(
+                    ["measure", "PSI", "KS", "p-value", "drifted"],
+                    [[d["name"], d["psi"], d["ks"], f"{d['p_value']:.1e}", d["drifted"]] for d in result.drift],
+                ),
+            )
+        )
         names = list(result.current)
         fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3))
         for axis, name in zip(np.atleast_1d(axes), names, strict=True):
@@ -109,6 +131,13 @@ def report_html(result: Monitoring) -> str:
             axis.set_title(name, fontsize=9)
         np.atleast_1d(axes)[0].legend(fontsize=8)
         sections.append(("Distributions", report.figure(fig)))
-    sections.append(("Traffic", report.table(["model version", "requests", "feedback labels", "feedback AUROC"],
-                                             [[result.model_version, result.requests, result.feedback, result.feedback_auroc]])))
+    sections.append(
+        (
+            "Traffic",
+            report.table(
+                ["model version", "requests", "feedback labels", "feedback AUROC"],
+                [[result.model_version, result.requests, result.feedback, result.feedback_auroc]],
+            ),
+        )
+    )
     return report.page("auscult monitoring", sections)

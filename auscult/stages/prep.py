@@ -15,8 +15,8 @@ import pandas as pd
 
 from auscult import audio, table
 from auscult.stages.label import LABELLED
-from auscult.task import CLASSES
 from auscult.store import read_uri
+from auscult.task import CLASSES
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,7 @@ def split_participants(people: pd.Series, config: PrepConfig) -> dict[str, str]:
     return assignment
 
 
-def prep(
-    frame: pd.DataFrame, config: PrepConfig = PrepConfig(), progress: Callable[[str], None] = print
-) -> Prepared:
+def prep(frame: pd.DataFrame, config: PrepConfig = PrepConfig(), progress: Callable[[str], None] = print) -> Prepared:
     frame = table.validate(frame, "label")
     usable = (frame["status"] == table.OK) & (frame["label_status"] == LABELLED)
     people = frame[usable].groupby("participant_id")["label"].first()
@@ -93,8 +91,13 @@ def prep(
         split = assignment[row["participant_id"]]
         pieces.append(cut)
         index_rows += [
-            {"recording_id": row["recording_id"], "participant_id": row["participant_id"], "split": split,
-             "label": CLASSES.index(row["label"]), "window": w}
+            {
+                "recording_id": row["recording_id"],
+                "participant_id": row["participant_id"],
+                "split": split,
+                "label": CLASSES.index(row["label"]),
+                "window": w,
+            }
             for w in range(len(cut))
         ]
         extra["split"][row_index] = split

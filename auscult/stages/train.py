@@ -71,7 +71,9 @@ def train(
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.learning_rate, total_steps=config.epochs * int(np.ceil(len(labels) / config.batch_size))
+        optimiser,
+        max_lr=config.learning_rate,
+        total_steps=config.epochs * int(np.ceil(len(labels) / config.batch_size)),
     )
     history, best_auroc, best_state, best_epoch = [], -1.0, None, 0
     for epoch in range(1, config.epochs + 1):
@@ -95,8 +97,10 @@ def train(
         auroc = metrics.roc_auc(scores["label"].to_numpy(), scores["score"].to_numpy())
         seconds = time.perf_counter() - started
         history.append({"epoch": epoch, "loss": total / len(labels), "validation_auroc": auroc, "seconds": seconds})
-        progress(f"train: epoch {epoch}/{config.epochs} loss {total / len(labels):.4f} "
-                 f"validation AUROC {auroc:.3f} ({seconds:.1f} s)")
+        progress(
+            f"train: epoch {epoch}/{config.epochs} loss {total / len(labels):.4f} "
+            f"validation AUROC {auroc:.3f} ({seconds:.1f} s)"
+        )
         # Without a usable validation AUROC (too few recordings), keep the last epoch.
         if np.isnan(auroc) or auroc >= best_auroc:
             best_auroc = -1.0 if np.isnan(auroc) else auroc

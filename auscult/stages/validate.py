@@ -83,9 +83,15 @@ def subgroup_metrics(scores: pd.DataFrame, recordings: pd.DataFrame) -> pd.DataF
     rows = []
     for column in SUBGROUPS:
         for value, group in joined.groupby(joined[column].fillna("unknown")):
-            rows.append({"attribute": column, "value": str(value), "recordings": len(group),
-                         "positives": int(group["label"].sum()),
-                         "auroc": metrics.roc_auc(group["label"].to_numpy(), group["score"].to_numpy())})
+            rows.append(
+                {
+                    "attribute": column,
+                    "value": str(value),
+                    "recordings": len(group),
+                    "positives": int(group["label"].sum()),
+                    "auroc": metrics.roc_auc(group["label"].to_numpy(), group["score"].to_numpy()),
+                }
+            )
     return pd.DataFrame(rows, columns=["attribute", "value", "recordings", "positives", "auroc"])
 
 
@@ -117,17 +123,24 @@ def validate(
     low, high = metrics.bootstrap_ci(labels, values, n=config.bootstrap, seed=config.seed)
     # The operating threshold is chosen on validation participants, then applied to test ones.
     chosen_on = onnx_scores(predictor, validation_windows, validation_index) if len(validation_windows) else scores
-    threshold = metrics.threshold_at_specificity(chosen_on["label"].to_numpy(), chosen_on["score"].to_numpy(),
-                                                 config.target_specificity)
+    threshold = metrics.threshold_at_specificity(
+        chosen_on["label"].to_numpy(), chosen_on["score"].to_numpy(), config.target_specificity
+    )
     sensitivity, specificity = metrics.sensitivity_specificity(labels, values, threshold)
     max_difference = parity(model, predictor, test_windows)
     figures = {
-        "auroc": auroc, "auroc_ci_low": low, "auroc_ci_high": high,
-        "sensitivity_at_target_specificity": sensitivity, "specificity_at_threshold": specificity,
-        "target_specificity": config.target_specificity, "threshold": threshold,
-        "brier": metrics.brier_score(labels, values), "ece": metrics.expected_calibration_error(labels, values),
+        "auroc": auroc,
+        "auroc_ci_low": low,
+        "auroc_ci_high": high,
+        "sensitivity_at_target_specificity": sensitivity,
+        "specificity_at_threshold": specificity,
+        "target_specificity": config.target_specificity,
+        "threshold": threshold,
+        "brier": metrics.brier_score(labels, values),
+        "ece": metrics.expected_calibration_error(labels, values),
         "onnx_max_abs_difference": max_difference,
-        "test_recordings": float(len(scores)), "test_positives": float(labels.sum()),
+        "test_recordings": float(len(scores)),
+        "test_positives": float(labels.sum()),
     }
     reasons, blessed = [], True
 
@@ -136,21 +149,28 @@ def validate(
         blessed &= passed
         reasons.append(("pass: " if passed else "FAIL: ") + text)
 
-    check(not np.isnan(auroc) and auroc >= config.min_auroc,
-          f"test AUROC {auroc:.3f} (95% CI {low:.3f}-{high:.3f}) against a minimum of {config.min_auroc}")
-    check(max_difference <= config.parity_tolerance,
-          f"torch vs ONNX max abs difference {max_difference:.2e} (tolerance {config.parity_tolerance:.0e})")
+    check(
+        not np.isnan(auroc) and auroc >= config.min_auroc,
+        f"test AUROC {auroc:.3f} (95% CI {low:.3f}-{high:.3f}) against a minimum of {config.min_auroc}",
+    )
+    check(
+        max_difference <= config.parity_tolerance,
+        f"torch vs ONNX max abs difference {max_difference:.2e} (tolerance {config.parity_tolerance:.0e})",
+    )
     problem = serving_check(predictor, test_windows)
     check(problem is None, problem or "the serving runtime loads the model and answers a request")
     pointer = registry.production() if registry else None
     if pointer:
-        production = onnx_scores(Predictor(registry.onnx(pointer["version"]), pointer["version"]),
-                                 test_windows, test_index)
+        production = onnx_scores(
+            Predictor(registry.onnx(pointer["version"]), pointer["version"]), test_windows, test_index
+        )
         production_auroc = metrics.roc_auc(production["label"].to_numpy(), production["score"].to_numpy())
         figures["production_auroc"] = production_auroc
-        check(np.isnan(production_auroc) or auroc >= production_auroc - config.max_regression,
-              f"AUROC {auroc:.3f} against production {pointer['version']} at {production_auroc:.3f} "
-              f"on the same test recordings (allowed regression {config.max_regression})")
+        check(
+            np.isnan(production_auroc) or auroc >= production_auroc - config.max_regression,
+            f"AUROC {auroc:.3f} against production {pointer['version']} at {production_auroc:.3f} "
+            f"on the same test recordings (allowed regression {config.max_regression})",
+        )
     else:
         reasons.append("pass: no model in production yet, nothing to compare with")
     predicted = (values >= threshold).astype(int)
@@ -187,12 +207,23 @@ def report_html(result: Validation, history: list[dict] | None = None) -> str:
         axes[2].legend()
         axes[2].set(title="Training", xlabel="epoch")
     plots = report.figure(fig)
-    return report.page("auscult model validation", [
-        ("Verdict", report.verdict(result.blessed, "blessed" if result.blessed else "not blessed")
-         + report.bullets(result.reasons)),
-        ("Metrics (test participants, recording level)", report.table(["metric", "value"], result.metrics.items())),
-        ("Curves", plots),
-        ("Confusion matrix at the chosen threshold", report.table(
-            ["true \\ predicted", *CLASSES], [[c, *row] for c, row in zip(CLASSES, result.confusion.tolist(), strict=True)])),
-        ("Subgroups", report.table(list(result.subgroups.columns), result.subgroups.itertuples(index=False))),
-    ])
+    return report.page(
+        "auscult model validation",
+        [
+            (
+                "Verdict",
+                report.verdict(result.blessed, "blessed" if result.blessed else "not blessed")
+                + report.bullets(result.reasons),
+            ),
+            ("Metrics (test participants, recording level)", report.table(["metric", "value"], result.metrics.items())),
+            ("Curves", plots),
+            (
+                "Confusion matrix at the chosen threshold",
+                report.table(
+                    ["true \\ predicted", *CLASSES],
+                    [[c, *row] for c, row in zip(CLASSES, result.confusion.tolist(), strict=True)],
+                ),
+            ),
+            ("Subgroups", report.table(list(result.subgroups.columns), result.subgroups.itertuples(index=False))),
+        ],
+    )

@@ -1,0 +1,49 @@
+"""The request contract, in process: what is accepted and what is refused, with which message."""
+
+import base64
+
+import numpy as np
+import pytest
+
+from auscult import audio
+from auscult.serving.runtime import BadRequest, parse
+
+WAVE = (0.2 * np.sin(np.arange(16000) / 3.0)).astype(np.float32)
+
+
+def test_waveform_and_file_requests_parse_to_the_same_audio():
+    from_array, _ = parse({"data": {"ndarray": WAVE.tolist()}})
+    from_file, tags = parse(
+        {"binData": base64.b64encode(audio.encode_wav(WAVE)).decode(), "meta": {"tags": {"device": "x"}}}
+    )
+    assert from_array.shape == from_file.shape
+    assert np.abs(from_array - from_file).max() < 1e-3
+    assert tags == {"device": "x"}
+
+
+@pytest.mark.parametrize(
+    "message, words",
+    [
+        ([1, 2, 3], "JSON object"),
+        ({}, "no audio"),
+        ({"data": {"ndarray": []}}, "non-empty"),
+        ({"data": {"ndarray": ["a", "b"]}}, "numbers only"),
+        ({"data": {"ndarray": [[0.1, 0.2], [0.3, 0.4]]}}, "one waveform"),
+        ({"data": {"ndarray": [float("nan")] * 4000}}, "NaN"),
+        ({"data": {"ndarray": [0.1] * 100}}, "shorter than 0.1 s"),
+        ({"data": {"ndarray": [0.0] * 4000}}, "silent"),
+        ({"binData": 5}, "base64 string"),
+        ({"binData": "%%%"}, "not valid base64"),
+        ({"binData": base64.b64encode(b"not audio at all").decode()}, "not an audio file"),
+        ({"binData": ""}, "empty file"),
+        ({"data": {"ndarray": WAVE.tolist()}, "meta": {"tags": {"x": {"nested": 1}}}}, "plain values"),
+    ],
+)
+def test_malformed_requests_are_refused_with_a_reason(message, words):
+    with pytest.raises(BadRequest, match=words):
+        parse(message)
+
+
+def test_overlong_audio_is_refused():
+    with pytest.raises(BadRequest, match="longer than 60 s"):
+        parse({"data": {"ndarray": [0.1] * (61 * 16000)}})

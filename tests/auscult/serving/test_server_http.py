@@ -1,0 +1,98 @@
+"""The real Seldon Core microservice, in its own environment, over HTTP on 127.0.0.1."""
+
+import base64
+import json
+import urllib.request
+
+import numpy as np
+import pytest
+
+from auscult import audio
+from auscult.model import export_onnx
+from auscult.registry import Registry
+from auscult.serving import client, server
+from auscult.store import FileStore
+
+
+@pytest.fixture(scope="module")
+def served(trained, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("served")
+    export_onnx(trained.model, folder / "model.onnx")
+    store = FileStore(folder / "store")
+    registry = Registry(store)
+    version = registry.register((folder / "model.onnx").read_bytes(), {}, {})
+    registry.promote(version, "test")
+    running = server.start(store.root, folder / "server.log")
+    yield running, store, version
+    running.stop()
+
+
+def raw_post(url, body: bytes, content_type="application/json"):
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_predicts_an_encoded_file(served, cohort):
+    running, _, version = served
+    path = sorted(cohort.glob("*/*/cough-heavy.*"))[0]
+    answer = client.predict_file(running.url, path.read_bytes(), {"participant": "p"})
+    probabilities = answer["data"]["ndarray"][0]
+    assert answer["data"]["names"] == ["negative", "positive"]
+    assert len(probabilities) == 2 and sum(probabilities) == pytest.approx(1, abs=1e-5)
+    assert answer["meta"]["tags"]["model_version"] == version
+    assert answer["meta"]["tags"]["request_id"]
+
+
+def test_predicts_a_waveform_and_records_feedback(served):
+    running, store, _ = served
+    wave = (0.2 * np.random.default_rng(0).standard_normal(24000)).astype(np.float32)
+    answer = client.predict_waveform(running.url, wave)
+    assert client.send_feedback(running.url, answer, "positive") == {"strData": "recorded"}
+    request_id = answer["meta"]["tags"]["request_id"]
+    assert store.get_json(f"telemetry/feedback/{request_id}.json")["truth"] == "positive"
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"not json", "JSON"),
+        (json.dumps({"foo": 1}).encode(), "no audio"),
+        (json.dumps({"binData": "%%%"}).encode(), "base64"),
+        (json.dumps({"binData": base64.b64encode(b"garbage").decode()}).encode(), "audio file"),
+        (json.dumps({"data": {"ndarray": [[1, 2], [3, 4]]}}).encode(), "one waveform"),
+        (json.dumps({"data": {"ndarray": ["x"] * 3000}}).encode(), "numbers"),
+    ],
+)
+def test_malformed_requests_get_400_with_a_message(served, body, words):
+    running, _, _ = served
+    status, text = raw_post(f"{running.url}/api/v1.0/predictions", body)
+    assert status == 400, text
+    assert words in json.loads(text)["status"]["info"]
+
+
+def test_bad_feedback_gets_400(served):
+    running, _, _ = served
+    status, text = raw_post(
+        f"{running.url}/api/v1.0/feedback", json.dumps({"truth": {"data": {"ndarray": ["maybe"]}}}).encode()
+    )
+    assert status == 400 and "request_id" in text
+
+
+def test_every_request_leaves_telemetry_that_survives_shutdown(trained, tmp_path, cohort):
+    export_onnx(trained.model, tmp_path / "model.onnx")
+    store = FileStore(tmp_path / "store")
+    registry = Registry(store)
+    registry.promote(registry.register((tmp_path / "model.onnx").read_bytes(), {}, {}), "test")
+    files = sorted(p for p in cohort.glob("*/*/*.wav") if p.stat().st_size > 10_000)[:12]
+    running = server.start(store.root, tmp_path / "server.log")
+    ids = [client.predict_file(running.url, p.read_bytes())["meta"]["tags"]["request_id"] for p in files]
+    assert running.stop() == 0
+    records = [store.get_json(k) for k in store.list("telemetry/records/")]
+    assert sorted(r["request_id"] for r in records) == sorted(ids)
+    for record in records:
+        assert store.exists(record["audio_key"])
+        assert set(record["stats"]) == set(audio.STAT_NAMES)

@@ -1,0 +1,75 @@
+import numpy as np
+import pandas as pd
+
+from auscult import audio, table
+from auscult.stages.curate import QualityRules, curate, judge, measure, profile_html, reason_counts
+from auscult.stages.ingest import ingest
+from tests.conftest import KEY
+
+
+def write_cases(folder):
+    """One file of each kind a collection receives, in a manifest."""
+    rng = np.random.default_rng(0)
+    cough = np.concatenate([np.zeros(4000), 0.3 * rng.standard_normal(8000), np.zeros(4000)]).astype(np.float32)
+    cases = {
+        "good.wav": audio.encode_wav(cough),
+        "silent.wav": audio.encode_wav(np.zeros(16000, dtype=np.float32)),
+        "clipped.wav": audio.encode_wav(np.clip(cough * 50, -1, 1)),
+        "short.wav": audio.encode_wav(cough[4000:6000]),
+        "empty.wav": b"",
+        "corrupt.wav": audio.encode_wav(cough)[:30],
+    }
+    lines = ["path,label,participant"]
+    for name, data in cases.items():
+        (folder / name).write_bytes(data)
+        lines.append(f"{name},positive,{name}")
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return folder / "manifest.csv"
+
+
+def test_every_defect_is_quarantined_with_a_reason_naming_the_file(tmp_path, store):
+    frame, _ = ingest([str(write_cases(tmp_path))], store, KEY, progress=lambda _: None)
+    curated, expectations = curate(frame, store, progress=lambda _: None)
+    by_file = {row.original_path.rsplit("/", 1)[-1]: row for row in curated.itertuples()}
+    assert by_file["good.wav"].status == table.OK and pd.isna(by_file["good.wav"].reason)
+    expected = {
+        "silent.wav": "silent",
+        "clipped.wav": "clipped",
+        "short.wav": "too short",
+        "empty.wav": "empty file",
+        "corrupt.wav": "cannot decode",
+    }
+    for name, words in expected.items():
+        row = by_file[name]
+        assert row.status == table.QUARANTINED, name
+        assert name in row.reason and words in row.reason, row.reason
+    assert len(curated) == 6, "nothing is dropped"
+    assert len(store.list("quarantine/")) == 5
+    assert all(e["success"] for e in expectations)
+
+
+def test_judge_thresholds():
+    rules = QualityRules()
+    base = {"duration_s": 2.0, "rms_dbfs": -20.0, "active_s": 1.0, "clipped_fraction": 0.0, "snr_db": 20.0}
+    assert judge(base, rules) is None
+    assert "too noisy" in judge({**base, "snr_db": 1.0}, rules)
+    assert "too long" in judge({**base, "duration_s": 900.0}, rules)
+
+
+def test_measure_reports_stereo_and_rate(tmp_path):
+    import io
+
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.full((4410, 2), 0.1), 44100, format="WAV")
+    measured = measure(buffer.getvalue())
+    assert measured["channels"] == 2 and measured["sample_rate"] == 44100
+    assert measured["rms_dbfs"] == np.float64(measured["rms_dbfs"])
+
+
+def test_profile_and_reason_counts(labelled):
+    counts = reason_counts(labelled)
+    assert sum(counts.values()) == int((labelled["status"] == table.QUARANTINED).sum()) > 0
+    html = profile_html(labelled, [])
+    assert "data:image/png;base64" in html and "Quarantine reasons" in html

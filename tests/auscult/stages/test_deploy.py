@@ -1,0 +1,33 @@
+from auscult.registry import Registry
+from auscult.stages.deploy import ServingSpec, deploy, seldon_deployment
+
+
+def test_seldon_deployment_requests_a_gpu_on_gpu_nodes():
+    manifest = seldon_deployment("v0001-abc", "s3://bucket/auscult", ServingSpec(image="reg/serving:1"))
+    assert manifest["kind"] == "SeldonDeployment"
+    pod = manifest["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "reg/serving:1"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert {"name": "AUSCULT_MODEL_VERSION", "value": "v0001-abc"} in container["env"]
+    assert container["envFrom"] == [{"secretRef": {"name": "auscult-object-store"}}]
+    assert manifest["spec"]["predictors"][0]["graph"]["name"] == container["name"]
+
+
+def test_cpu_serving_has_no_gpu_placement():
+    pod = seldon_deployment("v1", "file:///x", ServingSpec(gpus=0))["spec"]["predictors"][0]["componentSpecs"][0][
+        "spec"
+    ]
+    assert "nodeSelector" not in pod and "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+
+
+def test_deploy_promotes_and_keeps_the_previous_version(store):
+    registry = Registry(store)
+    first = deploy(registry, b"onnx-1", {"metrics": {}}, {"input": {}})
+    second = deploy(registry, b"onnx-2", {"metrics": {}}, {"input": {}})
+    assert first.previous is None and second.previous == first.version
+    assert registry.production()["version"] == second.version
+    again = deploy(registry, b"onnx-2", {"metrics": {}}, {"input": {}})
+    assert again.version == second.version and len(store.list("models/auscult-screening/production/")) == 2

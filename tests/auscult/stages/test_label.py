@@ -1,0 +1,57 @@
+import pandas as pd
+import pytest
+
+from auscult import table
+from auscult.stages.label import LABELLED, REVIEW, UNLABELLED, invert, label, review_queue
+
+
+def curated(rows):
+    frame = table.empty("curate")
+    frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
+    frame["status"] = frame["status"].fillna(table.OK)
+    return table.conform(frame, "curate")
+
+
+def test_class_map_and_statuses():
+    frame = curated(
+        [
+            {"recording_id": "1", "participant_id": "a", "raw_label": "Positive_Mild", "original_path": "/d/1.wav"},
+            {"recording_id": "2", "participant_id": "b", "raw_label": "healthy", "original_path": "/d/2.wav"},
+            {"recording_id": "3", "participant_id": "c", "raw_label": "postive", "original_path": "/d/3.wav"},
+            {"recording_id": "4", "participant_id": "d", "raw_label": None, "original_path": "/d/4.wav"},
+        ]
+    )
+    out = label(frame)
+    assert out["label"].tolist()[:2] == ["positive", "negative"]
+    assert out["label_status"].tolist() == [LABELLED, LABELLED, REVIEW, UNLABELLED]
+    assert out["label"][2:].isna().all()
+    assert "/d/3.wav" in out.loc[2, "label_note"] and "postive" in out.loc[2, "label_note"]
+    assert review_queue(out)["recording_id"].tolist() == ["3"]
+
+
+def test_a_participant_with_disagreeing_labels_goes_to_review():
+    frame = curated(
+        [
+            {"recording_id": "1", "participant_id": "a", "raw_label": "positive", "original_path": "/d/1.wav"},
+            {"recording_id": "2", "participant_id": "a", "raw_label": "negative", "original_path": "/d/2.wav"},
+            {"recording_id": "3", "participant_id": "b", "raw_label": "negative", "original_path": "/d/3.wav"},
+        ]
+    )
+    out = label(frame)
+    assert out["label_status"].tolist() == [REVIEW, REVIEW, LABELLED]
+    assert "different labels" in out.loc[0, "label_note"]
+
+
+def test_custom_class_map_and_contradictions():
+    assert invert({"wheeze": ["whistle"], "normal": []}) == {
+        "wheeze": "wheeze",
+        "whistle": "wheeze",
+        "normal": "normal",
+    }
+    with pytest.raises(ValueError, match="both"):
+        invert({"a": ["x"], "b": ["x"]})
+
+
+def test_session_cohort_keeps_every_row(labelled):
+    assert len(labelled) == 96
+    assert (labelled["label_status"] != LABELLED).sum() > 0

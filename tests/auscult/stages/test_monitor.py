@@ -1,0 +1,64 @@
+import numpy as np
+
+from auscult import audio
+from auscult.registry import Registry
+from auscult.serving.telemetry import TelemetryWriter
+from auscult.stages.monitor import MonitorConfig, monitor, record_decision, report_html
+
+
+def production(store, rng):
+    registry = Registry(store)
+    reference = {
+        "input": {name: rng.normal(0, 1, 500).tolist() for name in audio.STAT_NAMES},
+        "prediction": np.clip(np.r_[rng.normal(0.2, 0.05, 250), rng.normal(0.8, 0.05, 250)], 0, 1).tolist(),
+    }
+    version = registry.register(b"onnx", {}, reference)
+    registry.promote(version, "test")
+    return registry, version
+
+
+def send(store, version, rng, shift, count=60, feedback=True):
+    writer = TelemetryWriter(store)
+    for i in range(count):
+        stats = {name: float(rng.normal(shift, 1)) for name in audio.STAT_NAMES}
+        positive = i % 2
+        score = float(np.clip(rng.uniform(0, 1) if shift else 0.2 + 0.6 * positive + rng.normal(0, 0.05), 0, 1))
+        writer.record(f"r{i}", version, np.zeros(1600, np.float32), [1 - score, score], stats, {})
+        if feedback:
+            writer.feedback(f"r{i}", ("negative", "positive")[positive])
+
+
+def test_nothing_in_production(store):
+    result = monitor(Registry(store))
+    assert not result.retrain and "no model in production" in result.reasons[0]
+
+
+def test_too_little_traffic_decides_nothing(store):
+    rng = np.random.default_rng(0)
+    registry, version = production(store, rng)
+    send(store, version, rng, 0.0, count=5)
+    result = monitor(registry)
+    assert not result.retrain and "only 5 requests" in result.reasons[0]
+
+
+def test_shifted_inputs_trigger_retraining_with_reasons(store):
+    rng = np.random.default_rng(1)
+    registry, version = production(store, rng)
+    send(store, version, rng, shift=2.0)
+    result = monitor(registry, MonitorConfig())
+    assert result.retrain
+    assert any("rms_dbfs drifted" in r for r in result.reasons)
+    assert all(d["drifted"] for d in result.drift if d["name"] != "prediction")
+    assert result.feedback == 60
+    record_decision(registry, result)
+    assert store.list("monitor/decisions/")
+    assert "data:image/png;base64" in report_html(result)
+
+
+def test_stable_traffic_with_good_feedback_keeps_the_model(store):
+    rng = np.random.default_rng(2)
+    registry, version = production(store, rng)
+    send(store, version, rng, shift=0.0)
+    result = monitor(registry)
+    assert not result.retrain, result.reasons
+    assert result.feedback_auroc > 0.9 and "no drift" in result.reasons[0]

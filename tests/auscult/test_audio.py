@@ -1,0 +1,57 @@
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from auscult import audio
+
+
+def encode(wave: np.ndarray, rate: int, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}[fmt]
+    sf.write(buffer, wave, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG", "MP3"])
+def test_decode_every_supported_format(fmt):
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050)
+    decoded = audio.decode(encode(np.stack([tone, tone], axis=1), 22050, fmt))
+    assert decoded.sample_rate == 22050 and decoded.channels == 2
+    assert decoded.duration_s == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("data, message", [(b"", "empty"), (b"RIFF\x00\x00garbage" * 3, "cannot decode")])
+def test_undecodable_bytes_raise_with_a_reason(data, message):
+    with pytest.raises(audio.DecodeError, match=message):
+        audio.decode(data)
+
+
+def test_resample_changes_length_by_the_rate_ratio():
+    wave = np.random.default_rng(0).standard_normal(44100).astype(np.float32)
+    assert len(audio.resample(wave, 44100)) == 16000
+    assert audio.resample(wave, 16000) is wave or len(audio.resample(wave, 16000)) == 44100
+
+
+def test_windows_pad_short_audio_and_cap_long_audio():
+    short = audio.windows(np.ones(1000, dtype=np.float32))
+    assert short.shape == (1, 32000) and short[0, 999] == 1 and short[0, 1000] == 0
+    long = audio.windows(np.ones(10 * 16000, dtype=np.float32), max_windows=2)
+    assert long.shape == (2, 32000)
+
+
+def test_trim_removes_silence_around_the_sound():
+    rng = np.random.default_rng(0)
+    wave = np.concatenate([np.zeros(16000), 0.5 * rng.standard_normal(8000), np.zeros(16000)]).astype(np.float32)
+    trimmed = audio.trim(wave)
+    assert 8000 <= len(trimmed) <= 8000 + 2 * 0.1 * 16000 + 400
+
+
+def test_input_stats_are_finite_and_track_level():
+    rng = np.random.default_rng(0)
+    loud = audio.input_stats(0.5 * rng.standard_normal(16000).astype(np.float32))
+    quiet = audio.input_stats(0.005 * rng.standard_normal(16000).astype(np.float32))
+    assert set(loud) == set(audio.STAT_NAMES)
+    assert loud["rms_dbfs"] - quiet["rms_dbfs"] == pytest.approx(40, abs=1)
+    assert all(np.isfinite(v) for v in loud.values())

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from auscult import metrics
+
+
+def test_auroc_known_values():
+    assert metrics.roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert metrics.roc_auc(np.array([0, 0, 1, 1]), np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert metrics.roc_auc(np.array([0, 1, 0, 1]), np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    assert np.isnan(metrics.roc_auc(np.array([1, 1]), np.array([0.2, 0.3])))
+
+
+def test_roc_curve_ends_at_the_corners_and_matches_auroc():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    scores = labels * 0.5 + rng.random(200)
+    fpr, tpr, _ = metrics.roc_curve(labels, scores)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    assert np.trapz(tpr, fpr) == pytest.approx(metrics.roc_auc(labels, scores))
+
+
+def test_bootstrap_interval_contains_the_estimate():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 300)
+    scores = labels * 0.4 + rng.random(300)
+    low, high = metrics.bootstrap_ci(labels, scores, n=300)
+    assert low < metrics.roc_auc(labels, scores) < high
+
+
+def test_threshold_meets_the_specificity():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 500)
+    scores = labels * 0.3 + rng.random(500)
+    threshold = metrics.threshold_at_specificity(labels, scores, 0.9)
+    _, specificity = metrics.sensitivity_specificity(labels, scores, threshold)
+    assert specificity >= 0.9
+
+
+def test_psi_and_ks_see_a_shift_and_not_noise():
+    rng = np.random.default_rng(3)
+    reference = rng.normal(0, 1, 2000)
+    assert metrics.population_stability_index(reference, rng.normal(0, 1, 500)) < 0.1
+    assert metrics.population_stability_index(reference, rng.normal(1.5, 1, 500)) > 0.5
+    statistic, p_value = metrics.kolmogorov_smirnov(reference, rng.normal(1.5, 1, 500))
+    assert statistic > 0.4 and p_value < 1e-10
+
+
+def test_calibration_measures():
+    labels = np.array([0, 1, 0, 1])
+    assert metrics.brier_score(labels, labels.astype(float)) == 0
+    assert metrics.expected_calibration_error(labels, np.array([0.9, 0.1, 0.9, 0.1])) == pytest.approx(0.9)
+    assert metrics.confusion_matrix(labels, np.array([0, 1, 1, 1])).tolist() == [[1, 1], [0, 2]]

@@ -1,0 +1,47 @@
+"""Contract tests: what each component takes and gives, as KFP sees it."""
+
+import pytest
+
+import components
+
+EXPECTED = {
+    "ingest": ({"sources", "store_uri"}, {"table", "metrics"}),
+    "curate": ({"table", "store_uri"}, {"curated", "profile", "metrics"}),
+    "label": ({"table", "class_map"}, {"labelled", "review_queue", "metrics"}),
+    "prep": ({"table", "seed"}, {"prepared", "metrics"}),
+    "train": ({"prepared", "epochs", "seed"}, {"model", "metrics"}),
+    "validate": (
+        {"model", "prepared", "store_uri", "min_auroc"},
+        {"onnx_model", "metrics", "classification", "report", "Output"},
+    ),
+    "deploy": (
+        {"onnx_model", "table", "store_uri", "serving_image", "gpus"},
+        {"serving_manifest", "metrics", "Output"},
+    ),
+    "monitor": ({"store_uri"}, {"metrics", "report", "retrain", "reasons"}),
+}
+ARTIFACT_TYPES = {
+    ("curate", "profile"): "system.HTML",
+    ("validate", "classification"): "system.ClassificationMetrics",
+    ("validate", "onnx_model"): "system.Model",
+    ("train", "model"): "system.Model",
+    ("ingest", "table"): "system.Dataset",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_component_interface(name):
+    spec = getattr(components, name).component_spec
+    inputs, outputs = EXPECTED[name]
+    assert set(spec.inputs or {}) == inputs
+    assert set(spec.outputs or {}) == outputs
+    assert spec.implementation.container.image.startswith("auscult/runtime")
+
+
+@pytest.mark.parametrize("stage, output", sorted(ARTIFACT_TYPES))
+def test_artifact_types(stage, output):
+    assert getattr(components, stage).component_spec.outputs[output].type.split("@")[0] == ARTIFACT_TYPES[(stage, output)]
+
+
+def test_validate_returns_a_bool_the_condition_can_read():
+    assert components.validate.component_spec.outputs["Output"].type == "Boolean"

@@ -1,0 +1,46 @@
+"""The whole loop at small size: KFP local runs, Seldon serving over HTTP, monitoring, retraining."""
+
+import json
+
+import pytest
+
+from auscult.registry import Registry
+from auscult.store import open_store
+from pipelines.local import Workspace
+from pipelines.loop import LoopConfig, run_loop, summary_lines
+
+
+@pytest.mark.slow
+def test_the_lifecycle_loop_closes(tmp_path):
+    config = LoopConfig(workdir=tmp_path / "run", participants=36, traffic_participants=12, epochs=4, min_auroc=0.6)
+    result = run_loop(config, log=lambda _: None)
+
+    assert len(result.runs) == 2, "the shifted traffic should have triggered a retraining run"
+    first, second = result.runs
+    assert set(first.tasks) == {"monitor", "ingest", "curate", "label", "prep", "train", "validate", "deploy"}
+    assert first.tasks["curate"].metrics["quarantined"] > 0
+    assert result.traffic.sent == 48 and result.traffic.rejected == 0
+    assert result.traffic.feedback > 0
+    assert result.monitoring.parameter("monitor", "retrain") is True
+
+    # The second run ingested what production heard.
+    assert second.tasks["ingest"].metrics["recordings"] == first.tasks["ingest"].metrics["recordings"] + 48
+    store = open_store(Workspace(config.workdir).store_uri)
+    assert len(store.list("telemetry/records/")) == 48
+    registry = Registry(store)
+    assert registry.production()["version"] == result.production
+    assert len(registry.versions()) >= 1
+    card = registry.card(result.production)
+    assert card["metrics"]["auroc"] >= 0.6 and len(card["data_table_sha256"]) == 64
+
+    summary = "\n".join(summary_lines(result))
+    assert "AUROC" in summary and "decision: RETRAIN" in summary
+    html = result.report_path.read_text()
+    assert "data:image/png;base64" in html
+    verdict = json.loads(
+        (tmp_path / "run" / "pipeline-root")
+        .glob("auscult-training-*/validate/onnx_model/validation.json")
+        .__next__()
+        .read_text()
+    )
+    assert verdict["blessed"] is True
