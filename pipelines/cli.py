@@ -18,6 +18,7 @@ def _run(args: argparse.Namespace) -> int:
         sources=tuple(args.source),
         participants=args.participants,
         traffic_participants=args.traffic_participants,
+        effect=args.effect,
         epochs=args.epochs,
         seed=args.seed,
         min_auroc=args.min_auroc,
@@ -99,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="object store, pipeline root and reports")
     run.add_argument("--participants", type=int, default=120, help="synthetic cohort size")
     run.add_argument("--traffic-participants", type=int, default=40, help="participants in the shifted traffic cohort")
+    run.add_argument("--effect", type=float, default=0.3, help="how different the synthetic classes sound")
     run.add_argument("--epochs", type=int, default=10)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--min-auroc", type=float, default=0.80, help="the AUROC a model needs to be blessed")

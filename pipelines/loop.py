@@ -27,6 +27,7 @@ class LoopConfig:
     sources: tuple[str, ...] = ()  # empty: generate a synthetic cohort
     participants: int = 120
     traffic_participants: int = 40
+    effect: float = synth.CohortSpec.effect  # how different the classes sound in the synthetic cohort
     epochs: int = 10
     seed: int = 0
     min_auroc: float = 0.80
@@ -57,12 +58,13 @@ def synthetic_sources(folder: Path, config: LoopConfig, log: Callable[[str], Non
     """The training cohort and a later, shifted cohort (new phones) that production will hear."""
     cohort, shifted = folder / "cohort", folder / "cohort-shifted"
     specs = (
-        (cohort, synth.CohortSpec(participants=config.participants, seed=config.seed)),
+        (cohort, synth.CohortSpec(participants=config.participants, seed=config.seed, effect=config.effect)),
         (
             shifted,
             synth.CohortSpec(
                 participants=config.traffic_participants,
                 seed=config.seed + 1,
+                effect=config.effect,
                 shifted=True,
                 defect_rate=0.0,
                 id_prefix="S",
@@ -197,15 +199,16 @@ def summary_lines(result: LoopResult) -> list[str]:
     for number, run in enumerate(result.runs, start=1):
         lines.append(f"Training run {number} ({run.seconds:.0f} s, {run.folder})")
         lines += [f"  {stage:<9} {seconds:>6} s  {counts}" for stage, seconds, counts in stage_rows(run)]
-        figures = run.tasks["validate"].metrics if "validate" in run.tasks else {}
-        if figures:
+        if "validate" in run.tasks:
+            verdict = json.loads((Path(run.artifact("validate", "onnx_model")) / "validation.json").read_text())
+            figures = verdict["metrics"]
             lines.append(
-                f"  AUROC {figures['auroc']:.3f} (95% CI {figures['auroc_ci_low']:.3f}-"
-                f"{figures['auroc_ci_high']:.3f}); sensitivity {figures['sensitivity_at_target_specificity']:.2f}"
-                f" at specificity >= {figures['target_specificity']:.2f}; torch-vs-ONNX max abs difference "
+                f"  AUROC {figures['auroc']:.3f} "
+                f"(95% CI {figures['auroc_ci_low']:.3f}-{figures['auroc_ci_high']:.3f}); "
+                f"sensitivity {figures['sensitivity_at_target_specificity']:.2f} at specificity >= "
+                f"{figures['target_specificity']:.2f}; torch-vs-ONNX max abs difference "
                 f"{figures['onnx_max_abs_difference']:.1e}"
             )
-            verdict = json.loads((Path(run.artifact("validate", "onnx_model")) / "validation.json").read_text())
             lines.append(f"  {'BLESSED' if verdict['blessed'] else 'NOT BLESSED'}:")
             lines += [f"    {reason}" for reason in verdict["reasons"]]
         if "curate" in run.tasks:
@@ -219,7 +222,10 @@ def summary_lines(result: LoopResult) -> list[str]:
     if result.monitoring:
         monitor = result.monitoring.tasks["monitor"]
         drift = ", ".join(f"{k[4:]} {v:.2f}" for k, v in monitor.metrics.items() if k.startswith("psi_"))
-        lines.append(f"Monitoring: PSI {drift}")
+        lines.append(f"Monitoring {monitor.metrics.get('requests', 0):g} requests: PSI {drift}")
+        if "feedback_auroc" in monitor.metrics:
+            labels, auroc = monitor.metrics["feedback_labels"], monitor.metrics["feedback_auroc"]
+            lines.append(f"  AUROC on {labels:g} feedback labels: {auroc:.3f}")
         retrain = result.monitoring.parameter("monitor", "retrain")
         lines.append(f"  decision: {'RETRAIN' if retrain else 'keep the current model'}")
         lines += [f"    {reason}" for reason in str(result.monitoring.parameter("monitor", "reasons", "")).splitlines()]

@@ -78,6 +78,9 @@ def start(
     """Start the microservice (free ports unless ``http_port`` is given); return once it is healthy."""
     http_port, grpc_port, metrics_port = http_port or free_port(), free_port(), free_port()
     env = {**os.environ, "AUSCULT_STORE_URI": store_uri, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    # Seldon's metrics manager listens on a Unix socket under TMPDIR, whose path must stay under 108 bytes.
+    if len(env.get("TMPDIR", "")) > 60 and os.path.isdir("/tmp"):
+        env["TMPDIR"] = "/tmp"
     if model_version:
         env["AUSCULT_MODEL_VERSION"] = model_version
     command = [

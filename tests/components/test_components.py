@@ -40,7 +40,9 @@ def test_component_interface(name):
 
 @pytest.mark.parametrize("stage, output", sorted(ARTIFACT_TYPES))
 def test_artifact_types(stage, output):
-    assert getattr(components, stage).component_spec.outputs[output].type.split("@")[0] == ARTIFACT_TYPES[(stage, output)]
+    assert (
+        getattr(components, stage).component_spec.outputs[output].type.split("@")[0] == ARTIFACT_TYPES[(stage, output)]
+    )
 
 
 def test_validate_returns_a_bool_the_condition_can_read():

@@ -12,7 +12,9 @@ from pipelines.loop import LoopConfig, run_loop, summary_lines
 
 @pytest.mark.slow
 def test_the_lifecycle_loop_closes(tmp_path):
-    config = LoopConfig(workdir=tmp_path / "run", participants=36, traffic_participants=12, epochs=4, min_auroc=0.6)
+    config = LoopConfig(
+        workdir=tmp_path / "run", participants=36, traffic_participants=12, epochs=6, min_auroc=0.6, effect=1.0
+    )
     result = run_loop(config, log=lambda _: None)
 
     assert len(result.runs) == 2, "the shifted traffic should have triggered a retraining run"
