@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import time
@@ -12,6 +13,18 @@ from pathlib import Path
 from kfp import local
 
 from pipelines.training import monitor_pipeline, training_pipeline
+
+
+class _ShortLines(logging.Filter):
+    """kfp.local logs every output in full (a ROC curve is hundreds of points): keep each line readable."""
+
+    width = 240
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and len(record.msg) > self.width:
+            lines = record.msg.splitlines()
+            record.msg = "\n".join(line if len(line) <= self.width else line[: self.width] + " ..." for line in lines)
+        return True
 
 
 @dataclass
