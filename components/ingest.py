@@ -18,10 +18,10 @@ def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Outpu
     # The key comes from a Secret (or the local run's key file), never from a pipeline parameter.
     frame, report = run(list(sources), open_store(store_uri), os.environ["AUSCULT_PSEUDONYM_KEY"].encode())
     recording_table.write(frame, table.path, "ingest")
-    for problem in report.missing:
-        print(f"ingest: warning: {problem}")
+    for problem in report.missing + report.duplicates:
+        print(f"ingest: {problem}")
     metrics.log_metric("recordings", report.rows)
-    metrics.log_metric("duplicates_skipped", report.duplicates)
+    metrics.log_metric("duplicates", len(report.duplicates))
     metrics.log_metric("new_objects", report.new_objects)
     metrics.log_metric("missing_files", len(report.missing))
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))

@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,11 @@ class Workspace:
         # The local runner leaves temporary folders behind: keep them inside the workspace.
         os.environ["TMPDIR"] = str((self.root / "tmp").resolve())
         os.environ.setdefault("XDG_CACHE_HOME", str((self.root / "cache").resolve()))
+        # Components name the cluster's runtime image; locally they run in this environment, as intended.
+        warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
+        root_logger = logging.getLogger()
+        if not any(isinstance(f, _ShortLines) for f in root_logger.filters):
+            root_logger.addFilter(_ShortLines())
         local.init(
             runner=local.SubprocessRunner(use_venv=False),
             pipeline_root=str(self.pipeline_root.resolve()),

@@ -180,6 +180,8 @@ def stage_rows(run: RunResult) -> list[list[object]]:
 
 COUNT_KEYS = (
     "recordings",
+    "duplicates",
+    "missing_files",
     "quarantined",
     "usable",
     "labelled_usable",

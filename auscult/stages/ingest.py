@@ -57,7 +57,7 @@ class Candidate:
 @dataclass
 class IngestReport:
     rows: int = 0
-    duplicates: int = 0
+    duplicates: list[str] = field(default_factory=list)  # byte-identical files: kept once, named here
     new_objects: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # files that metadata names but that are not there
@@ -231,7 +231,8 @@ def ingest(
         for candidate in _candidates(source, store, report):
             recording_id = hashlib.sha256(candidate.data).hexdigest()
             if recording_id in rows:
-                report.duplicates += 1
+                first = rows[recording_id]["original_path"]
+                report.duplicates.append(f"{candidate.original_path} is byte-identical to {first}: kept once")
                 continue
             fmt = Path(candidate.original_path).suffix.lstrip(".").lower()
             key = f"{LAKE_PREFIX}/{recording_id[:2]}/{recording_id}.{fmt}"

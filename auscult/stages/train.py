@@ -92,7 +92,7 @@ def train(
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(pick)
+            total += loss.item() * len(pick)
         scores = per_recording(validation_index, predict(model, validation_windows))
         auroc = metrics.roc_auc(scores["label"].to_numpy(), scores["score"].to_numpy())
         seconds = time.perf_counter() - started

@@ -91,3 +91,14 @@ def test_age_bands():
         "60-69",
         "70+",
     ]
+
+
+def test_byte_identical_files_are_kept_once_and_named(tmp_path, store):
+    data = audio.encode_wav(np.full(8000, 0.1, dtype=np.float32))
+    (tmp_path / "one.wav").write_bytes(data)
+    (tmp_path / "copy.wav").write_bytes(data)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,participant\none.wav,positive,p1\ncopy.wav,positive,p1\n")
+    frame, report = ingest([str(manifest)], store, KEY, **QUIET)
+    assert len(frame) == 1
+    assert report.duplicates == [f"{tmp_path / 'copy.wav'} is byte-identical to {tmp_path / 'one.wav'}: kept once"]
