@@ -12,6 +12,7 @@ def curate(
     import time
 
     from auscult import table as recording_table
+    from auscult.resources import peak_rss_mib
     from auscult.stages.curate import curate as run
     from auscult.stages.curate import profile_html, reason_counts
     from auscult.store import open_store
@@ -29,3 +30,4 @@ def curate(
     for reason, count in reason_counts(frame).items():
         print(f"curate: quarantined {count}: {reason}")
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
+    metrics.log_metric("peak_rss_mib", peak_rss_mib())

@@ -26,6 +26,7 @@ def deploy(
     from auscult import __version__
     from auscult.audio import SAMPLE_RATE
     from auscult.registry import Registry
+    from auscult.resources import peak_rss_mib
     from auscult.stages.deploy import ServingSpec
     from auscult.stages.deploy import deploy as run
     from auscult.store import open_store
@@ -55,4 +56,5 @@ def deploy(
     serving_manifest.metadata.update({"version": result.version, "previous": result.previous or ""})
     print(f"deploy: production is now {result.version} (previous: {result.previous})")
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
+    metrics.log_metric("peak_rss_mib", peak_rss_mib())
     return result.version

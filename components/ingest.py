@@ -11,6 +11,7 @@ def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Outpu
     import time
 
     from auscult import table as recording_table
+    from auscult.resources import peak_rss_mib
     from auscult.stages.ingest import ingest as run
     from auscult.store import open_store
 
@@ -25,3 +26,4 @@ def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Outpu
     metrics.log_metric("new_objects", report.new_objects)
     metrics.log_metric("missing_files", len(report.missing))
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
+    metrics.log_metric("peak_rss_mib", peak_rss_mib())

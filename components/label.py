@@ -16,6 +16,7 @@ def label(
     import time
 
     from auscult import table as recording_table
+    from auscult.resources import peak_rss_mib
     from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED
     from auscult.stages.label import label as run
     from auscult.stages.label import review_queue as queue
@@ -32,3 +33,4 @@ def label(
     for cls, count in frame.loc[usable, "label"].value_counts().items():
         metrics.log_metric(f"class_{cls}", int(count))
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
+    metrics.log_metric("peak_rss_mib", peak_rss_mib())

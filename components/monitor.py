@@ -16,6 +16,7 @@ def monitor(store_uri: str, metrics: Output[Metrics], report: Output[HTML]) -> N
     from collections import namedtuple
 
     from auscult.registry import Registry
+    from auscult.resources import peak_rss_mib
     from auscult.stages.monitor import monitor as run
     from auscult.stages.monitor import record_decision, report_html
     from auscult.store import open_store
@@ -36,4 +37,5 @@ def monitor(store_uri: str, metrics: Output[Metrics], report: Output[HTML]) -> N
     for reason in result.reasons:
         print(f"monitor: {reason}")
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
+    metrics.log_metric("peak_rss_mib", peak_rss_mib())
     return namedtuple("Decision", ["retrain", "reasons"])(result.retrain, "\n".join(result.reasons))

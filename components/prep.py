@@ -10,6 +10,7 @@ def prep(table: Input[Dataset], seed: int, prepared: Output[Dataset], metrics: O
     import time
 
     from auscult import table as recording_table
+    from auscult.resources import peak_rss_mib
     from auscult.stages.prep import PrepConfig
     from auscult.stages.prep import prep as run
 
@@ -21,3 +22,4 @@ def prep(table: Input[Dataset], seed: int, prepared: Output[Dataset], metrics: O
         metrics.log_metric(f"{split}_participants", int(group["participant_id"].nunique()))
     metrics.log_metric("recordings", int(result.table["split"].notna().sum()))
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
+    metrics.log_metric("peak_rss_mib", peak_rss_mib())

@@ -12,6 +12,7 @@ def train(prepared: Input[Dataset], epochs: int, seed: int, model: Output[Model]
     import time
 
     from auscult import model as screening_model
+    from auscult.resources import peak_rss_mib
     from auscult.stages.prep import Prepared
     from auscult.stages.train import TrainConfig
     from auscult.stages.train import train as run
@@ -29,3 +30,4 @@ def train(prepared: Input[Dataset], epochs: int, seed: int, model: Output[Model]
     metrics.log_metric("best_validation_auroc", round(result.history[result.best_epoch - 1]["validation_auroc"], 4))
     metrics.log_metric("training_windows", int((data.index["split"] == "train").sum()))
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
+    metrics.log_metric("peak_rss_mib", peak_rss_mib())

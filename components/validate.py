@@ -26,6 +26,7 @@ def validate(
 
     from auscult import model as screening_model
     from auscult.registry import Registry
+    from auscult.resources import peak_rss_mib
     from auscult.stages.prep import Prepared
     from auscult.stages.validate import ValidateConfig, report_html
     from auscult.stages.validate import validate as run
@@ -59,4 +60,5 @@ def validate(
     for reason in result.reasons:
         print(f"validate: {reason}")
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
+    metrics.log_metric("peak_rss_mib", peak_rss_mib())
     return result.blessed
