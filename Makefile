@@ -5,14 +5,14 @@ VENV := .venv
 SERVE_VENV := .venv-serve
 ARGS ?=
 
-.PHONY: run test lint compile clean
+.PHONY: run test bench compile clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	# The CPU build of torch first, so that nothing later resolves a CUDA build.
 	$(VENV)/bin/pip install --quiet torch==2.13.0
-	$(VENV)/bin/pip install --quiet -e '.[pipeline,dev]'
+	$(VENV)/bin/pip install --quiet -e '.[pipeline,bench,dev]'
 	# torchaudio's registry wheels carry a CUDA-built extension that cannot load on CPU torch; its
 	# pure-Python transforms (MelSpectrogram, AmplitudeToDB) work once the extension is out of the way.
 	$(VENV)/bin/python -c "import pathlib, sysconfig; [p.unlink() for p in (pathlib.Path(sysconfig.get_paths()['purelib']) / 'torchaudio' / 'lib').glob('*.so')]"
@@ -32,6 +32,9 @@ test: $(VENV)/.installed $(SERVE_VENV)/.installed
 	mkdir -p .auscult/tmp
 	TMPDIR=$(CURDIR)/.auscult/tmp $(VENV)/bin/ruff check .
 	TMPDIR=$(CURDIR)/.auscult/tmp $(VENV)/bin/pytest -q $(ARGS)
+
+bench: $(VENV)/.installed $(SERVE_VENV)/.installed
+	$(VENV)/bin/python -m bench.run $(ARGS)
 
 compile: $(VENV)/.installed
 	$(VENV)/bin/auscult compile

@@ -21,11 +21,17 @@ def machine() -> dict:
         cpu = platform.processor() or cpu
     gpu = None
     if shutil.which("nvidia-smi"):
-        result = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"], capture_output=True, text=True
+        )
         gpu = result.stdout.strip() or None
-    return {"cores": os.cpu_count(), "cpu": cpu, "gpu": gpu, "python": platform.python_version(),
-            "system": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
 
 
 def best_rate(run: Callable[[], int], repeats: int = 3) -> float:
@@ -51,5 +57,9 @@ def latencies(call: Callable[[], object], count: int, warmup: int = 3) -> dict:
 
 def percentiles(samples_ms: list[float]) -> dict:
     values = np.asarray(samples_ms)
-    return {"p50_ms": float(np.percentile(values, 50)), "p95_ms": float(np.percentile(values, 95)),
-            "p99_ms": float(np.percentile(values, 99)), "count": len(values)}
+    return {
+        "p50_ms": float(np.percentile(values, 50)),
+        "p95_ms": float(np.percentile(values, 95)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "count": len(values),
+    }

@@ -22,15 +22,25 @@ SOURCE_RATE = 44_100
 def clips(count: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     t = np.arange(int(CLIP_S * SOURCE_RATE)) / SOURCE_RATE
-    return [(0.1 * rng.standard_normal(len(t)) + 0.3 * np.sin(2 * np.pi * rng.uniform(200, 2000) * t))
-            .astype(np.float32) for _ in range(count)]
+    return [
+        (0.1 * rng.standard_normal(len(t)) + 0.3 * np.sin(2 * np.pi * rng.uniform(200, 2000) * t)).astype(np.float32)
+        for _ in range(count)
+    ]
 
 
 def librosa_logmel(wave: np.ndarray, config: ModelConfig) -> np.ndarray:
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=wave, sr=audio.SAMPLE_RATE, n_fft=config.n_fft, win_length=400,
-                                         hop_length=config.hop_length, n_mels=config.n_mels, fmin=50.0, power=2.0)
+    mel = librosa.feature.melspectrogram(
+        y=wave,
+        sr=audio.SAMPLE_RATE,
+        n_fft=config.n_fft,
+        win_length=400,
+        hop_length=config.hop_length,
+        n_mels=config.n_mels,
+        fmin=50.0,
+        power=2.0,
+    )
     return librosa.power_to_db(mel + 1e-5)
 
 
@@ -79,7 +89,9 @@ def run(count: int = 64, batch: int = 32, files: list[Path] | None = None) -> di
     def ours_both() -> int:
         with torch.inference_mode():
             for start in range(0, len(data), batch):
-                front_end(torch.from_numpy(np.stack([audio.resample(c, SOURCE_RATE) for c in data[start : start + batch]])))
+                front_end(
+                    torch.from_numpy(np.stack([audio.resample(c, SOURCE_RATE) for c in data[start : start + batch]]))
+                )
         return len(data)
 
     def librosa_resample() -> int:
@@ -112,8 +124,13 @@ def run(count: int = 64, batch: int = 32, files: list[Path] | None = None) -> di
     figures["ratio_ours_over_librosa"] = figures["ours_clips_per_s"] / figures["librosa_clips_per_s"]
     peak = peak_flops()
     achieved = logmel_flops(int(CLIP_S * audio.SAMPLE_RATE), config) * figures["ours_logmel_clips_per_s"]
-    figures.update({"peak_matmul_gflops": peak / 1e9, "logmel_gflops": achieved / 1e9,
-                    "logmel_percent_of_peak": 100 * achieved / peak})
+    figures.update(
+        {
+            "peak_matmul_gflops": peak / 1e9,
+            "logmel_gflops": achieved / 1e9,
+            "logmel_percent_of_peak": 100 * achieved / peak,
+        }
+    )
     if files:
         figures.update(prep_path(files, front_end))
     return figures
@@ -143,6 +160,11 @@ def prep_path(files: list[Path], front_end: LogMel) -> dict:
     kinds = sorted({Path(f).suffix.lstrip(".") for f in files})
     ours_rate, theirs_rate = best_rate(ours, 2), best_rate(theirs, 2)
     seconds = sum(sf.info(io.BytesIO(b)).duration for b in blobs[:50]) / min(len(blobs), 50)
-    return {"prep_files": len(blobs), "prep_formats": ",".join(kinds), "prep_mean_file_s": seconds,
-            "prep_ours_files_per_s": ours_rate, "prep_librosa_files_per_s": theirs_rate,
-            "prep_ratio_ours_over_librosa": ours_rate / theirs_rate}
+    return {
+        "prep_files": len(blobs),
+        "prep_formats": ",".join(kinds),
+        "prep_mean_file_s": seconds,
+        "prep_ours_files_per_s": ours_rate,
+        "prep_librosa_files_per_s": theirs_rate,
+        "prep_ratio_ours_over_librosa": ours_rate / theirs_rate,
+    }

@@ -1,0 +1,44 @@
+"""Cost growth: per-stage wall time and peak memory of the training pipeline at growing cohort sizes."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from auscult import synth
+from pipelines.local import Workspace, run_training
+
+STAGES = ("ingest", "curate", "label", "prep", "train", "validate", "deploy")
+
+
+def run(sizes: tuple[int, ...] = (200, 800, 3200), epochs: int = 5) -> dict:
+    """``sizes`` in recordings (4 per participant). Fewer epochs than the default keep the run short."""
+    figures: dict = {"epochs": epochs, "sizes": list(sizes), "stages": {}}
+    with tempfile.TemporaryDirectory(prefix="auscult-growth-", dir="/tmp") as folder:
+        for size in sizes:
+            cohort = Path(folder) / f"cohort-{size}"
+            synth.generate(cohort, synth.CohortSpec(participants=size // len(synth.SOUNDS), seed=size))
+            workspace = Workspace(Path(folder) / f"run-{size}")
+            workspace.prepare()
+            result = run_training(workspace, [str(cohort)], epochs=epochs, seed=0, min_auroc=0.0)
+            for stage in STAGES:
+                metrics = result.tasks[stage].metrics if stage in result.tasks else {}
+                entry = figures["stages"].setdefault(stage, {"wall_s": [], "peak_rss_mib": []})
+                entry["wall_s"].append(metrics.get("wall_s"))
+                entry["peak_rss_mib"].append(metrics.get("peak_rss_mib"))
+    if len(sizes) > 1:
+        logs = np.log(np.asarray(sizes, dtype=float))
+        for entry in figures["stages"].values():
+            times = np.asarray([t if t else np.nan for t in entry["wall_s"]], dtype=float)
+            usable = np.isfinite(times) & (times > 0.05)
+            # The exponent k of time ~ size^k between the two largest sizes: 1 is linear.
+            entry["growth_exponent"] = (
+                float(np.diff(np.log(times[usable][-2:]))[0] / np.diff(logs[usable][-2:])[0])
+                if usable.sum() >= 2
+                else None
+            )
+        exponents = {s: e["growth_exponent"] for s, e in figures["stages"].items() if e["growth_exponent"] is not None}
+        figures["fastest_growing_stage"] = max(exponents, key=exponents.get) if exponents else None
+    return figures

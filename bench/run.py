@@ -1,0 +1,122 @@
+"""Run every benchmark and write ``results.json`` and ``results.md`` (``make bench``).
+
+python -m bench.run            # the full set (about 10 minutes on 2 cores)
+python -m bench.run --quick    # each benchmark once at tiny size, to keep them from rotting
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import common, frontend, growth, inference, serving
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "covid19-cough" / "raw"
+
+
+def prep_files(quick: bool) -> list[Path]:
+    """Real mp3 coughs when ../shared is there; otherwise synthetic wav/flac/ogg/mp3 files."""
+    count = 8 if quick else 200
+    if SHARED_DATA.is_dir():
+        return sorted(SHARED_DATA.glob("*.mp3"))[:count]
+    import tempfile
+
+    from auscult import synth
+
+    folder = Path(tempfile.mkdtemp(prefix="auscult-bench-files-"))
+    synth.generate(folder, synth.CohortSpec(participants=max(2, count // 4), defect_rate=0.0))
+    return sorted(p for p in folder.glob("*/*/*") if p.is_file())[:count]
+
+
+def run(quick: bool, log=print) -> dict:
+    results: dict = {"machine": common.machine(), "started_at": datetime.now(UTC).isoformat(), "quick": quick}
+    plan = {
+        "frontend": lambda: frontend.run(count=4 if quick else 64, files=prep_files(quick)),
+        "inference": lambda: inference.run(iterations=5 if quick else 300),
+        "serving": lambda: serving.run(requests=8 if quick else 400, limit_s=10 if quick else 30),
+        "growth": lambda: growth.run(sizes=(80,) if quick else (200, 800, 3200), epochs=1 if quick else 5),
+    }
+    for name, benchmark in plan.items():
+        started = time.perf_counter()
+        log(f"bench: {name} ...")
+        results[name] = benchmark()
+        results[name]["bench_seconds"] = time.perf_counter() - started
+        log(f"bench: {name} done in {results[name]['bench_seconds']:.0f} s")
+    return results
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    f, i, s, g = results["frontend"], results["inference"], results["serving"], results["growth"]
+    lines = [
+        f"Measured {results['started_at'][:16]} UTC on {m['cores']} cores ({m['cpu']}), GPU: {m['gpu'] or 'none'}.",
+        "",
+        "| figure | auscult | alternative | ratio |",
+        "|---|---|---|---|",
+        f"| front end: resample 44.1k->16k + log-mel, 5-s clips/s | {f['ours_clips_per_s']:.0f} | "
+        f"librosa {f['librosa_clips_per_s']:.0f} | {f['ratio_ours_over_librosa']:.2f}x |",
+        f"| prep path from encoded files ({f.get('prep_formats', '-')}), files/s | "
+        f"{f.get('prep_ours_files_per_s', 0):.0f} | "
+        f"librosa.load + melspectrogram {f.get('prep_librosa_files_per_s', 0):.0f} | "
+        f"{f.get('prep_ratio_ours_over_librosa', 0):.2f}x |",
+        f"| log-mel FLOP rate vs measured matmul peak | {f['logmel_gflops']:.1f} GFLOP/s | "
+        f"peak {f['peak_matmul_gflops']:.0f} GFLOP/s | {f['logmel_percent_of_peak']:.1f}% |",
+        f"| inference batch 1, 2-s windows/s (p50 latency) | ONNX Runtime {i['onnx_b1_clips_per_s']:.0f} "
+        f"({i['onnx_b1']['p50_ms']:.2f} ms) | torch eager {i['torch_b1_clips_per_s']:.0f} "
+        f"({i['torch_b1']['p50_ms']:.2f} ms) | {i['ratio_onnx_over_torch_b1']:.2f}x |",
+        f"| inference batch 32, windows/s | ONNX Runtime {i['onnx_b32_clips_per_s']:.0f} | "
+        f"torch eager {i['torch_b32_clips_per_s']:.0f} | {i['ratio_onnx_over_torch_b32']:.2f}x |",
+    ]
+    for key in ("c1", "c8", "c32"):
+        if key in s:
+            c = s[key]
+            lines.append(
+                f"| served over HTTP, concurrency {key[1:]}: p50/p95/p99 ms, req/s | {c['p50_ms']:.1f} / "
+                f"{c['p95_ms']:.1f} / {c['p99_ms']:.1f}, {c['requests_per_s']:.0f} req/s | in-process ONNX Runtime "
+                f"{s['in_process_requests_per_s']:.0f} req/s | "
+                f"{c['requests_per_s'] / s['in_process_requests_per_s']:.2f}x |"
+            )
+    lines += [
+        "",
+        f"Cost growth (training pipeline, {g['epochs']} epochs): wall seconds / peak MiB per stage",
+        "",
+        "| stage | " + " | ".join(f"{n} recordings" for n in g["sizes"]) + " | growth exponent |",
+        "|---|" + "---|" * (len(g["sizes"]) + 1),
+    ]
+    for stage, entry in g["stages"].items():
+        cells = [
+            f"{t if t is not None else '-'} s / {p if p is not None else '-'} MiB"
+            for t, p in zip(entry["wall_s"], entry["peak_rss_mib"], strict=True)
+        ]
+        exponent = entry.get("growth_exponent")
+        lines.append(
+            f"| {stage} | " + " | ".join(cells) + f" | {exponent:.2f} |"
+            if exponent is not None
+            else f"| {stage} | " + " | ".join(cells) + " | - |"
+        )
+    if g.get("fastest_growing_stage"):
+        lines += ["", f"Fastest-growing stage: **{g['fastest_growing_stage']}** (exponent 1 = linear)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="each benchmark once at tiny size")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"), help="where results.json/.md go")
+    args = parser.parse_args(argv)
+    results = run(args.quick, log=lambda line: print(line, flush=True))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    (args.out / "results.md").write_text(markdown(results))
+    print(markdown(results))
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""Serving: HTTP load on 127.0.0.1 against the real Seldon microservice, against in-process ONNX Runtime.
+
+Request loops are bounded in count and in time, and stop by themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from auscult import audio
+from auscult.model import ScreeningNet, export_onnx
+from auscult.registry import Registry
+from auscult.serving import server
+from auscult.serving.runtime import Predictor
+from auscult.store import FileStore
+from bench.common import best_rate, percentiles
+
+CLIP_S = 5.0
+
+
+def payload() -> dict:
+    rng = np.random.default_rng(0)
+    t = np.arange(int(CLIP_S * audio.SAMPLE_RATE)) / audio.SAMPLE_RATE
+    wave = (0.1 * rng.standard_normal(len(t)) + 0.3 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)
+    return {"binData": base64.b64encode(audio.encode_wav(wave)).decode()}
+
+
+def load(url: str, body: bytes, concurrency: int, requests: int, limit_s: float) -> dict:
+    """``requests`` POSTs spread over ``concurrency`` threads, stopping early at ``limit_s``."""
+    samples: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + limit_s
+    per_thread = max(1, requests // concurrency)
+
+    def worker() -> None:
+        for _ in range(per_thread):
+            if time.monotonic() > deadline:
+                return
+            request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    response.read()
+                ok = True
+            except OSError:
+                ok = False
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                if ok:
+                    samples.append(elapsed)
+                else:
+                    failures[0] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return {**percentiles(samples or [float("nan")]), "requests_per_s": len(samples) / seconds, "failures": failures[0]}
+
+
+def run(
+    concurrencies: tuple[int, ...] = (1, 8, 32),
+    requests: int = 400,
+    limit_s: float = 30.0,
+    workers: int = 2,
+    threads: int = 4,
+) -> dict:
+    message = payload()
+    body = json.dumps(message).encode()
+    with tempfile.TemporaryDirectory(prefix="auscult-bench-", dir="/tmp") as folder:
+        onnx_path = Path(folder) / "model.onnx"
+        export_onnx(ScreeningNet().eval(), onnx_path)
+        store = FileStore(Path(folder) / "store")
+        registry = Registry(store)
+        registry.promote(registry.register(onnx_path.read_bytes(), {}, {}), "bench")
+        predictor = Predictor(onnx_path.read_bytes(), "bench")
+        in_process = best_rate(lambda: sum(1 for _ in range(50) if predictor.answer(dict(message))), 3)
+        figures: dict = {
+            "clip_s": CLIP_S,
+            "server_workers": workers,
+            "server_threads": threads,
+            "in_process_requests_per_s": in_process,
+        }
+        with server.start(store.root, Path(folder) / "server.log", workers=workers, threads=threads) as running:
+            url = f"{running.url}/api/v1.0/predictions"
+            load(url, body, 1, 10, limit_s)  # warm-up
+            for concurrency in concurrencies:
+                count = requests if concurrency > 1 else requests // 2
+                figures[f"c{concurrency}"] = load(url, body, concurrency, count, limit_s)
+    if 8 in concurrencies:
+        figures["ratio_served_c8_over_in_process"] = figures["c8"]["requests_per_s"] / in_process
+    if 1 in concurrencies:
+        figures["ratio_served_c1_p50_over_in_process"] = (1000 / in_process) / figures["c1"]["p50_ms"]
+    return figures

@@ -1,0 +1,28 @@
+"""Each benchmark once at tiny size, so that they keep running. Figures are checked for presence and
+sanity, never for speed: speed is the benchmarks' business, not the tests'."""
+
+import json
+
+import pytest
+
+from bench import run as bench_run
+
+
+@pytest.mark.slow
+def test_quick_benchmarks_write_every_figure(tmp_path):
+    assert bench_run.main(["--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["machine"]["cores"] >= 1
+    for ratio in (
+        results["frontend"]["ratio_ours_over_librosa"],
+        results["frontend"]["prep_ratio_ours_over_librosa"],
+        results["inference"]["ratio_onnx_over_torch_b1"],
+        results["inference"]["ratio_onnx_over_torch_b32"],
+        results["serving"]["ratio_served_c8_over_in_process"],
+    ):
+        assert ratio > 0
+    assert 0 < results["frontend"]["logmel_percent_of_peak"] <= 100
+    assert all(results["serving"][f"c{c}"]["failures"] == 0 for c in (1, 8, 32))
+    assert results["growth"]["stages"]["train"]["peak_rss_mib"][0] > 0
+    table = (tmp_path / "results.md").read_text()
+    assert "librosa" in table and "ONNX Runtime" in table and "| train |" in table
