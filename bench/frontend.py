@@ -136,11 +136,20 @@ def run(count: int = 64, batch: int = 32, files: list[Path] | None = None) -> di
     return figures
 
 
+def _decodes(data: bytes) -> bool:
+    try:
+        audio.decode(data)
+    except audio.DecodeError:
+        return False
+    return True
+
+
 def prep_path(files: list[Path], front_end: LogMel) -> dict:
     """Encoded file -> 16 kHz log-mel windows: our prep path against librosa.load + melspectrogram."""
     import librosa
 
     blobs = [path.read_bytes() for path in files]
+    blobs = [data for data in blobs if _decodes(data)]  # what curation leaves for prep
     config = ModelConfig()
 
     def ours() -> int:
