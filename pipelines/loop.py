@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from auscult import report, synth
+from auscult import report, synth, table
 from auscult.registry import Registry
 from auscult.serving import client, server
+from auscult.stages.curate import reason_counts
 from auscult.stages.label import DEFAULT_CLASS_MAP, invert
 from auscult.store import open_store
 from pipelines.local import RunResult, Workspace, run_monitor, run_training
@@ -171,7 +172,7 @@ def stage_rows(run: RunResult) -> list[list[object]]:
     for stage in STAGES:
         task = run.tasks.get(stage)
         if task is None:
-            rows.append([stage, "skipped", ""])
+            rows.append([stage, "-", "skipped"])
             continue
         counts = ", ".join(f"{k} {v:g}" for k, v in task.metrics.items() if k != "wall_s" and k in COUNT_KEYS)
         rows.append([stage, f"{task.metrics.get('wall_s', float('nan')):.1f}", counts])
@@ -214,7 +215,10 @@ def summary_lines(result: LoopResult) -> list[str]:
             lines.append(f"  {'BLESSED' if verdict['blessed'] else 'NOT BLESSED'}:")
             lines += [f"    {reason}" for reason in verdict["reasons"]]
         if "curate" in run.tasks:
-            lines.append(f"  data profile: {run.artifact('curate', 'profile')}")
+            reasons = reason_counts(table.read(run.artifact("curate", "curated"), "curate"))
+            if reasons:
+                lines.append("  quarantined: " + ", ".join(f"{count} {reason}" for reason, count in reasons.items()))
+            lines.append(f"  data profile (each quarantined file and why): {run.artifact('curate', 'profile')}")
     if result.traffic:
         t = result.traffic
         lines.append(

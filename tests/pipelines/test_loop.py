@@ -38,6 +38,7 @@ def test_the_lifecycle_loop_closes(tmp_path):
 
     summary = "\n".join(summary_lines(result))
     assert "AUROC" in summary and "decision: RETRAIN" in summary
+    assert "quarantined: " in summary
     html = result.report_path.read_text()
     assert "data:image/png;base64" in html
     verdict = json.loads((Path(first.artifact("validate", "onnx_model")) / "validation.json").read_text())
