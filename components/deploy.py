@@ -11,6 +11,8 @@ def deploy(
     store_uri: str,
     serving_image: str,
     gpus: int,
+    node_selector: dict,
+    tolerations: list,
     serving_manifest: Output[Artifact],
     metrics: Output[Metrics],
 ) -> str:
@@ -50,7 +52,13 @@ def deploy(
         "input": {"sample_rate": SAMPLE_RATE, "channels": 1, "dtype": "float32", "name": "waveform"},
         "output": {"name": "probabilities", "classes": list(CLASSES)},
     }
-    result = run(Registry(open_store(store_uri)), onnx, card, reference, ServingSpec(image=serving_image, gpus=gpus))
+    result = run(
+        Registry(open_store(store_uri)),
+        onnx,
+        card,
+        reference,
+        ServingSpec(image=serving_image, gpus=gpus, node_selector=dict(node_selector), tolerations=list(tolerations)),
+    )
     with open(serving_manifest.path, "w") as handle:
         yaml.safe_dump(result.manifest, handle, sort_keys=False)
     serving_manifest.metadata.update({"version": result.version, "previous": result.previous or ""})

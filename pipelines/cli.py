@@ -50,8 +50,16 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _compile(args: argparse.Namespace) -> int:
     from pipelines.compile import compile_pipelines
+    from pipelines.placement import Placement
 
-    for path in compile_pipelines(args.output_dir, args.image):
+    placement = Placement(
+        gpu_node_selector=dict(pair.split("=", 1) for pair in args.gpu_node_selector) or Placement().gpu_node_selector,
+        gpu_tolerations=tuple({"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in args.gpu_toleration)
+        or Placement().gpu_tolerations,
+        store_secret=args.store_secret,
+        pseudonym_secret=args.pseudonym_secret,
+    )
+    for path in compile_pipelines(args.output_dir, args.image, placement):
         print(f"wrote {path}")
     print("Upload auscult-training.yaml in the KFP UI (Pipelines > Upload pipeline) and start a run.")
     return 0
@@ -131,6 +139,30 @@ def parser() -> argparse.ArgumentParser:
     )
     compile_.add_argument("--output-dir", type=Path, default=Path("build/pipelines"))
     compile_.add_argument("--image", help="the component runtime image (default: AUSCULT_IMAGE or auscult/runtime)")
+    compile_.add_argument(
+        "--gpu-node-selector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="node label for GPU tasks (training, serving); repeatable (default: nvidia.com/gpu.present=true)",
+    )
+    compile_.add_argument(
+        "--gpu-toleration",
+        action="append",
+        default=[],
+        metavar="TAINT_KEY",
+        help="taint key GPU tasks tolerate (NoSchedule); repeatable (default: nvidia.com/gpu)",
+    )
+    compile_.add_argument(
+        "--store-secret",
+        default="auscult-object-store",
+        help="Secret with the object store's endpoint, access-key, secret-key, secure",
+    )
+    compile_.add_argument(
+        "--pseudonym-secret",
+        default="auscult-pseudonym-key",
+        help="Secret with the key (key) that pseudonymises participant ids",
+    )
     compile_.set_defaults(handler=_compile)
 
     serve = commands.add_parser(

@@ -2,7 +2,7 @@
 
 Monitor comes first: it reports on the model in production before this run can replace it, so a
 retraining run carries the evidence that started it. The same pipeline runs in KFP's local runner and
-compiles for a cluster.
+compiles for a cluster, where ``Placement`` puts training on GPU nodes and wires credentials from Secrets.
 """
 
 from kfp import dsl
@@ -10,45 +10,66 @@ from kfp import dsl
 from auscult.stages.label import DEFAULT_CLASS_MAP
 from components import curate, deploy, ingest, label, monitor, prep, train, validate
 from components.image import IMAGE
+from pipelines.placement import Placement, on_gpu, sized, with_pseudonym_key, with_store
 
 PIPELINE_NAME = "auscult-training"
+MONITOR_PIPELINE_NAME = "auscult-monitor"
+DEFAULT_PLACEMENT = Placement()
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Respiratory-sound screening: from recordings to a served model.")
-def training_pipeline(
-    store_uri: str,
-    sources: list = ["telemetry"],  # noqa: B006 - KFP reads defaults from the signature
-    epochs: int = 10,
-    seed: int = 0,
-    min_auroc: float = 0.80,
-    class_map: dict = DEFAULT_CLASS_MAP,
-    serving_image: str = IMAGE.replace("runtime", "serving"),
-    serving_gpus: int = 1,
-):
-    watch = monitor(store_uri=store_uri).set_display_name("monitor (production before this run)")
-    ingested = ingest(sources=sources, store_uri=store_uri).after(watch)
-    curated = curate(table=ingested.outputs["table"], store_uri=store_uri)
-    labelled = label(table=curated.outputs["curated"], class_map=class_map)
-    prepared = prep(table=labelled.outputs["labelled"], seed=seed)
-    trained = train(prepared=prepared.outputs["prepared"], epochs=epochs, seed=seed)
-    trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
-    trained.set_memory_limit("8G").set_cpu_limit("4")
-    checked = validate(
-        model=trained.outputs["model"],
-        prepared=prepared.outputs["prepared"],
-        store_uri=store_uri,
-        min_auroc=min_auroc,
-    )
-    with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 - a KFP condition, not Python
-        deploy(
-            onnx_model=checked.outputs["onnx_model"],
-            table=labelled.outputs["labelled"],
+def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
+    @dsl.pipeline(name=PIPELINE_NAME, description="Respiratory-sound screening: from recordings to a served model.")
+    def training_pipeline(
+        store_uri: str,
+        sources: list = ["telemetry"],  # noqa: B006 - KFP reads defaults from the signature
+        epochs: int = 10,
+        seed: int = 0,
+        min_auroc: float = 0.80,
+        class_map: dict = DEFAULT_CLASS_MAP,
+        serving_image: str = IMAGE.replace("runtime", "serving"),
+        serving_gpus: int = 1,
+    ):
+        watch = monitor(store_uri=store_uri).set_display_name("monitor (production before this run)")
+        with_store(sized(watch, "1", "2G"), placement).set_caching_options(False)
+        ingested = ingest(sources=sources, store_uri=store_uri).after(watch)
+        # Caching ingest would miss new files behind the same source names.
+        with_pseudonym_key(with_store(sized(ingested, "1", "2G"), placement), placement).set_caching_options(False)
+        curated = curate(table=ingested.outputs["table"], store_uri=store_uri)
+        with_store(sized(curated, "2", "4G"), placement)
+        labelled = sized(label(table=curated.outputs["curated"], class_map=class_map), "1", "2G")
+        prepared = with_store(sized(prep(table=labelled.outputs["labelled"], seed=seed), "2", "8G"), placement)
+        trained = train(prepared=prepared.outputs["prepared"], epochs=epochs, seed=seed)
+        on_gpu(sized(trained, "4", "16G"), placement)
+        checked = validate(
+            model=trained.outputs["model"],
+            prepared=prepared.outputs["prepared"],
             store_uri=store_uri,
-            serving_image=serving_image,
-            gpus=serving_gpus,
+            min_auroc=min_auroc,
         )
+        # Validation compares with the production model, which changes between runs.
+        with_store(sized(checked, "2", "8G"), placement).set_caching_options(False)
+        with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 - a KFP condition
+            deployed = deploy(
+                onnx_model=checked.outputs["onnx_model"],
+                table=labelled.outputs["labelled"],
+                store_uri=store_uri,
+                serving_image=serving_image,
+                gpus=serving_gpus,
+                node_selector=placement.gpu_node_selector,
+                tolerations=list(placement.gpu_tolerations),
+            )
+            with_store(sized(deployed, "1", "2G"), placement).set_caching_options(False)
+
+    return training_pipeline
 
 
-@dsl.pipeline(name="auscult-monitor", description="Drift and feedback performance of the production model.")
-def monitor_pipeline(store_uri: str):
-    monitor(store_uri=store_uri)
+def build_monitor_pipeline(placement: Placement = DEFAULT_PLACEMENT):
+    @dsl.pipeline(name=MONITOR_PIPELINE_NAME, description="Drift and feedback performance of the production model.")
+    def monitor_pipeline(store_uri: str):
+        with_store(sized(monitor(store_uri=store_uri), "1", "2G"), placement).set_caching_options(False)
+
+    return monitor_pipeline
+
+
+training_pipeline = build_training_pipeline()
+monitor_pipeline = build_monitor_pipeline()

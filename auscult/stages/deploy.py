@@ -12,16 +12,19 @@ from dataclasses import dataclass, field
 from auscult import __version__
 from auscult.registry import Registry
 
+# Where GPU nodes are, by default: the label NVIDIA's GPU operator sets, and the taint clusters usually put
+# on GPU nodes so that only GPU work lands there.
+GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
+GPU_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
+
 
 @dataclass(frozen=True)
 class ServingSpec:
     namespace: str = "auscult"
     image: str = f"auscult/serving:{__version__}"
     gpus: int = 1
-    node_selector: dict[str, str] = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
-    tolerations: list[dict] = field(
-        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    )
+    node_selector: dict[str, str] = field(default_factory=lambda: dict(GPU_NODE_SELECTOR))
+    tolerations: list[dict] = field(default_factory=lambda: [dict(t) for t in GPU_TOLERATIONS])
     store_secret: str = "auscult-object-store"
     replicas: int = 1
 

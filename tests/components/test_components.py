@@ -15,7 +15,7 @@ EXPECTED = {
         {"onnx_model", "metrics", "classification", "report", "Output"},
     ),
     "deploy": (
-        {"onnx_model", "table", "store_uri", "serving_image", "gpus"},
+        {"onnx_model", "table", "store_uri", "serving_image", "gpus", "node_selector", "tolerations"},
         {"serving_manifest", "metrics", "Output"},
     ),
     "monitor": ({"store_uri"}, {"metrics", "report", "retrain", "reasons"}),

@@ -1,48 +1,103 @@
-"""The compiled pipeline YAML, read as KFP would read it: stages, the blessing condition, the GPU request."""
+"""The compiled pipeline YAML, read as KFP would read it: stages, the blessing condition, GPU placement,
+credentials from Secrets, retries and resources."""
 
-import yaml
+import pytest
 
-from pipelines.compile import compile_pipelines
+from pipelines.compile import compile_pipelines, load
+from pipelines.placement import PSEUDONYM_SECRET_KEYS, STORE_SECRET_KEYS, Placement
 
 STAGES = {"ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"}
+STORE_STAGES = {"ingest", "curate", "prep", "validate", "deploy", "monitor"}
 
 
-def load(tmp_path):
-    paths = compile_pipelines(tmp_path)
-    return {p.name: yaml.safe_load(p.read_text()) for p in paths}
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("compiled")
+    return {p.name: load(p) for p in compile_pipelines(folder)}
 
 
-def test_all_eight_stages_compile_into_one_pipeline(tmp_path):
-    spec = load(tmp_path)["auscult-training.yaml"]
-    executors = spec["deploymentSpec"]["executors"]
-    assert {name.removeprefix("exec-") for name in executors} == STAGES
+def executors(platform):
+    return platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_all_eight_stages_compile_into_one_pipeline(compiled):
+    spec, _ = compiled["auscult-training.yaml"]
+    assert {name.removeprefix("exec-") for name in spec["deploymentSpec"]["executors"]} == STAGES
     root_tasks = spec["root"]["dag"]["tasks"]
     assert set(root_tasks) == STAGES - {"deploy"} | {"condition-1"}
     assert root_tasks["ingest"]["dependentTasks"] == ["monitor"]
 
 
-def test_deploy_runs_only_when_blessed(tmp_path):
-    spec = load(tmp_path)["auscult-training.yaml"]
-    condition = spec["root"]["dag"]["tasks"]["condition-1"]
-    assert "validate-Output" in condition["triggerPolicy"]["condition"]
-    assert "== true" in condition["triggerPolicy"]["condition"]
+def test_deploy_runs_only_when_blessed(compiled):
+    spec, _ = compiled["auscult-training.yaml"]
+    condition = spec["root"]["dag"]["tasks"]["condition-1"]["triggerPolicy"]["condition"]
+    assert "validate-Output" in condition and "== true" in condition
     assert set(spec["components"]["comp-condition-1"]["dag"]["tasks"]) == {"deploy"}
 
 
-def test_training_asks_for_a_gpu(tmp_path):
-    spec = load(tmp_path)["auscult-training.yaml"]
+def test_training_runs_on_a_gpu_node(compiled):
+    spec, platform = compiled["auscult-training.yaml"]
     resources = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
     assert str(resources["accelerator"]["resourceCount"]) == "1"
-    assert "accelerator" not in spec["deploymentSpec"]["executors"]["exec-curate"]["container"].get("resources", {})
+    train = executors(platform)["exec-train"]
+    assert train["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
+    assert train["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
+    for other in STAGES - {"train"}:
+        assert "accelerator" not in spec["deploymentSpec"]["executors"][f"exec-{other}"]["container"]["resources"]
+        assert "nodeSelector" not in executors(platform).get(f"exec-{other}", {})
 
 
-def test_every_task_runs_in_the_runtime_image(tmp_path):
-    spec = load(tmp_path)["auscult-training.yaml"]
+def test_serving_is_rendered_for_gpu_nodes_by_default(compiled):
+    spec, _ = compiled["auscult-training.yaml"]
+    assert spec["root"]["inputDefinitions"]["parameters"]["serving_gpus"]["defaultValue"] == 1
+
+
+def test_credentials_come_from_secrets_not_parameters(compiled):
+    spec, platform = compiled["auscult-training.yaml"]
+    for stage in STORE_STAGES:
+        secrets = {s["secretName"]: s for s in executors(platform)[f"exec-{stage}"]["secretAsEnv"]}
+        store = secrets["auscult-object-store"]
+        assert {k["envVar"] for k in store["keyToEnv"]} == set(STORE_SECRET_KEYS.values())
+        assert not store.get("optional")
+    ingest_secrets = {s["secretName"] for s in executors(platform)["exec-ingest"]["secretAsEnv"]}
+    assert "auscult-pseudonym-key" in ingest_secrets
+    assert "exec-label" not in executors(platform) and "exec-train" in executors(platform)
+    parameters = " ".join(spec["root"]["inputDefinitions"]["parameters"]).lower()
+    assert not any(word in parameters for word in ("secret", "password", "access", "key"))
+    assert set(PSEUDONYM_SECRET_KEYS.values()) == {"AUSCULT_PSEUDONYM_KEY"}
+
+
+def test_every_task_has_requests_and_limits_and_io_retries(compiled):
+    spec, _ = compiled["auscult-training.yaml"]
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        resources = executor["container"]["resources"]
+        for field in ("resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"):
+            assert field in resources, (name, field)
+    tasks = {**spec["root"]["dag"]["tasks"], **spec["components"]["comp-condition-1"]["dag"]["tasks"]}
+    for stage in STORE_STAGES:
+        assert tasks[stage]["retryPolicy"]["maxRetryCount"] == 3, stage
+    for uncached in ("monitor", "ingest", "validate", "deploy"):
+        assert tasks[uncached]["cachingOptions"] == {}, uncached
+    assert tasks["train"]["cachingOptions"] == {"enableCache": True}
+
+
+def test_every_task_runs_in_the_runtime_image(compiled):
+    spec, _ = compiled["auscult-training.yaml"]
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert len(images) == 1 and images.pop().startswith("auscult/runtime:")
 
 
-def test_monitor_pipeline_compiles(tmp_path):
-    spec = load(tmp_path)["auscult-monitor.yaml"]
+def test_placement_is_a_compile_option(tmp_path):
+    placement = Placement(gpu_node_selector={"pool": "a100"}, gpu_tolerations=(), store_secret="minio-creds")
+    spec, platform = load(compile_pipelines(tmp_path, image="registry.example/rt:2", placement=placement)[0])
+    assert executors(platform)["exec-train"]["nodeSelector"]["labels"] == {"pool": "a100"}
+    assert "tolerations" not in executors(platform)["exec-train"]
+    assert executors(platform)["exec-curate"]["secretAsEnv"][0]["secretName"] == "minio-creds"
+    assert {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()} == {"registry.example/rt:2"}
+
+
+def test_monitor_pipeline_compiles(compiled):
+    spec, platform = compiled["auscult-monitor.yaml"]
     assert set(spec["root"]["dag"]["tasks"]) == {"monitor"}
+    assert executors(platform)["exec-monitor"]["secretAsEnv"][0]["secretName"] == "auscult-object-store"
