@@ -5,7 +5,7 @@ VENV := .venv
 SERVE_VENV := .venv-serve
 ARGS ?=
 
-.PHONY: run test bench compile clean
+.PHONY: run test bench compile images push-images clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	# The CPU build of torch first, so that nothing later resolves a CUDA build.
 	$(VENV)/bin/pip install --quiet torch==2.13.0
 	$(VENV)/bin/pip install --quiet -e '.[pipeline,bench,dev]'
-	# torchaudio's registry wheels carry a CUDA-built extension that cannot load on CPU torch; its
-	# pure-Python transforms (MelSpectrogram, AmplitudeToDB) work once the extension is out of the way.
-	$(VENV)/bin/python -c "import pathlib, sysconfig; [p.unlink() for p in (pathlib.Path(sysconfig.get_paths()['purelib']) / 'torchaudio' / 'lib').glob('*.so')]"
+	$(VENV)/bin/python scripts/strip_torchaudio_extension.py
 	touch $@
 
 # seldon-core 1.17.1 pins protobuf<4 and cannot share an environment with kfp (protobuf>=6).
@@ -38,6 +36,18 @@ bench: $(VENV)/.installed $(SERVE_VENV)/.installed
 
 compile: $(VENV)/.installed
 	$(VENV)/bin/auscult compile
+
+# Container images: one registry/tag setting for all three. Needs a Docker engine (none runs on the
+# development machines here; see README).
+REGISTRY ?= ghcr.io/auscult
+TAG ?= 0.1.0
+IMAGES := runtime training serving
+
+images:
+	for image in $(IMAGES); do docker build -f images/$$image.Dockerfile -t $(REGISTRY)/auscult-$$image:$(TAG) . || exit 1; done
+
+push-images: images
+	for image in $(IMAGES); do docker push $(REGISTRY)/auscult-$$image:$(TAG) || exit 1; done
 
 clean:
 	rm -rf .auscult

@@ -4,7 +4,7 @@ from kfp.dsl import HTML, Dataset, Input, Metrics, Output
 from components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def curate(
     table: Input[Dataset], store_uri: str, curated: Output[Dataset], profile: Output[HTML], metrics: Output[Metrics]
 ):

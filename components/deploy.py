@@ -4,7 +4,7 @@ from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 from components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def deploy(
     onnx_model: Input[Model],
     table: Input[Dataset],

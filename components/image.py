@@ -1,4 +1,5 @@
-"""The container image every component runs in on a cluster."""
+"""The container image every component runs in on a cluster. It carries kfp and auscult, so tasks install
+nothing at start-up (clusters often have no route to PyPI)."""
 
 import os
 

@@ -4,7 +4,7 @@ from kfp.dsl import Dataset, Metrics, Output
 from components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Output[Metrics]):
     """Read recordings from sources (dataset folders, CSV manifests, "telemetry") into the data lake."""
     import os

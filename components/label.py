@@ -4,7 +4,7 @@ from kfp.dsl import Dataset, Input, Metrics, Output
 from components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def label(
     table: Input[Dataset],
     class_map: dict,

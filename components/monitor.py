@@ -6,7 +6,7 @@ from kfp.dsl import HTML, Metrics, Output
 from components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def monitor(store_uri: str, metrics: Output[Metrics], report: Output[HTML]) -> NamedTuple(
     "Decision", [("retrain", bool), ("reasons", str)]
 ):

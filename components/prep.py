@@ -4,7 +4,7 @@ from kfp.dsl import Dataset, Input, Metrics, Output
 from components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def prep(table: Input[Dataset], seed: int, prepared: Output[Dataset], metrics: Output[Metrics]):
     """16 kHz mono windows; train/validation/test split by participant, stratified by label."""
     import time

@@ -4,7 +4,7 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 from components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def train(prepared: Input[Dataset], epochs: int, seed: int, model: Output[Model], metrics: Output[Metrics]):
     """Train the log-mel CNN; keep the epoch with the best validation AUROC."""
     import json

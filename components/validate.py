@@ -4,7 +4,7 @@ from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model,
 from components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def validate(
     model: Input[Model],
     prepared: Input[Dataset],

@@ -101,3 +101,9 @@ def test_monitor_pipeline_compiles(compiled):
     spec, platform = compiled["auscult-monitor.yaml"]
     assert set(spec["root"]["dag"]["tasks"]) == {"monitor"}
     assert executors(platform)["exec-monitor"]["secretAsEnv"][0]["secretName"] == "auscult-object-store"
+
+
+def test_tasks_install_nothing_at_start_up(compiled):
+    spec, _ = compiled["auscult-training.yaml"]
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        assert "pip install" not in " ".join(executor["container"]["command"]), name
