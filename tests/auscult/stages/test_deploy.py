@@ -31,3 +31,10 @@ def test_deploy_promotes_and_keeps_the_previous_version(store):
     assert registry.production()["version"] == second.version
     again = deploy(registry, b"onnx-2", {"metrics": {}}, {"input": {}})
     assert again.version == second.version and len(store.list("models/auscult-screening/production/")) == 2
+
+
+def test_rendered_seldon_deployment_passes_the_crd_schema():
+    from tests.k8s import validate
+
+    validate(seldon_deployment("v0001-abc", "s3://bucket/auscult"))
+    validate(seldon_deployment("v0001-abc", "s3://bucket/auscult", ServingSpec(gpus=0)))
