@@ -81,6 +81,29 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from auscult.registry import Registry
+    from auscult.stages.monitor import monitor, record_decision, report_html
+    from auscult.store import open_store
+
+    registry = Registry(open_store(args.store))
+    result = monitor(registry)
+    decision = record_decision(registry, result)
+    report = registry.store.put(
+        f"monitor/reports/{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.html", report_html(result).encode()
+    )
+    print(
+        f"{'RETRAIN' if result.retrain else 'keep'}: {result.model_version or 'no production model'}, "
+        f"{result.requests} requests, {result.feedback} feedback labels"
+    )
+    for reason in result.reasons:
+        print(f"  {reason}")
+    print(f"decision: {decision}\nreport: {report}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="auscult",
@@ -178,6 +201,16 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--version", help="a registered version instead of the production one")
     serve.add_argument("--port", type=int, default=9000)
     serve.set_defaults(handler=_serve)
+
+    monitor = commands.add_parser(
+        "monitor",
+        help="check production traffic for drift and decide whether to retrain",
+        description="Compare the telemetry of the production model with its training reference (PSI, KS), "
+        "score it on feedback labels, and record the decision and an HTML report in the store. "
+        "The chart runs this on a schedule.",
+    )
+    monitor.add_argument("--store", required=True, help="object store URI (file:///... or s3://bucket/prefix)")
+    monitor.set_defaults(handler=_monitor)
     return top
 
 

@@ -6,7 +6,7 @@ import pytest
 from pipelines.cli import main, parser
 
 
-@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve"])
+@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor"])
 def test_help_explains_each_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -32,3 +32,13 @@ def test_console_script_is_installed():
     )
     assert "run" in result.stdout and "serve" in result.stdout
     assert parser().prog == "auscult"
+
+
+def test_monitor_command_records_a_decision(tmp_path, capsys):
+    from auscult.store import FileStore
+
+    store = FileStore(tmp_path / "store")
+    assert main(["monitor", "--store", store.root]) == 0
+    out = capsys.readouterr().out
+    assert "no model in production" in out
+    assert store.list("monitor/decisions/") and store.list("monitor/reports/")

@@ -96,3 +96,18 @@ def test_every_request_leaves_telemetry_that_survives_shutdown(trained, tmp_path
     for record in records:
         assert store.exists(record["audio_key"])
         assert set(record["stats"]) == set(audio.STAT_NAMES)
+
+
+def test_smoke_test_passes_against_the_real_server(served, capsys):
+    from auscult.serving import smoke
+
+    running, _, _ = served
+    assert smoke.main([running.url]) == 0
+    assert "smoke test passed" in capsys.readouterr().out
+
+
+def test_smoke_test_fails_clearly_when_nothing_answers(capsys):
+    from auscult.serving import smoke
+
+    assert smoke.main([f"http://127.0.0.1:{server.free_port()}"]) == 1
+    assert "smoke test failed" in capsys.readouterr().err
