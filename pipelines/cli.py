@@ -48,20 +48,49 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compile(args: argparse.Namespace) -> int:
-    from pipelines.compile import compile_pipelines
+def _placement(args: argparse.Namespace):
     from pipelines.placement import Placement
 
-    placement = Placement(
-        gpu_node_selector=dict(pair.split("=", 1) for pair in args.gpu_node_selector) or Placement().gpu_node_selector,
+    default = Placement()
+    return Placement(
+        gpu_node_selector=dict(pair.split("=", 1) for pair in args.gpu_node_selector) or default.gpu_node_selector,
         gpu_tolerations=tuple({"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in args.gpu_toleration)
-        or Placement().gpu_tolerations,
+        or default.gpu_tolerations,
         store_secret=args.store_secret,
         pseudonym_secret=args.pseudonym_secret,
     )
-    for path in compile_pipelines(args.output_dir, args.image, placement):
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from pipelines.compile import compile_pipelines
+
+    for path in compile_pipelines(args.output_dir, args.image, _placement(args)):
         print(f"wrote {path}")
     print("Upload auscult-training.yaml in the KFP UI (Pipelines > Upload pipeline) and start a run.")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from pipelines.submit import Submission, plan, submit
+
+    if not args.upload_only and not args.store:
+        raise SystemExit("auscult submit: --store is required to start a run (or pass --upload-only)")
+    arguments = {"store_uri": args.store, "sources": args.source or ["telemetry"], "epochs": args.epochs}
+    submission = Submission(
+        host=args.host,
+        arguments=arguments,
+        run=not args.upload_only,
+        monitor_schedule=args.schedule,
+        image=args.image,
+        placement=_placement(args),
+        **({"version": args.version} if args.version else {}),
+    )
+    for step in plan(submission):
+        print(("would " if args.dry_run else "") + step)
+    if args.dry_run:
+        return 0
+    for name, value in submit(submission).items():
+        print(f"{name}: {value}")
     return 0
 
 
@@ -102,6 +131,33 @@ def _monitor(args: argparse.Namespace) -> int:
         print(f"  {reason}")
     print(f"decision: {decision}\nreport: {report}")
     return 0
+
+
+def _add_placement_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--gpu-node-selector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="node label for GPU tasks (training, serving); repeatable (default: nvidia.com/gpu.present=true)",
+    )
+    command.add_argument(
+        "--gpu-toleration",
+        action="append",
+        default=[],
+        metavar="TAINT_KEY",
+        help="taint key GPU tasks tolerate (NoSchedule); repeatable (default: nvidia.com/gpu)",
+    )
+    command.add_argument(
+        "--store-secret",
+        default="auscult-object-store",
+        help="Secret with the object store's endpoint, access-key, secret-key, secure",
+    )
+    command.add_argument(
+        "--pseudonym-secret",
+        default="auscult-pseudonym-key",
+        help="Secret with the key (key) that pseudonymises participant ids",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -162,31 +218,27 @@ def parser() -> argparse.ArgumentParser:
     )
     compile_.add_argument("--output-dir", type=Path, default=Path("build/pipelines"))
     compile_.add_argument("--image", help="the component runtime image (default: AUSCULT_IMAGE or auscult/runtime)")
-    compile_.add_argument(
-        "--gpu-node-selector",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="node label for GPU tasks (training, serving); repeatable (default: nvidia.com/gpu.present=true)",
-    )
-    compile_.add_argument(
-        "--gpu-toleration",
-        action="append",
-        default=[],
-        metavar="TAINT_KEY",
-        help="taint key GPU tasks tolerate (NoSchedule); repeatable (default: nvidia.com/gpu)",
-    )
-    compile_.add_argument(
-        "--store-secret",
-        default="auscult-object-store",
-        help="Secret with the object store's endpoint, access-key, secret-key, secure",
-    )
-    compile_.add_argument(
-        "--pseudonym-secret",
-        default="auscult-pseudonym-key",
-        help="Secret with the key (key) that pseudonymises participant ids",
-    )
+    _add_placement_options(compile_)
     compile_.set_defaults(handler=_compile)
+
+    submit = commands.add_parser(
+        "submit",
+        help="upload the pipeline to Kubeflow Pipelines, start a run, schedule monitoring",
+        description="Upload the compiled pipeline as a new version of 'auscult-training', start a run in "
+        "experiment 'auscult', and with --schedule run the monitor pipeline on a cron schedule.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    submit.add_argument("--host", required=True, help="the KFP API, e.g. http://ml-pipeline.kubeflow:8888")
+    submit.add_argument("--store", help="object store URI for the run, e.g. s3://auscult/prod")
+    submit.add_argument("--source", action="append", default=[], help="ingest source; repeatable (default: telemetry)")
+    submit.add_argument("--epochs", type=int, default=10)
+    submit.add_argument("--schedule", metavar="CRON", help="also schedule the monitor pipeline, e.g. '0 3 * * *'")
+    submit.add_argument("--version", help="pipeline version name (default: v<UTC timestamp>)")
+    submit.add_argument("--upload-only", action="store_true", help="upload the new version, start nothing")
+    submit.add_argument("--dry-run", action="store_true", help="print what would be sent and send nothing")
+    submit.add_argument("--image", help="the component runtime image")
+    _add_placement_options(submit)
+    submit.set_defaults(handler=_submit)
 
     serve = commands.add_parser(
         "serve",

@@ -6,7 +6,7 @@ import pytest
 from pipelines.cli import main, parser
 
 
-@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor"])
+@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor", "submit"])
 def test_help_explains_each_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
