@@ -23,6 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+# How a Kubernetes Secret holding object-store credentials maps onto the environment read below.
+SECRET_KEYS = {
+    "endpoint": "AUSCULT_S3_ENDPOINT",
+    "access-key": "AWS_ACCESS_KEY_ID",
+    "secret-key": "AWS_SECRET_ACCESS_KEY",
+    "secure": "AUSCULT_S3_SECURE",
+}
+
 
 class ObjectStore(ABC):
     """A flat key space under one root URI."""

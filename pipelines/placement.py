@@ -11,14 +11,8 @@ from dataclasses import dataclass, field
 from kfp import dsl, kubernetes
 
 from auscult.stages.deploy import GPU_NODE_SELECTOR, GPU_TOLERATIONS
+from auscult.store import SECRET_KEYS as STORE_SECRET_KEYS
 
-# Secret key -> environment variable, as auscult.store reads them.
-STORE_SECRET_KEYS = {
-    "endpoint": "AUSCULT_S3_ENDPOINT",
-    "access-key": "AWS_ACCESS_KEY_ID",
-    "secret-key": "AWS_SECRET_ACCESS_KEY",
-    "secure": "AUSCULT_S3_SECURE",
-}
 PSEUDONYM_SECRET_KEYS = {"key": "AUSCULT_PSEUDONYM_KEY"}
 
 

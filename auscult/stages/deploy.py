@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from auscult import __version__
 from auscult.registry import Registry
+from auscult.store import SECRET_KEYS
 
 # Where GPU nodes are, by default: the label NVIDIA's GPU operator sets, and the taint clusters usually put
 # on GPU nodes so that only GPU work lands there.
@@ -49,9 +50,12 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
         "env": [
             {"name": "AUSCULT_STORE_URI", "value": store_uri},
             {"name": "AUSCULT_MODEL_VERSION", "value": version},
+            # Credentials for the object store come from a Secret, never from the manifest.
+            *(
+                {"name": env, "valueFrom": {"secretKeyRef": {"name": spec.store_secret, "key": key}}}
+                for key, env in SECRET_KEYS.items()
+            ),
         ],
-        # Credentials for the object store come from a Secret, never from the manifest.
-        "envFrom": [{"secretRef": {"name": spec.store_secret}}],
         "resources": resources,
     }
     pod_spec: dict = {"containers": [container]}

@@ -7,6 +7,7 @@ import helm_python as helm
 import pytest
 
 from auscult.stages.deploy import ServingSpec, seldon_deployment
+from auscult.store import SECRET_KEYS
 from tests.k8s import documents, validate
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "auscult"
@@ -66,7 +67,7 @@ def test_v1_serving_requests_gpus_on_gpu_nodes_with_secret_credentials():
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
     secret_env = {e["name"] for e in container["env"] if "valueFrom" in e}
-    assert secret_env == {"AUSCULT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AUSCULT_S3_SECURE"}
+    assert secret_env == set(SECRET_KEYS.values())
     assert pod["securityContext"]["runAsNonRoot"] is True
 
 

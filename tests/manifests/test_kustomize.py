@@ -1,0 +1,69 @@
+"""The plain manifests, built by kustomize (``kubectl kustomize``) and validated like the chart's output."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.k8s import documents, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl (for kustomize) is not on PATH")
+
+
+def build(overlay: str) -> list[dict]:
+    result = subprocess.run(
+        [KUBECTL, "kustomize", str(ROOT / "manifests" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return documents(result.stdout)
+
+
+def serving_pod(objects: list[dict]) -> dict:
+    (deployment,) = [o for o in objects if o["kind"] == "SeldonDeployment"]
+    return deployment["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/gpu"])
+def test_every_object_passes_its_schema(overlay):
+    objects = build(overlay)
+    assert {o["kind"] for o in objects} >= {
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "Secret",
+        "SeldonDeployment",
+        "CronJob",
+    }
+    for obj in objects:
+        validate(obj)
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == "auscult"
+
+
+def test_gpu_overlay_places_serving_on_gpu_nodes():
+    base, gpu = serving_pod(build("base")), serving_pod(build("overlays/gpu"))
+    assert "nodeSelector" not in base and "nvidia.com/gpu" not in base["containers"][0]["resources"]["limits"]
+    assert gpu["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert gpu["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert gpu["containers"][0]["image"] == "ghcr.io/auscult/auscult-serving:0.1.0"
+
+
+def test_role_covers_only_seldon_resources_in_its_namespace():
+    objects = build("base")
+    (role,) = [o for o in objects if o["kind"] == "Role"]
+    assert {g for rule in role["rules"] for g in rule["apiGroups"]} == {"machinelearning.seldon.io", "mlops.seldon.io"}
+    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+
+
+def test_credentials_are_read_from_the_secret():
+    env = serving_pod(build("base"))["containers"][0]["env"]
+    from_secret = {e["name"] for e in env if "valueFrom" in e}
+    assert from_secret == {"AUSCULT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AUSCULT_S3_SECURE"}
