@@ -13,10 +13,17 @@ def deploy(
     gpus: int,
     node_selector: dict,
     tolerations: list,
+    serving: str,
+    namespace: str,
+    timeout_s: int,
     serving_manifest: Output[Artifact],
     metrics: Output[Metrics],
 ) -> str:
-    """Register the blessed model, move the production pointer, render the SeldonDeployment."""
+    """Register the blessed model, move the production pointer, and roll the serving resource out.
+
+    ``serving``: "seldon-v1", "seldon-v2", or "none" (render only, as on one machine). ``namespace``: where
+    to deploy (empty: the pipeline's own namespace).
+    """
     import hashlib
     import json
     import os
@@ -27,6 +34,7 @@ def deploy(
 
     from auscult import __version__
     from auscult.audio import SAMPLE_RATE
+    from auscult.cluster import Cluster
     from auscult.registry import Registry
     from auscult.resources import peak_rss_mib
     from auscult.stages.deploy import ServingSpec
@@ -52,13 +60,20 @@ def deploy(
         "input": {"sample_rate": SAMPLE_RATE, "channels": 1, "dtype": "float32", "name": "waveform"},
         "output": {"name": "probabilities", "classes": list(CLASSES)},
     }
-    result = run(
-        Registry(open_store(store_uri)),
-        onnx,
-        card,
-        reference,
-        ServingSpec(image=serving_image, gpus=gpus, node_selector=dict(node_selector), tolerations=list(tolerations)),
+    if serving == "none":
+        cluster = None
+    else:
+        own_namespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+        cluster = Cluster.from_environment(namespace or open(own_namespace).read().strip())
+    spec = ServingSpec(
+        namespace=cluster.namespace if cluster else ServingSpec().namespace,
+        image=serving_image,
+        gpus=gpus,
+        node_selector=dict(node_selector),
+        tolerations=list(tolerations),
     )
+    target = "seldon-v1" if serving == "none" else serving
+    result = run(Registry(open_store(store_uri)), onnx, card, reference, spec, target, cluster, timeout_s)
     with open(serving_manifest.path, "w") as handle:
         yaml.safe_dump(result.manifest, handle, sort_keys=False)
     serving_manifest.metadata.update({"version": result.version, "previous": result.previous or ""})

@@ -28,6 +28,9 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         class_map: dict = DEFAULT_CLASS_MAP,
         serving_image: str = IMAGE.replace("runtime", "serving"),
         serving_gpus: int = 1,
+        serving: str = "seldon-v1",  # or "seldon-v2", or "none" to register and render only
+        serving_namespace: str = "",
+        rollout_timeout_s: int = 600,
     ):
         watch = monitor(store_uri=store_uri).set_display_name("monitor (production before this run)")
         with_store(sized(watch, "1", "2G"), placement).set_caching_options(False)
@@ -57,6 +60,9 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
                 gpus=serving_gpus,
                 node_selector=placement.gpu_node_selector,
                 tolerations=list(placement.gpu_tolerations),
+                serving=serving,
+                namespace=serving_namespace,
+                timeout_s=rollout_timeout_s,
             )
             with_store(sized(deployed, "1", "2G"), placement).set_caching_options(False)
 

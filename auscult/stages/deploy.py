@@ -2,7 +2,8 @@
 version for rollback), and render the cluster serving resource.
 
 On one machine the local Seldon server reads the production pointer when it starts (``auscult serve``).
-On a cluster the rendered SeldonDeployment runs the serving image on a GPU node.
+On a cluster the serving resource (Seldon Core v1 SeldonDeployment running the serving image, or Seldon
+Core v2 Model served by Triton) is applied, awaited, and rolled back if it does not become available.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from auscult import __version__
+from auscult.cluster import Cluster, RolloutError, roll_out
 from auscult.registry import Registry
 from auscult.store import SECRET_KEYS
 
@@ -85,13 +87,71 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
     }
 
 
+def seldon_model(version: str, store_uri: str, spec: ServingSpec = ServingSpec()) -> dict:
+    """A Seldon Core v2 Model: Triton serves the registered ONNX (Open Inference Protocol)."""
+    return {
+        "apiVersion": "mlops.seldon.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {
+            "name": "auscult-screening",
+            "namespace": spec.namespace,
+            "labels": {"app.kubernetes.io/name": "auscult-screening", "auscult.io/model-version": version},
+        },
+        "spec": {
+            "storageUri": f"{store_uri.rstrip('/')}/{TRITON_PREFIX}/{version}",
+            "requirements": ["onnx"],
+            "server": "auscult-triton",
+            "replicas": spec.replicas,
+        },
+    }
+
+
+RENDERERS = {"seldon-v1": seldon_deployment, "seldon-v2": seldon_model}
+TRITON_PREFIX = "models/auscult-screening/triton"
+TRITON_CONFIG = """name: "auscult-screening"
+platform: "onnxruntime_onnx"
+max_batch_size: 0
+input [{ name: "waveform", data_type: TYPE_FP32, dims: [ -1, -1 ] }]
+output [{ name: "probabilities", data_type: TYPE_FP32, dims: [ -1, 2 ] }]
+instance_group [{ kind: KIND_AUTO }]
+"""
+
+
+def publish_for_triton(registry: Registry, version: str) -> str:
+    """Triton's model-repository layout (config.pbtxt, 1/model.onnx) beside the registry entry."""
+    base = f"{TRITON_PREFIX}/{version}"
+    registry.store.put_if_absent(f"{base}/config.pbtxt", TRITON_CONFIG.encode())
+    registry.store.put_if_absent(f"{base}/1/model.onnx", registry.onnx(version))
+    return registry.store.uri(base)
+
+
 def deploy(
-    registry: Registry, onnx: bytes, card: dict, reference: dict, spec: ServingSpec = ServingSpec()
+    registry: Registry,
+    onnx: bytes,
+    card: dict,
+    reference: dict,
+    spec: ServingSpec = ServingSpec(),
+    target: str = "seldon-v1",
+    cluster: Cluster | None = None,
+    timeout_s: float = 600.0,
+    poll_s: float = 5.0,
 ) -> Deployment:
+    """Register, promote, render for ``target``; with a ``cluster``, roll out and roll back on failure."""
+    render = RENDERERS[target]
     version = registry.register(onnx, card, reference)
+    if target == "seldon-v2":
+        publish_for_triton(registry, version)
     current = registry.production()
-    if current and current["version"] == version:
-        pointer = current
-    else:
-        pointer = registry.promote(version, reason="blessed by validation")
-    return Deployment(version, pointer["previous"], seldon_deployment(version, registry.store.root, spec))
+    pointer = (
+        current if current and current["version"] == version else registry.promote(version, "blessed by validation")
+    )
+    manifest = render(version, registry.store.root, spec)
+    if cluster is not None:
+        previous = render(pointer["previous"], registry.store.root, spec) if pointer["previous"] else None
+        try:
+            roll_out(cluster, manifest, previous, timeout_s, poll_s)
+        except RolloutError:
+            if previous is not None:
+                registry.rollback(f"{version} did not become available")
+            raise
+    return Deployment(version, pointer["previous"], manifest)

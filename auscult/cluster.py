@@ -1,0 +1,101 @@
+"""Roll a serving resource out on Kubernetes: server-side apply, wait until Seldon reports it available,
+and roll back to the previous production version when it does not become available in time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+FIELD_MANAGER = "auscult"
+# apiVersion -> the resource's plural, for the Seldon kinds we deploy.
+PLURALS = {"machinelearning.seldon.io/v1": "seldondeployments", "mlops.seldon.io/v1alpha1": "models"}
+
+
+class RolloutError(RuntimeError):
+    """The new version did not become available; production was rolled back (the message says to what)."""
+
+
+@dataclass
+class Cluster:
+    api_client: Any  # kubernetes.client.ApiClient
+    namespace: str
+
+    @classmethod
+    def from_environment(cls, namespace: str) -> Cluster:
+        """In a pod: its service account; elsewhere: the current kubeconfig context."""
+        from kubernetes import client, config
+
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        return cls(client.ApiClient(), namespace)
+
+    def _path(self, manifest: dict) -> str:
+        api_version = manifest["apiVersion"]
+        return f"/apis/{api_version}/namespaces/{self.namespace}/{PLURALS[api_version]}/{manifest['metadata']['name']}"
+
+    def apply(self, manifest: dict) -> dict:
+        """Server-side apply (the API server merges, we own our fields)."""
+        body = {**manifest, "metadata": {**manifest["metadata"], "namespace": self.namespace}}
+        return self.api_client.call_api(
+            self._path(manifest),
+            "PATCH",
+            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+            body=body,
+            response_type="object",
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+        )
+
+    def get(self, manifest: dict) -> dict:
+        return self.api_client.call_api(
+            self._path(manifest),
+            "GET",
+            header_params={"Accept": "application/json"},
+            response_type="object",
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+        )
+
+
+def is_available(obj: dict) -> bool:
+    """Seldon v1: ``status.state == Available``; Seldon v2: a ``ModelReady`` or ``Ready`` condition that is True."""
+    status = obj.get("status") or {}
+    if obj.get("kind") == "SeldonDeployment":
+        return status.get("state") == "Available"
+    return any(
+        c.get("type") in ("ModelReady", "Ready") and c.get("status") == "True" for c in status.get("conditions", [])
+    )
+
+
+def wait_available(
+    cluster: Cluster, manifest: dict, timeout_s: float, poll_s: float = 5.0, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if is_available(cluster.get(manifest)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        sleep(poll_s)
+
+
+def roll_out(cluster: Cluster, manifest: dict, previous: dict | None, timeout_s: float, poll_s: float = 5.0) -> None:
+    """Apply ``manifest``; if it is not available within ``timeout_s``, re-apply ``previous`` and raise."""
+    cluster.apply(manifest)
+    if wait_available(cluster, manifest, timeout_s, poll_s):
+        return
+    if previous is None:
+        raise RolloutError(
+            f"{manifest['kind']}/{manifest['metadata']['name']} did not become available in "
+            f"{timeout_s:.0f} s, and there is no previous version to roll back to"
+        )
+    cluster.apply(previous)
+    raise RolloutError(
+        f"{manifest['kind']}/{manifest['metadata']['name']} did not become available in "
+        f"{timeout_s:.0f} s; rolled back to the previous version"
+    )
