@@ -19,7 +19,15 @@ def kube():
 
 def deploy_to(cluster, registry, onnx: bytes, target="seldon-v1"):
     return deploy(
-        registry, onnx, {"metrics": {}}, {"input": {}}, ServingSpec(namespace="screening"), target, cluster, timeout_s=2
+        registry,
+        onnx,
+        {"metrics": {}},
+        {"input": {}},
+        ServingSpec(namespace="screening"),
+        target,
+        cluster,
+        timeout_s=1,
+        poll_s=0.05,
     )
 
 
