@@ -4,10 +4,9 @@ get of Seldon resources), recording them; versions listed in ``failing`` never b
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+
+from tests import fake_http
 
 
 @dataclass
@@ -49,30 +48,5 @@ class FakeKube:
         return 404, {"kind": "Status", "message": f"{method} {path} not found"}
 
 
-def serve(api: FakeKube):
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, method: str) -> None:
-            parsed = urlparse(self.path)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, payload = api.handle(
-                method, parsed.path, parse_qs(parsed.query), self.headers.get("Content-Type", ""), body
-            )
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            self._reply("GET")
-
-        def do_PATCH(self) -> None:  # noqa: N802
-            self._reply("PATCH")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+def serve(api):
+    return fake_http.serve(api.handle)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+
+from tests import fake_http
 
 
 @dataclass
@@ -30,7 +29,7 @@ class FakeKfp:
     def calls(self, method: str, pattern: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.path)]
 
-    def handle(self, method: str, path: str, query: dict, body: bytes) -> tuple[int, dict]:
+    def handle(self, method: str, path: str, query: dict, content_type: str, body: bytes) -> tuple[int, dict]:
         self.requests.append(Recorded(method, path, query, body))
         prefix = "/apis/v2beta1"
         if method == "GET" and path == f"{prefix}/healthz":
@@ -81,28 +80,5 @@ def _filter_value(query: dict) -> str | None:
     return next((p.get("string_value") or p.get("stringValue") for p in predicates), None)
 
 
-def serve(api: FakeKfp) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, method: str) -> None:
-            parsed = urlparse(self.path)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, payload = api.handle(method, parsed.path, parse_qs(parsed.query), body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            self._reply("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._reply("POST")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+def serve(api):
+    return fake_http.serve(api.handle)
