@@ -1,10 +1,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components.image import IMAGE
+from components.image import TRAINING_IMAGE
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
+@dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
 def train(prepared: Input[Dataset], epochs: int, seed: int, model: Output[Model], metrics: Output[Metrics]):
     """Train the log-mel CNN; keep the epoch with the best validation AUROC."""
     import json

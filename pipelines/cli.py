@@ -61,10 +61,16 @@ def _placement(args: argparse.Namespace):
     )
 
 
+def _images(args: argparse.Namespace):
+    from pipelines.compile import Images
+
+    return Images(runtime=args.image, training=args.training_image, serving=args.serving_image)
+
+
 def _compile(args: argparse.Namespace) -> int:
     from pipelines.compile import compile_pipelines
 
-    for path in compile_pipelines(args.output_dir, args.image, _placement(args)):
+    for path in compile_pipelines(args.output_dir, _images(args), _placement(args)):
         print(f"wrote {path}")
     print("Upload auscult-training.yaml in the KFP UI (Pipelines > Upload pipeline) and start a run.")
     return 0
@@ -81,7 +87,7 @@ def _submit(args: argparse.Namespace) -> int:
         arguments=arguments,
         run=not args.upload_only,
         monitor_schedule=args.schedule,
-        image=args.image,
+        images=_images(args),
         placement=_placement(args),
         **({"version": args.version} if args.version else {}),
     )
@@ -133,7 +139,11 @@ def _monitor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_placement_options(command: argparse.ArgumentParser) -> None:
+def _add_build_options(command: argparse.ArgumentParser) -> None:
+    """Images and placement: what a cluster needs of a compiled pipeline."""
+    command.add_argument("--image", help="the runtime image of every task but training (default: auscult/runtime)")
+    command.add_argument("--training-image", help="the CUDA image of the train task (default: auscult/training)")
+    command.add_argument("--serving-image", help="the default serving image of a run (default: auscult/serving)")
     command.add_argument(
         "--gpu-node-selector",
         action="append",
@@ -217,8 +227,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     compile_.add_argument("--output-dir", type=Path, default=Path("build/pipelines"))
-    compile_.add_argument("--image", help="the component runtime image (default: AUSCULT_IMAGE or auscult/runtime)")
-    _add_placement_options(compile_)
+    _add_build_options(compile_)
     compile_.set_defaults(handler=_compile)
 
     submit = commands.add_parser(
@@ -236,8 +245,7 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--version", help="pipeline version name (default: v<UTC timestamp>)")
     submit.add_argument("--upload-only", action="store_true", help="upload the new version, start nothing")
     submit.add_argument("--dry-run", action="store_true", help="print what would be sent and send nothing")
-    submit.add_argument("--image", help="the component runtime image")
-    _add_placement_options(submit)
+    _add_build_options(submit)
     submit.set_defaults(handler=_submit)
 
     serve = commands.add_parser(

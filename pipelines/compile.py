@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -17,10 +18,19 @@ def load(path: str | Path) -> tuple[dict, dict]:
     return documents[0], (documents[1] if len(documents) > 1 else {})
 
 
+@dataclass(frozen=True)
+class Images:
+    """A build's images; None keeps the default a component was defined with."""
+
+    runtime: str | None = None  # every task but training
+    training: str | None = None  # the CUDA image of the train task
+    serving: str | None = None  # the default of the serving_image run parameter
+
+
 def compile_pipelines(
-    folder: str | Path, image: str | None = None, placement: Placement = DEFAULT_PLACEMENT
+    folder: str | Path, images: Images = Images(), placement: Placement = DEFAULT_PLACEMENT
 ) -> list[Path]:
-    """Write ``auscult-training.yaml`` and ``auscult-monitor.yaml``; ``image`` replaces every task's image."""
+    """Write ``auscult-training.yaml`` and ``auscult-monitor.yaml`` with ``images`` and ``placement``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -31,11 +41,15 @@ def compile_pipelines(
     for pipeline, name in pipelines:
         target = folder / name
         compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(target))
-        if image:
+        if images != Images():
             # The image is fixed when a component is defined; a build's tag is known only now.
             spec, platform = load(target)
-            for executor in spec["deploymentSpec"]["executors"].values():
-                executor["container"]["image"] = image
+            for name, executor in spec["deploymentSpec"]["executors"].items():
+                replacement = images.training if name == "exec-train" else images.runtime
+                executor["container"]["image"] = replacement or executor["container"]["image"]
+            parameters = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+            if images.serving and "serving_image" in parameters:
+                parameters["serving_image"]["defaultValue"] = images.serving
             target.write_text(yaml.safe_dump_all([spec, platform] if platform else [spec], sort_keys=False))
         written.append(target)
     return written

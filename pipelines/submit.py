@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines.compile import compile_pipelines
+from pipelines.compile import Images, compile_pipelines
 from pipelines.placement import Placement
 from pipelines.training import DEFAULT_PLACEMENT, MONITOR_PIPELINE_NAME, PIPELINE_NAME
 
@@ -22,7 +22,7 @@ class Submission:
     arguments: dict = field(default_factory=dict)  # pipeline parameters (store_uri, sources, epochs, ...)
     run: bool = True
     monitor_schedule: str | None = None  # cron, e.g. "0 3 * * *"
-    image: str | None = None
+    images: Images = Images()
     placement: Placement = DEFAULT_PLACEMENT
     version: str = field(default_factory=lambda: datetime.now(UTC).strftime("v%Y%m%d-%H%M%S"))
 
@@ -66,7 +66,7 @@ def submit(submission: Submission, client_factory: Callable[..., object] | None 
     client = client_factory(host=submission.host)
     created: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as folder:
-        training_path, monitor_path = compile_pipelines(folder, submission.image, submission.placement)
+        training_path, monitor_path = compile_pipelines(folder, submission.images, submission.placement)
         created["pipeline_id"], created["version_id"] = _upload(
             client, training_path, PIPELINE_NAME, submission.version
         )

@@ -9,7 +9,7 @@ from kfp import dsl
 
 from auscult.stages.label import DEFAULT_CLASS_MAP
 from components import curate, deploy, ingest, label, monitor, prep, train, validate
-from components.image import IMAGE
+from components.image import SERVING_IMAGE
 from pipelines.placement import Placement, on_gpu, sized, with_pseudonym_key, with_store
 
 PIPELINE_NAME = "auscult-training"
@@ -26,7 +26,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         seed: int = 0,
         min_auroc: float = 0.80,
         class_map: dict = DEFAULT_CLASS_MAP,
-        serving_image: str = IMAGE.replace("runtime", "serving"),
+        serving_image: str = SERVING_IMAGE,
         serving_gpus: int = 1,
         serving: str = "seldon-v1",  # or "seldon-v2", or "none" to register and render only
         serving_namespace: str = "",

@@ -21,7 +21,20 @@ def test_generate_writes_a_cohort(tmp_path, capsys):
 
 
 def test_compile_writes_yaml(tmp_path):
-    assert main(["compile", "--output-dir", str(tmp_path), "--image", "registry.example/auscult-runtime:1"]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                "--output-dir",
+                str(tmp_path),
+                "--image",
+                "registry.example/auscult-runtime:1",
+                "--training-image",
+                "registry.example/auscult-training:1",
+            ]
+        )
+        == 0
+    )
     text = (tmp_path / "auscult-training.yaml").read_text()
     assert "registry.example/auscult-runtime:1" in text
 

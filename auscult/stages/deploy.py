@@ -24,7 +24,7 @@ GPU_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "No
 @dataclass(frozen=True)
 class ServingSpec:
     namespace: str = "auscult"
-    image: str = f"auscult/serving:{__version__}"
+    image: str = f"auscult/serving:{__version__}"  # the same default as components.image.SERVING_IMAGE
     gpus: int = 1
     node_selector: dict[str, str] = field(default_factory=lambda: dict(GPU_NODE_SELECTOR))
     tolerations: list[dict] = field(default_factory=lambda: [dict(t) for t in GPU_TOLERATIONS])

@@ -46,7 +46,8 @@ def test_component_interface(name):
     inputs, outputs = EXPECTED[name]
     assert set(spec.inputs or {}) == inputs
     assert set(spec.outputs or {}) == outputs
-    assert spec.implementation.container.image.startswith("auscult/runtime")
+    expected = "auscult/training" if name == "train" else "auscult/runtime"
+    assert spec.implementation.container.image.startswith(expected)
 
 
 @pytest.mark.parametrize("stage, output", sorted(ARTIFACT_TYPES))

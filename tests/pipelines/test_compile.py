@@ -3,7 +3,7 @@ credentials from Secrets, retries and resources."""
 
 import pytest
 
-from pipelines.compile import compile_pipelines, load
+from pipelines.compile import Images, compile_pipelines, load
 from pipelines.placement import PSEUDONYM_SECRET_KEYS, STORE_SECRET_KEYS, Placement
 
 STAGES = {"ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"}
@@ -48,9 +48,14 @@ def test_training_runs_on_a_gpu_node(compiled):
         assert "nodeSelector" not in executors(platform).get(f"exec-{other}", {})
 
 
-def test_serving_is_rendered_for_gpu_nodes_by_default(compiled):
+def test_serving_is_placed_on_gpu_nodes_by_default(compiled):
     spec, _ = compiled["auscult-training.yaml"]
-    assert spec["root"]["inputDefinitions"]["parameters"]["serving_gpus"]["defaultValue"] == 1
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["serving_gpus"]["defaultValue"] == 1
+    assert parameters["serving"]["defaultValue"] == "seldon-v1"
+    deploy_inputs = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
+    assert deploy_inputs["node_selector"]["runtimeValue"]["constant"] == {"nvidia.com/gpu.present": "true"}
+    assert deploy_inputs["tolerations"]["runtimeValue"]["constant"][0]["key"] == "nvidia.com/gpu"
 
 
 def test_credentials_come_from_secrets_not_parameters(compiled):
@@ -82,19 +87,26 @@ def test_every_task_has_requests_and_limits_and_io_retries(compiled):
     assert tasks["train"]["cachingOptions"] == {"enableCache": True}
 
 
-def test_every_task_runs_in_the_runtime_image(compiled):
+def test_training_runs_in_the_cuda_image_and_the_rest_in_the_runtime_image(compiled):
     spec, _ = compiled["auscult-training.yaml"]
-    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-    assert len(images) == 1 and images.pop().startswith("auscult/runtime:")
+    images = {n: e["container"]["image"] for n, e in spec["deploymentSpec"]["executors"].items()}
+    assert images.pop("exec-train").startswith("auscult/training:")
+    assert {image.split(":")[0] for image in images.values()} == {"auscult/runtime"}
 
 
 def test_placement_is_a_compile_option(tmp_path):
     placement = Placement(gpu_node_selector={"pool": "a100"}, gpu_tolerations=(), store_secret="minio-creds")
-    spec, platform = load(compile_pipelines(tmp_path, image="registry.example/rt:2", placement=placement)[0])
+    images = Images(
+        runtime="registry.example/rt:2", training="registry.example/train:2", serving="registry.example/sv:2"
+    )
+    spec, platform = load(compile_pipelines(tmp_path, images, placement)[0])
     assert executors(platform)["exec-train"]["nodeSelector"]["labels"] == {"pool": "a100"}
     assert "tolerations" not in executors(platform)["exec-train"]
     assert executors(platform)["exec-curate"]["secretAsEnv"][0]["secretName"] == "minio-creds"
-    assert {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()} == {"registry.example/rt:2"}
+    executors_images = {n: e["container"]["image"] for n, e in spec["deploymentSpec"]["executors"].items()}
+    assert executors_images.pop("exec-train") == "registry.example/train:2"
+    assert set(executors_images.values()) == {"registry.example/rt:2"}
+    assert spec["root"]["inputDefinitions"]["parameters"]["serving_image"]["defaultValue"] == "registry.example/sv:2"
 
 
 def test_monitor_pipeline_compiles(compiled):

@@ -5,6 +5,7 @@ import json
 import pytest
 import yaml
 
+from pipelines.compile import Images
 from pipelines.submit import Submission, plan, submit
 from tests.pipelines.kfp_api import FakeKfp, serve
 
@@ -70,7 +71,9 @@ def test_monitor_schedule_becomes_a_recurring_run(kfp_api):
 
 def test_the_uploaded_yaml_carries_gpu_placement_and_secrets(kfp_api):
     api, url = kfp_api
-    submit(Submission(host=url, arguments=ARGS, run=False, image="registry.example/rt:3", version="v1"))
+    submit(
+        Submission(host=url, arguments=ARGS, run=False, images=Images(runtime="registry.example/rt:3"), version="v1")
+    )
     body = api.calls("POST", "/apis/v2beta1/pipelines/upload")[0].body.decode()
     assert "registry.example/rt:3" in body and "nvidia.com/gpu" in body and "auscult-object-store" in body
 
