@@ -12,9 +12,12 @@ from pipelines.loop import LoopConfig, run_loop, summary_lines
 
 
 @pytest.mark.slow
-def test_the_lifecycle_loop_closes(tmp_path):
+def test_the_lifecycle_loop_closes(tmp_path, monkeypatch):
+    # A fixed key fixes the participant split; 48 participants and 10 epochs learn the synthetic difference
+    # reliably (AUROC 1.0 under four different keys), 36 and 6 did not.
+    monkeypatch.setenv("AUSCULT_PSEUDONYM_KEY", "e2e-test-key")
     config = LoopConfig(
-        workdir=tmp_path / "run", participants=36, traffic_participants=12, epochs=6, min_auroc=0.6, effect=1.0
+        workdir=tmp_path / "run", participants=48, traffic_participants=12, epochs=10, min_auroc=0.6, effect=1.0
     )
     result = run_loop(config, log=lambda _: None)
 
