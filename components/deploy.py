@@ -24,23 +24,18 @@ def deploy(
     ``serving``: "seldon-v1", "seldon-v2", or "none" (render only, as on one machine). ``namespace``: where
     to deploy (empty: the pipeline's own namespace).
     """
-    import hashlib
     import json
     import os
     import time
-    from datetime import UTC, datetime
 
     import yaml
 
-    from auscult import __version__
-    from auscult.audio import SAMPLE_RATE
     from auscult.cluster import Cluster
     from auscult.registry import Registry
     from auscult.resources import peak_rss_mib
-    from auscult.stages.deploy import ServingSpec
+    from auscult.stages.deploy import ServingSpec, model_card
     from auscult.stages.deploy import deploy as run
     from auscult.store import open_store
-    from auscult.task import CLASSES
 
     started = time.perf_counter()
     with open(os.path.join(onnx_model.path, "validation.json")) as handle:
@@ -50,16 +45,9 @@ def deploy(
     with open(os.path.join(onnx_model.path, "model.onnx"), "rb") as handle:
         onnx = handle.read()
     with open(table.path, "rb") as handle:
-        table_sha256 = hashlib.sha256(handle.read()).hexdigest()
-    card = {
-        "created_at": datetime.now(UTC).isoformat(),
-        "code_version": os.environ.get("AUSCULT_CODE_VERSION", __version__),
-        "data_table_sha256": table_sha256,
-        "metrics": validation["metrics"],
-        "validation": validation["reasons"],
-        "input": {"sample_rate": SAMPLE_RATE, "channels": 1, "dtype": "float32", "name": "waveform"},
-        "output": {"name": "probabilities", "classes": list(CLASSES)},
-    }
+        card = model_card(
+            validation["metrics"], validation["reasons"], handle.read(), os.environ.get("AUSCULT_CODE_VERSION")
+        )
     if serving == "none":
         cluster = None
     else:

@@ -8,12 +8,16 @@ Core v2 Model served by Triton) is applied, awaited, and rolled back if it does 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from auscult import __version__
+from auscult.audio import SAMPLE_RATE
 from auscult.cluster import Cluster, RolloutError, roll_out
 from auscult.registry import Registry
 from auscult.store import SECRET_KEYS
+from auscult.task import CLASSES
 
 # Where GPU nodes are, by default: the label NVIDIA's GPU operator sets, and the taint clusters usually put
 # on GPU nodes so that only GPU work lands there.
@@ -84,6 +88,19 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
                 }
             ],
         },
+    }
+
+
+def model_card(metrics: dict, validation: list[str], table_bytes: bytes, code_version: str | None = None) -> dict:
+    """What a registered version says about itself: its figures, its data, its code, its interface."""
+    return {
+        "created_at": datetime.now(UTC).isoformat(),
+        "code_version": code_version or __version__,
+        "data_table_sha256": hashlib.sha256(table_bytes).hexdigest(),
+        "metrics": metrics,
+        "validation": validation,
+        "input": {"name": "waveform", "sample_rate": SAMPLE_RATE, "channels": 1, "dtype": "float32"},
+        "output": {"name": "probabilities", "classes": list(CLASSES)},
     }
 
 

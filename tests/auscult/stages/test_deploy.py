@@ -40,3 +40,12 @@ def test_rendered_seldon_deployment_passes_the_crd_schema():
 
     validate(seldon_deployment("v0001-abc", "s3://bucket/auscult"))
     validate(seldon_deployment("v0001-abc", "s3://bucket/auscult", ServingSpec(gpus=0)))
+
+
+def test_model_card_records_data_code_and_interface():
+    from auscult.stages.deploy import model_card
+
+    card = model_card({"auroc": 0.9}, ["pass: x"], b"table bytes", "abc123")
+    assert card["data_table_sha256"] == __import__("hashlib").sha256(b"table bytes").hexdigest()
+    assert card["code_version"] == "abc123" and card["metrics"] == {"auroc": 0.9}
+    assert card["input"]["sample_rate"] == 16000 and card["output"]["classes"] == ["negative", "positive"]
