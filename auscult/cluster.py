@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 FIELD_MANAGER = "auscult"
+POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 # apiVersion -> the resource's plural, for the Seldon kinds we deploy.
 PLURALS = {"machinelearning.seldon.io/v1": "seldondeployments", "mlops.seldon.io/v1alpha1": "models"}
 
@@ -23,14 +25,17 @@ class Cluster:
     namespace: str
 
     @classmethod
-    def from_environment(cls, namespace: str) -> Cluster:
-        """In a pod: its service account; elsewhere: the current kubeconfig context."""
+    def from_environment(cls, namespace: str = "") -> Cluster:
+        """In a pod: its service account and, unless ``namespace`` is given, its own namespace; elsewhere:
+        the current kubeconfig context."""
         from kubernetes import client, config
 
         try:
             config.load_incluster_config()
+            namespace = namespace or Path(POD_NAMESPACE_FILE).read_text().strip()
         except config.ConfigException:
             config.load_kube_config()
+            namespace = namespace or config.list_kube_config_contexts()[1]["context"].get("namespace", "default")
         return cls(client.ApiClient(), namespace)
 
     def _path(self, manifest: dict) -> str:

@@ -41,10 +41,6 @@ def verdict(ok: bool, text: str) -> str:
     return f'<p class="{"good" if ok else "bad"}">{html.escape(text)}</p>'
 
 
-def paragraph(text: str) -> str:
-    return f"<p>{html.escape(text)}</p>"
-
-
 def bullets(items: Iterable[str]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
 

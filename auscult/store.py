@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -183,6 +184,11 @@ def read_uri(uri: str) -> bytes:
     if parsed.scheme == "file":
         return Path(parsed.path).read_bytes()
     if parsed.scheme == "s3":
-        key = parsed.path.lstrip("/")
-        return S3Store(parsed.netloc, "", client=s3_client_from_env()).get(key)
+        return _bucket(parsed.netloc).get(parsed.path.lstrip("/"))
     raise ValueError(f"unsupported object URI {uri!r}")
+
+
+@cache
+def _bucket(name: str) -> S3Store:
+    """One client per bucket for whole-URI reads: curate and prep read every recording of a run."""
+    return S3Store(name)

@@ -63,7 +63,6 @@ STAGE_COLUMNS: dict[str, dict[str, str]] = {
 
 OK = "ok"
 QUARANTINED = "quarantined"
-SPLITS = ("train", "validation", "test")
 
 
 class TableError(ValueError):

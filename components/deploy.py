@@ -48,11 +48,7 @@ def deploy(
         card = model_card(
             validation["metrics"], validation["reasons"], handle.read(), os.environ.get("AUSCULT_CODE_VERSION")
         )
-    if serving == "none":
-        cluster = None
-    else:
-        own_namespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-        cluster = Cluster.from_environment(namespace or open(own_namespace).read().strip())
+    cluster = None if serving == "none" else Cluster.from_environment(namespace)
     spec = ServingSpec(
         namespace=cluster.namespace if cluster else ServingSpec().namespace,
         image=serving_image,

@@ -236,13 +236,14 @@ def ingest(
                 continue
             fmt = Path(candidate.original_path).suffix.lstrip(".").lower()
             key = f"{LAKE_PREFIX}/{recording_id[:2]}/{recording_id}.{fmt}"
-            report.new_objects += not store.exists(key)
+            is_new = not store.exists(key)
+            report.new_objects += is_new
             rows[recording_id] = {
                 "recording_id": recording_id,
                 "participant_id": pseudonymise(f"{source.name}:{candidate.participant}", pseudonym_key),
                 "source": source.name,
                 "origin": "telemetry" if source.kind == TELEMETRY else "dataset",
-                "uri": store.put_if_absent(key, candidate.data),
+                "uri": store.put(key, candidate.data) if is_new else store.uri(key),
                 "original_path": candidate.original_path,
                 "sound_type": candidate.sound_type,
                 "format": fmt,
