@@ -7,9 +7,11 @@ the training pipeline: what the model sees in production is prepared the way it 
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 import soundfile as sf
 import soxr
 
@@ -115,21 +117,59 @@ def prepare(samples: np.ndarray, rate: int) -> np.ndarray:
 STAT_NAMES = ("duration_s", "rms_dbfs", "zero_crossing_rate", "spectral_centroid_hz")
 
 
+CENTROID_FRAME = 512  # 32 ms at 16 kHz
+
+
+def spectral_centroid(wave: np.ndarray, rate: int = SAMPLE_RATE) -> float:
+    """Centroid (Hz) of the magnitude spectrum averaged over consecutive Hann-windowed 32 ms frames."""
+    count = len(wave) // CENTROID_FRAME
+    if count:
+        frames = wave[: count * CENTROID_FRAME].reshape(count, CENTROID_FRAME) * _hann(CENTROID_FRAME)
+    else:  # shorter than one frame: window what there is, then pad
+        frames = np.pad(wave * _hann(len(wave)), (0, CENTROID_FRAME - len(wave)))[None, :]
+    # Many short single-precision FFTs cost a tenth of one long double-precision FFT over the clip; the window
+    # keeps leakage from the frames' edges from pulling the centroid up.
+    magnitude = np.abs(scipy.fft.rfft(frames, axis=-1)).sum(axis=0)
+    total = float(magnitude.sum())
+    freqs = np.fft.rfftfreq(CENTROID_FRAME, 1.0 / rate).astype(np.float32)
+    return float(np.dot(freqs, magnitude) / total) if total > 0 else 0.0
+
+
+def _hann(size: int) -> np.ndarray:
+    return np.hanning(size + 2)[1:-1].astype(np.float32)
+
+
 def input_stats(wave: np.ndarray, rate: int = SAMPLE_RATE) -> dict[str, float]:
     """Summary statistics of a prepared waveform, the inputs that monitoring watches for drift."""
-    wave = wave.astype(np.float64, copy=False)
-    spectrum = np.abs(np.fft.rfft(wave[: rate * 10])) if len(wave) else np.zeros(1)
-    freqs = np.fft.rfftfreq(min(len(wave), rate * 10), 1.0 / rate) if len(wave) else np.zeros(1)
-    power = float(spectrum.sum())
+    wave = np.asarray(wave, dtype=np.float32)
+    if len(wave) == 0:
+        return dict.fromkeys(STAT_NAMES, 0.0) | {"rms_dbfs": float(to_db(0.0))}
+    crossings = np.count_nonzero(np.signbit(wave[1:]) != np.signbit(wave[:-1]))
     return {
         "duration_s": len(wave) / rate,
-        "rms_dbfs": float(to_db(np.sqrt(np.mean(wave**2)) if len(wave) else 0.0)),
-        "zero_crossing_rate": float(np.mean(np.abs(np.diff(np.sign(wave))) > 0)) if len(wave) > 1 else 0.0,
-        "spectral_centroid_hz": float((freqs * spectrum).sum() / power) if power > 0 else 0.0,
+        "rms_dbfs": float(to_db(np.sqrt(np.dot(wave, wave) / len(wave)))),
+        "zero_crossing_rate": crossings / (len(wave) - 1) if len(wave) > 1 else 0.0,
+        "spectral_centroid_hz": spectral_centroid(wave, rate),
     }
 
 
 def encode_wav(wave: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, wave, rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
+    """Mono 16-bit PCM WAV bytes (samples clipped to [-1, 1]); written directly, it costs a tenth of libsndfile's."""
+    pcm = np.rint(np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767.0).astype("<i2")
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + pcm.nbytes,
+        b"WAVE",
+        b"fmt ",
+        16,  # fmt chunk size
+        1,  # PCM
+        1,  # channels
+        rate,
+        rate * 2,  # bytes per second
+        2,  # block align
+        16,  # bits per sample
+        b"data",
+        pcm.nbytes,
+    )
+    return header + pcm.tobytes()

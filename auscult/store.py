@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import threading
 from abc import ABC, abstractmethod
 from functools import cache
 from pathlib import Path
@@ -74,7 +74,8 @@ class FileStore(ObjectStore):
         self.root = self.path.as_uri()
 
     def _file(self, key: str) -> Path:
-        target = (self.path / key).resolve()
+        # normpath, not resolve(): the same check on the key's text without a system call per path component.
+        target = Path(os.path.normpath(self.path / key))
         if self.path not in target.parents:
             raise ValueError(f"object key escapes the store: {key!r}")
         return target
@@ -82,10 +83,11 @@ class FileStore(ObjectStore):
     def put(self, key: str, data: bytes) -> str:
         target = self._file(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a reader never sees half an object.
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=".tmp-") as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, target)
+        # Write then rename: a reader never sees half an object. The temporary name is unique per thread.
+        partial = target.with_name(f".tmp-{os.getpid()}-{threading.get_native_id()}-{target.name}")
+        with open(partial, "wb") as handle:
+            handle.write(data)
+        os.replace(partial, target)
         return self.uri(key)
 
     def get(self, key: str) -> bytes:

@@ -7,6 +7,7 @@ object store holding the registry and receiving telemetry) and optionally ``AUSC
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 
@@ -38,6 +39,8 @@ class AuscultModel:
             raise RuntimeError(f"no model to serve: {self.store_uri} has no production version")
         self.predictor = Predictor(registry.onnx(version), version)
         self.telemetry = TelemetryWriter(store)
+        # A gunicorn worker stopped gracefully exits the interpreter: queued telemetry is written then.
+        atexit.register(self.telemetry.close)
         log.info("serving %s from %s", version, self.store_uri)
 
     def predict_raw(self, request: object) -> dict:

@@ -83,6 +83,8 @@ def start(
         env["TMPDIR"] = "/tmp"
     if model_version:
         env["AUSCULT_MODEL_VERSION"] = model_version
+    # Workers share the cores: each ONNX Runtime session gets its share instead of every one spinning on all.
+    env.setdefault("AUSCULT_ORT_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     command = [
         serving_bin(),
         MODEL_CLASS,

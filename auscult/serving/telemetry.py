@@ -1,9 +1,21 @@
-"""Telemetry: every request leaves a record in the object store, written before the answer is returned,
-so nothing is lost when the server stops. Feedback labels arrive later through Seldon's feedback API."""
+"""Telemetry: every request leaves a record in the object store. Feedback labels arrive later through
+Seldon's feedback API.
+
+Request records are written by a background thread, so the object store's latency is not the client's:
+``record`` returns once the record is queued. The queue is bounded (a slow store slows requests down
+rather than growing memory), a failed write is retried, and ``close`` (run at interpreter exit, which a
+gunicorn worker reaches on a graceful stop) writes whatever is still queued: nothing is lost on a clean
+shutdown.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -15,10 +27,25 @@ TELEMETRY_RECORDS = "telemetry/records/"
 TELEMETRY_FEEDBACK = "telemetry/feedback/"
 TELEMETRY_AUDIO = "telemetry/audio/"
 
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    key: str
+    wave: np.ndarray
+    record: dict
+
 
 class TelemetryWriter:
-    def __init__(self, store: ObjectStore):
+    def __init__(self, store: ObjectStore, queue_size: int = 256, retries: int = 5, retry_delay_s: float = 0.2):
         self.store = store
+        self.retries = retries
+        self.retry_delay_s = retry_delay_s
+        self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=queue_size)
+        self._writer = threading.Thread(target=self._drain, name="auscult-telemetry", daemon=True)
+        self._writer.start()
+        self._closed = False
 
     def record(
         self,
@@ -29,26 +56,41 @@ class TelemetryWriter:
         stats: dict[str, float],
         tags: dict,
     ) -> str:
-        """Store the prepared request audio (content-addressed) and the request's record; return its key."""
-        encoded = audio.encode_wav(wave)
-        digest = hashlib.sha256(encoded).hexdigest()
-        audio_key = f"{TELEMETRY_AUDIO}{digest[:2]}/{digest}.wav"
-        self.store.put_if_absent(audio_key, encoded)
+        """Queue the request's audio and record for writing; return the record's key."""
+        if self._closed:
+            raise RuntimeError("the telemetry writer is closed")
         now = datetime.now(UTC)
         key = f"{TELEMETRY_RECORDS}{now:%Y/%m/%d}/{request_id}.json"
-        self.store.put_json(
-            key,
-            {
-                "request_id": request_id,
-                "received_at": now.isoformat(),
-                "model_version": model_version,
-                "audio_key": audio_key,
-                "stats": stats,
-                "probabilities": probabilities,
-                "tags": tags,
-            },
-        )
+        record = {
+            "request_id": request_id,
+            "received_at": now.isoformat(),
+            "model_version": model_version,
+            "stats": stats,
+            "probabilities": probabilities,
+            "tags": tags,
+        }
+        self._queue.put(_Pending(key, wave, record))
         return key
+
+    def flush(self) -> None:
+        """Block until every queued record is written (or has failed every retry)."""
+        self._queue.join()
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Write what is queued, then stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._writer.join(timeout_s)
+        if self._writer.is_alive():
+            log.error("telemetry: %d records still unwritten after %.0f s", self._queue.qsize(), timeout_s)
+
+    def __enter__(self) -> TelemetryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def feedback(self, request_id: str, truth: str) -> str:
         return self.store.put_json(
@@ -59,3 +101,33 @@ class TelemetryWriter:
                 "received_at": datetime.now(UTC).isoformat(),
             },
         )
+
+    def _drain(self) -> None:
+        while True:
+            pending = self._queue.get()
+            try:
+                if pending is None:
+                    return
+                self._write_with_retries(pending)
+            finally:
+                self._queue.task_done()
+
+    def _write_with_retries(self, pending: _Pending) -> None:
+        for attempt in range(self.retries + 1):
+            try:
+                self._write(pending)
+                return
+            except Exception as error:  # noqa: BLE001 - any store failure is retried, then reported
+                if attempt == self.retries:
+                    log.error("telemetry: could not write %s after %d attempts: %s", pending.key, attempt + 1, error)
+                    return
+                log.warning("telemetry: writing %s failed (%s); retrying", pending.key, error)
+                time.sleep(self.retry_delay_s * 2**attempt)
+
+    def _write(self, pending: _Pending) -> None:
+        """The prepared request audio (content-addressed), then the record that points at it."""
+        encoded = audio.encode_wav(pending.wave)
+        digest = hashlib.sha256(encoded).hexdigest()
+        audio_key = f"{TELEMETRY_AUDIO}{digest[:2]}/{digest}.wav"
+        self.store.put_if_absent(audio_key, encoded)
+        self.store.put_json(pending.key, {**pending.record, "audio_key": audio_key})

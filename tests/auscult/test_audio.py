@@ -55,3 +55,20 @@ def test_input_stats_are_finite_and_track_level():
     assert set(loud) == set(audio.STAT_NAMES)
     assert loud["rms_dbfs"] - quiet["rms_dbfs"] == pytest.approx(40, abs=1)
     assert all(np.isfinite(v) for v in loud.values())
+
+
+@pytest.mark.parametrize("samples", [300, 16000, 80_123])
+def test_input_stats_of_a_tone(samples):
+    t = np.arange(samples) / audio.SAMPLE_RATE
+    stats = audio.input_stats((0.5 * np.sin(2 * np.pi * 1000 * t + 0.1)).astype(np.float32))
+    assert stats["duration_s"] == pytest.approx(samples / audio.SAMPLE_RATE)
+    assert stats["rms_dbfs"] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.2)
+    assert stats["zero_crossing_rate"] == pytest.approx(2 * 1000 / audio.SAMPLE_RATE, rel=0.05)
+    assert stats["spectral_centroid_hz"] == pytest.approx(1000, rel=0.1 if samples < 512 else 0.02)
+
+
+def test_wav_encoding_round_trips_and_clips():
+    wave = np.array([0.0, 0.5, -0.5, 1.5, -2.0], dtype=np.float32)
+    decoded = audio.decode(audio.encode_wav(wave, 8000))
+    assert decoded.sample_rate == 8000 and decoded.channels == 1
+    np.testing.assert_allclose(decoded.samples[:, 0], [0.0, 0.5, -0.5, 1.0, -1.0], atol=2 / 32767)

@@ -65,11 +65,11 @@ def test_manifest_reports_missing_files_and_reads_the_rest(tmp_path, store):
 
 
 def test_telemetry_source_joins_feedback(store):
-    writer = TelemetryWriter(store)
     wave = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
-    writer.record("req-1", "v1", wave, [0.3, 0.7], audio.input_stats(wave), {"participant": "app-7"})
-    writer.record("req-2", "v1", wave * 2, [0.6, 0.4], audio.input_stats(wave), {})
-    writer.feedback("req-1", "positive")
+    with TelemetryWriter(store) as writer:
+        writer.record("req-1", "v1", wave, [0.3, 0.7], audio.input_stats(wave), {"participant": "app-7"})
+        writer.record("req-2", "v1", wave * 2, [0.6, 0.4], audio.input_stats(wave), {})
+        writer.feedback("req-1", "positive")
     frame, _ = ingest(["telemetry"], store, KEY, **QUIET)
     assert len(frame) == 2 and set(frame["origin"]) == {"telemetry"}
     assert sorted(frame["raw_label"].fillna("none")) == ["none", "positive"]

@@ -18,14 +18,14 @@ def production(store, rng):
 
 
 def send(store, version, rng, shift, count=60, feedback=True):
-    writer = TelemetryWriter(store)
-    for i in range(count):
-        stats = {name: float(rng.normal(shift, 1)) for name in audio.STAT_NAMES}
-        positive = i % 2
-        score = float(np.clip(rng.uniform(0, 1) if shift else 0.2 + 0.6 * positive + rng.normal(0, 0.05), 0, 1))
-        writer.record(f"r{i}", version, np.zeros(1600, np.float32), [1 - score, score], stats, {})
-        if feedback:
-            writer.feedback(f"r{i}", ("negative", "positive")[positive])
+    with TelemetryWriter(store) as writer:
+        for i in range(count):
+            stats = {name: float(rng.normal(shift, 1)) for name in audio.STAT_NAMES}
+            positive = i % 2
+            score = float(np.clip(rng.uniform(0, 1) if shift else 0.2 + 0.6 * positive + rng.normal(0, 0.05), 0, 1))
+            writer.record(f"r{i}", version, np.zeros(1600, np.float32), [1 - score, score], stats, {})
+            if feedback:
+                writer.feedback(f"r{i}", ("negative", "positive")[positive])
 
 
 def test_nothing_in_production(store):

@@ -1,0 +1,66 @@
+import threading
+
+import numpy as np
+
+from auscult import audio
+from auscult.serving.telemetry import TELEMETRY_RECORDS, TelemetryWriter
+from auscult.store import FileStore
+
+WAVE = 0.1 * np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+STATS = audio.input_stats(WAVE)
+
+
+class FlakyStore(FileStore):
+    """Fails the first ``failures`` writes, as an object store does during a restart."""
+
+    def __init__(self, root, failures):
+        super().__init__(root)
+        self.failures = failures
+
+    def put(self, key, data):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("store unavailable")
+        return super().put(key, data)
+
+
+def test_close_writes_everything_queued(tmp_path):
+    store = FileStore(tmp_path)
+    with TelemetryWriter(store) as writer:
+        keys = [writer.record(f"r{i}", "v1", WAVE * (i + 1), [0.4, 0.6], STATS, {"i": i}) for i in range(40)]
+    assert sorted(store.list(TELEMETRY_RECORDS)) == sorted(keys)
+    record = store.get_json(keys[3])
+    assert record["tags"] == {"i": 3} and record["probabilities"] == [0.4, 0.6]
+    decoded = audio.decode(store.get(record["audio_key"]))
+    np.testing.assert_allclose(decoded.samples[:, 0], np.clip(WAVE * 4, -1, 1), atol=2 / 32767)
+
+
+def test_failed_writes_are_retried(tmp_path):
+    store = FlakyStore(tmp_path, failures=3)
+    with TelemetryWriter(store, retry_delay_s=0.001) as writer:
+        key = writer.record("r1", "v1", WAVE, [0.5, 0.5], STATS, {})
+    assert store.failures == 0
+    assert store.get_json(key)["request_id"] == "r1"
+
+
+def test_a_full_queue_slows_the_caller_instead_of_dropping(tmp_path):
+    gate = threading.Event()
+
+    class SlowStore(FileStore):
+        def put(self, key, data):
+            gate.wait()
+            return super().put(key, data)
+
+    store = SlowStore(tmp_path)
+    writer = TelemetryWriter(store, queue_size=2)
+    recorded = []
+    caller = threading.Thread(
+        target=lambda: recorded.extend(writer.record(f"r{i}", "v1", WAVE, [0.5, 0.5], STATS, {}) for i in range(6))
+    )
+    caller.start()
+    caller.join(0.5)
+    assert caller.is_alive() and len(recorded) < 6  # blocked on the full queue
+    gate.set()
+    caller.join(10)
+    writer.close()
+    assert len(store.list(TELEMETRY_RECORDS)) == 6
