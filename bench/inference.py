@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from bench.common import best_rate, latencies
 
 def run(iterations: int = 200, batch: int = 32) -> dict:
     torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count() or 1)  # both runtimes get every core
     model = ScreeningNet().eval()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"

@@ -15,8 +15,7 @@ def prep(table: Input[Dataset], seed: int, prepared: Output[Dataset], metrics: O
     from auscult.stages.prep import prep as run
 
     started = time.perf_counter()
-    result = run(recording_table.read(table.path, "label"), PrepConfig(seed=seed))
-    result.save(prepared.path)
+    result = run(recording_table.read(table.path, "label"), prepared.path, PrepConfig(seed=seed))
     for split, group in result.index.groupby("split"):
         metrics.log_metric(f"{split}_windows", len(group))
         metrics.log_metric(f"{split}_participants", int(group["participant_id"].nunique()))

@@ -44,10 +44,10 @@ def labelled(cohort: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def prepared(labelled):
+def prepared(labelled, tmp_path_factory):
     from auscult.stages.prep import prep
 
-    return prep(labelled, progress=lambda _: None)
+    return prep(labelled, tmp_path_factory.mktemp("prepared"), progress=lambda _: None)
 
 
 @pytest.fixture(scope="session")

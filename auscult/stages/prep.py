@@ -6,8 +6,11 @@ label, so the same person never appears on both sides of an evaluation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,33 +31,59 @@ class PrepConfig:
     seed: int = 0
 
 
+WINDOWS_FILE = "windows.npy"
+TABLE_FILE = "recordings.parquet"
+INDEX_FILE = "windows.parquet"
+
+
 @dataclass
 class Prepared:
     """The recording table (with splits), the model windows, and which recording each window came from."""
 
     table: pd.DataFrame
-    windows: np.ndarray  # float32 (n_windows, samples)
+    windows: np.ndarray  # float32 (n_windows, samples), memory-mapped from the prep folder
     index: pd.DataFrame  # per window: recording_id, participant_id, split, label (class index)
 
     def split(self, name: str) -> tuple[np.ndarray, pd.DataFrame]:
         mask = (self.index["split"] == name).to_numpy()
         return self.windows[mask], self.index[mask].reset_index(drop=True)
 
-    def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        table.write(self.table, folder / "recordings.parquet", "prep")
-        np.save(folder / "windows.npy", self.windows)
-        self.index.to_parquet(folder / "windows.parquet", index=False)
-
     @classmethod
     def load(cls, folder: str | Path) -> Prepared:
         folder = Path(folder)
         return cls(
-            table.read(folder / "recordings.parquet", "prep"),
-            np.load(folder / "windows.npy", mmap_mode="r"),
-            pd.read_parquet(folder / "windows.parquet"),
+            table.read(folder / TABLE_FILE, "prep"),
+            np.load(folder / WINDOWS_FILE, mmap_mode="r"),
+            pd.read_parquet(folder / INDEX_FILE),
         )
+
+
+class WindowWriter:
+    """Appends rows to a ``.npy`` file as they come, so memory stays flat however many windows there are.
+
+    The header is written first with a zero row count and rewritten with the real one on close; both are the
+    same 128 bytes for any count a disk can hold.
+    """
+
+    def __init__(self, path: Path, columns: int):
+        self.path, self.columns, self.rows = path, columns, 0
+        self.handle = open(path, "wb")
+        self.header_size = self._write_header()
+
+    def append(self, rows: np.ndarray) -> None:
+        self.handle.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self.handle.seek(0)
+        if self._write_header() != self.header_size:
+            raise RuntimeError(f"{self.path}: the .npy header changed size")
+        self.handle.close()
+
+    def _write_header(self) -> int:
+        header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.columns)}
+        np.lib.format.write_array_header_1_0(self.handle, header)
+        return self.handle.tell()
 
 
 def split_participants(people: pd.Series, config: PrepConfig) -> dict[str, str]:
@@ -74,40 +103,62 @@ def split_participants(people: pd.Series, config: PrepConfig) -> dict[str, str]:
     return assignment
 
 
-def prep(frame: pd.DataFrame, config: PrepConfig = PrepConfig(), progress: Callable[[str], None] = print) -> Prepared:
+def prep(
+    frame: pd.DataFrame,
+    folder: str | Path,
+    config: PrepConfig = PrepConfig(),
+    progress: Callable[[str], None] = print,
+    workers: int | None = None,
+) -> Prepared:
+    """Window every usable, labelled recording into ``folder`` (table, windows, index); return it loaded.
+
+    Decoding and resampling run on ``workers`` threads (default: one per core; libsndfile and libsoxr release
+    the GIL), a chunk at a time, and windows stream to disk: memory does not grow with the cohort.
+    """
     frame = table.validate(frame, "label")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     usable = (frame["status"] == table.OK) & (frame["label_status"] == LABELLED)
     people = frame[usable].groupby("participant_id")["label"].first()
     assignment = split_participants(people, config)
-    pieces: list[np.ndarray] = []
-    index_rows: list[dict] = []
+    chosen = frame[usable]
+    columns = ["recording_id", "participant_id", "split", "label", "window"]
+    index_rows: list[tuple] = []
     extra = {name: pd.Series(pd.NA, index=frame.index, dtype=dtype) for name, dtype in table.PREP_COLUMNS.items()}
-    chosen = frame.index[usable]
-    for position, row_index in enumerate(chosen, start=1):
-        row = frame.loc[row_index]
-        decoded = audio.decode(read_uri(row["uri"]))
-        wave = audio.prepare(decoded.samples, decoded.sample_rate)
-        cut = audio.windows(wave, config.window_s, config.max_windows)
-        split = assignment[row["participant_id"]]
-        pieces.append(cut)
-        index_rows += [
-            {
-                "recording_id": row["recording_id"],
-                "participant_id": row["participant_id"],
-                "split": split,
-                "label": CLASSES.index(row["label"]),
-                "window": w,
-            }
-            for w in range(len(cut))
-        ]
-        extra["split"][row_index] = split
-        extra["windows"][row_index] = len(cut)
-        for name, value in audio.input_stats(wave).items():
-            extra[f"input_{name}"][row_index] = value
-        if position % max(1, len(chosen) // 10) == 0 or position == len(chosen):
-            progress(f"prep: {position}/{len(chosen)} recordings windowed")
-    size = int(audio.SAMPLE_RATE * config.window_s)
-    windows = np.concatenate(pieces) if pieces else np.zeros((0, size), dtype=np.float32)
-    prepared = table.validate(frame.assign(**extra), "prep")
-    index = pd.DataFrame(index_rows, columns=["recording_id", "participant_id", "split", "label", "window"])
-    return Prepared(prepared, windows, index)
+    splits, counts = [], []
+    stats: dict[str, list[float]] = {name: [] for name in audio.STAT_NAMES}
+    workers = workers or os.cpu_count() or 1
+    chunk = 16 * workers
+    report_every = max(1, len(chosen) // 10)
+    writer = WindowWriter(folder / WINDOWS_FILE, int(audio.SAMPLE_RATE * config.window_s))
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(chosen), chunk):
+            rows = chosen.iloc[start : start + chunk]
+            for row, (cut, row_stats) in zip(
+                rows.itertuples(index=False), pool.map(partial(_window, config=config), rows["uri"]), strict=True
+            ):
+                split = assignment[row.participant_id]
+                writer.append(cut)
+                label = CLASSES.index(row.label)
+                index_rows += [(row.recording_id, row.participant_id, split, label, w) for w in range(len(cut))]
+                splits.append(split)
+                counts.append(len(cut))
+                for name, value in row_stats.items():
+                    stats[name].append(value)
+            done = start + len(rows)
+            if done // report_every > start // report_every or done == len(chosen):
+                progress(f"prep: {done}/{len(chosen)} recordings windowed")
+    writer.close()
+    extra["split"][chosen.index] = splits
+    extra["windows"][chosen.index] = counts
+    for name, values in stats.items():
+        extra[f"input_{name}"][chosen.index] = values
+    table.write(frame.assign(**extra), folder / TABLE_FILE, "prep")
+    pd.DataFrame(index_rows, columns=columns).to_parquet(folder / INDEX_FILE, index=False)
+    return Prepared.load(folder)
+
+
+def _window(uri: str, config: PrepConfig) -> tuple[np.ndarray, dict[str, float]]:
+    decoded = audio.decode(read_uri(uri))
+    wave = audio.prepare(decoded.samples, decoded.sample_rate)
+    return audio.windows(wave, config.window_s, config.max_windows), audio.input_stats(wave)

@@ -24,5 +24,16 @@ def test_quick_benchmarks_write_every_figure(tmp_path):
     assert 0 < results["frontend"]["logmel_percent_of_peak"] <= 100
     assert all(results["serving"][f"c{c}"]["failures"] == 0 for c in (1, 8, 32))
     assert results["growth"]["stages"]["train"]["peak_rss_mib"][0] > 0
+    assert results["gpu"]["train_windows_per_s"] > 0 and results["gpu"]["front_end_clips_per_s"] > 0
     table = (tmp_path / "results.md").read_text()
     assert "librosa" in table and "ONNX Runtime" in table and "| train |" in table
+
+
+def test_gpu_benchmark_says_why_it_is_skipped_without_cuda(monkeypatch):
+    from bench import gpu
+
+    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
+    assert "no CUDA device" in gpu.run(quick=False)["skipped"]
+    assert "skipped" in bench_run.markdown(
+        {"machine": {"cores": 2, "cpu": "x", "gpu": None}, "started_at": "now", "gpu": gpu.run(quick=False)}
+    )

@@ -5,8 +5,8 @@ from auscult.stages.prep import Prepared, PrepConfig, prep
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_no_participant_is_on_two_sides_and_splits_are_stratified(labelled, seed):
-    result = prep(labelled, PrepConfig(seed=seed), progress=lambda _: None)
+def test_no_participant_is_on_two_sides_and_splits_are_stratified(labelled, seed, tmp_path):
+    result = prep(labelled, tmp_path, PrepConfig(seed=seed), progress=lambda _: None)
     per_person = result.index.groupby("participant_id")["split"].nunique()
     assert (per_person == 1).all()
     for split in ("train", "validation", "test"):
@@ -22,8 +22,21 @@ def test_only_usable_labelled_recordings_are_windowed(prepared, labelled):
     assert prepared.table.loc[usable, "input_rms_dbfs"].notna().all()
 
 
-def test_save_and_load_round_trip(prepared, tmp_path):
-    prepared.save(tmp_path)
-    back = Prepared.load(tmp_path)
-    assert np.array_equal(back.windows, prepared.windows)
-    assert back.index.equals(prepared.index)
+def test_windows_stream_to_a_loadable_npy_in_table_order(labelled, tmp_path):
+    one_thread = prep(labelled, tmp_path / "one", workers=1, progress=lambda _: None)
+    assert isinstance(one_thread.windows, np.memmap)
+    assert np.load(tmp_path / "one" / "windows.npy").shape == one_thread.windows.shape
+    threaded = prep(labelled, tmp_path / "four", workers=4, progress=lambda _: None)
+    assert np.array_equal(threaded.windows, one_thread.windows)
+    assert threaded.index.equals(one_thread.index)
+    back = Prepared.load(tmp_path / "four")
+    assert back.table.equals(threaded.table)
+    first = back.index.iloc[0]
+    row = back.table.loc[back.table["recording_id"] == first["recording_id"]].iloc[0]
+    assert row["windows"] >= 1 and row["split"] == first["split"]
+
+
+def test_progress_is_reported(labelled, tmp_path):
+    lines = []
+    prep(labelled, tmp_path, progress=lines.append)
+    assert lines[-1].startswith("prep: ") and lines[-1].split()[1].split("/")[0] == lines[-1].split()[1].split("/")[1]
