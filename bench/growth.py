@@ -37,12 +37,12 @@ def run(sizes: tuple[int, ...] = (200, 800, 3200), epochs: int = 5) -> dict:
         for entry in figures["stages"].values():
             times = np.asarray([t if t else np.nan for t in entry["wall_s"]], dtype=float)
             usable = np.isfinite(times) & (times > 0.05)
-            # The exponent k of time ~ size^k between the two largest sizes: 1 is linear.
-            entry["growth_exponent"] = (
-                float(np.diff(np.log(times[usable][-2:]))[0] / np.diff(logs[usable][-2:])[0])
-                if usable.sum() >= 2
-                else None
-            )
+            x, y = logs[usable], np.log(times[usable])
+            # The exponent k of time ~ size^k (1 is linear): the least-squares slope over every size, which one
+            # noisy point moves less, and the slope between the two largest sizes, which fixed costs bias less.
+            enough = usable.sum() >= 2
+            entry["growth_exponent"] = float(np.polyfit(x, y, 1)[0]) if enough else None
+            entry["growth_exponent_largest"] = float((y[-1] - y[-2]) / (x[-1] - x[-2])) if enough else None
         exponents = {s: e["growth_exponent"] for s, e in figures["stages"].items() if e["growth_exponent"] is not None}
         figures["fastest_growing_stage"] = max(exponents, key=exponents.get) if exponents else None
     return figures

@@ -141,7 +141,9 @@ def _growth_lines(g: dict) -> list[str]:
         "",
         f"Cost growth (training pipeline, {g['epochs']} epochs): wall seconds / peak MiB per stage",
         "",
-        "| stage | " + " | ".join(f"{n} recordings" for n in g["sizes"]) + " | growth exponent |",
+        "| stage | "
+        + " | ".join(f"{n} recordings" for n in g["sizes"])
+        + " | growth exponent: all sizes / two largest |",
         "|---|" + "---|" * (len(g["sizes"]) + 1),
     ]
     for stage, entry in g["stages"].items():
@@ -149,10 +151,9 @@ def _growth_lines(g: dict) -> list[str]:
             f"{t if t is not None else '-'} s / {p if p is not None else '-'} MiB"
             for t, p in zip(entry["wall_s"], entry["peak_rss_mib"], strict=True)
         ]
-        exponent = entry.get("growth_exponent")
-        lines.append(
-            f"| {stage} | " + " | ".join(cells) + (f" | {exponent:.2f} |" if exponent is not None else " | - |")
-        )
+        exponents = (entry.get("growth_exponent"), entry.get("growth_exponent_largest"))
+        growth = " / ".join(f"{e:.2f}" for e in exponents) if None not in exponents else "-"
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {growth} |")
     if g.get("fastest_growing_stage"):
         lines += ["", f"Fastest-growing stage: **{g['fastest_growing_stage']}** (exponent 1 = linear)."]
     return lines

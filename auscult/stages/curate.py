@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from auscult import audio, report, table
+from auscult.parallel import ordered_map
 from auscult.store import ObjectStore, read_uri
 
 QUARANTINE_PREFIX = "quarantine"
@@ -45,6 +47,14 @@ def measure(data: bytes) -> dict[str, float | int]:
         "snr_db": float(np.percentile(levels, 95) - np.percentile(levels, 10)),
         "active_s": float(active.sum() * audio.FRAME_S),
     }
+
+
+def _measure_and_judge(uri: str, rules: QualityRules) -> tuple[dict, str | None]:
+    try:
+        measures = measure(read_uri(uri))
+    except audio.DecodeError as error:
+        return {}, str(error)
+    return measures, judge(measures, rules)
 
 
 def judge(measures: dict[str, float | int], rules: QualityRules) -> str | None:
@@ -125,16 +135,19 @@ def curate(
     store: ObjectStore,
     rules: QualityRules = QualityRules(),
     progress: Callable[[str], None] = print,
+    workers: int | None = None,
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """Measure and judge every recording; return the curated table and the expectation results."""
+    """Measure and judge every recording (on ``workers`` threads, default one per core); return the curated
+    table and the expectation results."""
     frame = table.validate(frame, "ingest")
     measured = []
-    for position, row in enumerate(frame.itertuples(index=False), start=1):
-        try:
-            measures: dict = measure(read_uri(row.uri))
-            reason = judge(measures, rules)
-        except audio.DecodeError as error:
-            measures, reason = {}, str(error)
+    results = ordered_map(
+        partial(_measure_and_judge, rules=rules),
+        list(frame["uri"]),
+        workers,
+        lambda done: progress(f"curate: {done}/{len(frame)} recordings decoded"),
+    )
+    for row, (measures, reason) in zip(frame.itertuples(index=False), results, strict=True):
         measured.append(
             {
                 **measures,
@@ -142,8 +155,6 @@ def curate(
                 "reason": f"{row.original_path}: {reason}" if reason else None,
             }
         )
-        if position % max(1, len(frame) // 10) == 0 or position == len(frame):
-            progress(f"curate: {position}/{len(frame)} recordings decoded")
     curated = pd.concat([frame, pd.DataFrame(measured, columns=list(table.CURATE_COLUMNS))], axis=1)
     curated = table.conform(curated, "curate")
     expectations = run_expectations(curated, rules)

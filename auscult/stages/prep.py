@@ -6,9 +6,7 @@ label, so the same person never appears on both sides of an evaluation.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from auscult import audio, table
+from auscult.parallel import ordered_map
 from auscult.stages.label import LABELLED
 from auscult.store import read_uri
 from auscult.task import CLASSES
@@ -61,8 +60,8 @@ class Prepared:
 class WindowWriter:
     """Appends rows to a ``.npy`` file as they come, so memory stays flat however many windows there are.
 
-    The header is written first with a zero row count and rewritten with the real one on close; both are the
-    same 128 bytes for any count a disk can hold.
+    The header is written first with a zero row count and rewritten with the real one on leaving the ``with``
+    block; both are the same 128 bytes for any count a disk can hold.
     """
 
     def __init__(self, path: Path, columns: int):
@@ -74,11 +73,15 @@ class WindowWriter:
         self.handle.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
         self.rows += len(rows)
 
-    def close(self) -> None:
+    def __enter__(self) -> WindowWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.handle.seek(0)
-        if self._write_header() != self.header_size:
-            raise RuntimeError(f"{self.path}: the .npy header changed size")
+        header_size = self._write_header()
         self.handle.close()
+        if header_size != self.header_size:
+            raise RuntimeError(f"{self.path}: the .npy header changed size")
 
     def _write_header(self) -> int:
         header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.columns)}
@@ -112,8 +115,8 @@ def prep(
 ) -> Prepared:
     """Window every usable, labelled recording into ``folder`` (table, windows, index); return it loaded.
 
-    Decoding and resampling run on ``workers`` threads (default: one per core; libsndfile and libsoxr release
-    the GIL), a chunk at a time, and windows stream to disk: memory does not grow with the cohort.
+    Decoding and resampling run on ``workers`` threads (default: one per core) and windows stream to disk:
+    memory does not grow with the cohort.
     """
     frame = table.validate(frame, "label")
     folder = Path(folder)
@@ -127,28 +130,22 @@ def prep(
     extra = {name: pd.Series(pd.NA, index=frame.index, dtype=dtype) for name, dtype in table.PREP_COLUMNS.items()}
     splits, counts = [], []
     stats: dict[str, list[float]] = {name: [] for name in audio.STAT_NAMES}
-    workers = workers or os.cpu_count() or 1
-    chunk = 16 * workers
-    report_every = max(1, len(chosen) // 10)
-    writer = WindowWriter(folder / WINDOWS_FILE, int(audio.SAMPLE_RATE * config.window_s))
-    with ThreadPoolExecutor(workers) as pool:
-        for start in range(0, len(chosen), chunk):
-            rows = chosen.iloc[start : start + chunk]
-            for row, (cut, row_stats) in zip(
-                rows.itertuples(index=False), pool.map(partial(_window, config=config), rows["uri"]), strict=True
-            ):
-                split = assignment[row.participant_id]
-                writer.append(cut)
-                label = CLASSES.index(row.label)
-                index_rows += [(row.recording_id, row.participant_id, split, label, w) for w in range(len(cut))]
-                splits.append(split)
-                counts.append(len(cut))
-                for name, value in row_stats.items():
-                    stats[name].append(value)
-            done = start + len(rows)
-            if done // report_every > start // report_every or done == len(chosen):
-                progress(f"prep: {done}/{len(chosen)} recordings windowed")
-    writer.close()
+    results = ordered_map(
+        partial(_window, config=config),
+        list(chosen["uri"]),
+        workers,
+        lambda done: progress(f"prep: {done}/{len(chosen)} recordings windowed"),
+    )
+    with WindowWriter(folder / WINDOWS_FILE, int(audio.SAMPLE_RATE * config.window_s)) as writer:
+        for row, (cut, row_stats) in zip(chosen.itertuples(index=False), results, strict=True):
+            split = assignment[row.participant_id]
+            writer.append(cut)
+            label = CLASSES.index(row.label)
+            index_rows += [(row.recording_id, row.participant_id, split, label, w) for w in range(len(cut))]
+            splits.append(split)
+            counts.append(len(cut))
+            for name, value in row_stats.items():
+                stats[name].append(value)
     extra["split"][chosen.index] = splits
     extra["windows"][chosen.index] = counts
     for name, values in stats.items():

@@ -1,0 +1,29 @@
+import threading
+import time
+
+from auscult.parallel import ordered_map
+
+
+def test_results_come_in_input_order_from_several_threads():
+    seen_threads = set()
+
+    def slow_square(value: int) -> int:
+        seen_threads.add(threading.get_ident())
+        time.sleep(0.001 * (value % 3))  # later items often finish first
+        return value * value
+
+    assert list(ordered_map(slow_square, list(range(100)), workers=4)) == [v * v for v in range(100)]
+    assert len(seen_threads) > 1
+
+
+def test_progress_reports_each_tenth_and_the_end():
+    done = []
+    list(ordered_map(lambda v: v, list(range(1000)), workers=2, progress=done.append))
+    assert done == sorted(done) and done[-1] == 1000 and 10 <= len(done) <= 32
+
+
+def test_work_is_pulled_a_chunk_at_a_time():
+    started = []
+    results = ordered_map(started.append, list(range(10_000)), workers=2)
+    next(results)
+    assert len(started) <= 32  # one chunk, not the whole list
