@@ -40,7 +40,9 @@ def run(quick: bool, only: tuple[str, ...] = BENCHMARKS, log=print) -> dict:
     plan = {
         "frontend": lambda: frontend.run(count=4 if quick else 64, files=prep_files(quick)),
         "inference": lambda: inference.run(iterations=5 if quick else 300),
-        "serving": lambda: serving.run(requests=8 if quick else 400, limit_s=10 if quick else 30),
+        "serving": lambda: (
+            serving.run(requests=8, limit_s=10, rounds=1) if quick else serving.run(requests=400, limit_s=30, rounds=2)
+        ),
         "growth": lambda: growth.run(sizes=(80,) if quick else (200, 800, 3200), epochs=1 if quick else 5),
         "gpu": lambda: gpu.run(quick),
     }

@@ -86,6 +86,7 @@ def run(
     limit_s: float = 30.0,
     workers: int = 2,
     threads: int = 1,
+    rounds: int = 2,
 ) -> dict:
     """Two synchronous gunicorn workers (one per core, ONNX Runtime on one thread each) measured best here:
     a CPU-bound model gains nothing from threads that wait on the same GIL."""
@@ -98,19 +99,25 @@ def run(
         registry = Registry(store)
         registry.promote(registry.register(onnx_path.read_bytes(), {}, {}), "bench")
         predictor = Predictor(onnx_path.read_bytes(), "bench")
-        in_process = best_rate(lambda: sum(1 for _ in range(100) if predictor.answer(dict(message))), 5)
-        figures: dict = {
-            "clip_s": CLIP_S,
-            "server_workers": workers,
-            "server_threads": threads,
-            "in_process_requests_per_s": in_process,
-        }
+
+        def in_process_rate() -> float:
+            return best_rate(lambda: sum(1 for _ in range(100) if predictor.answer(dict(message))), 5)
+
+        # Both sides are measured more than once and the best kept: on a shared machine a noisy neighbour
+        # can halve one measurement. The in-process baseline is taken before and after the server runs.
+        in_process = in_process_rate()
+        figures: dict = {"clip_s": CLIP_S, "server_workers": workers, "server_threads": threads, "rounds": rounds}
         with server.start(store.root, Path(folder) / "server.log", workers=workers, threads=threads) as running:
             url = f"{running.url}/api/v1.0/predictions"
             load(url, body, 1, 10, limit_s)  # warm-up
             for concurrency in concurrencies:
                 count = requests if concurrency > 1 else requests // 2
-                figures[f"c{concurrency}"] = load(url, body, concurrency, count, limit_s)
+                figures[f"c{concurrency}"] = max(
+                    (load(url, body, concurrency, count, limit_s) for _ in range(rounds)),
+                    key=lambda result: result["requests_per_s"],
+                )
+        in_process = max(in_process, in_process_rate())
+        figures["in_process_requests_per_s"] = in_process
     if 8 in concurrencies:
         figures["ratio_served_c8_over_in_process"] = figures["c8"]["requests_per_s"] / in_process
     if 1 in concurrencies:
