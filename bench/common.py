@@ -55,6 +55,24 @@ def latencies(call: Callable[[], object], count: int, warmup: int = 3) -> dict:
     return percentiles(samples)
 
 
+def paired_latencies(
+    first: Callable[[], object], second: Callable[[], object], count: int, block: int = 50
+) -> tuple[dict, dict]:
+    """Latency percentiles of two calls measured in alternating blocks, so a noisy spell on a shared machine
+    falls on both rather than on whichever happened to run then. Each block starts with a few unmeasured
+    calls: the other runtime's threads may still be spinning on the same cores."""
+    samples: tuple[list[float], list[float]] = ([], [])
+    while len(samples[0]) < count:
+        for call, out in zip((first, second), samples, strict=True):
+            for _ in range(3):
+                call()
+            for _ in range(min(block, count - len(out))):
+                started = time.perf_counter()
+                call()
+                out.append((time.perf_counter() - started) * 1000)
+    return percentiles(samples[0]), percentiles(samples[1])
+
+
 def percentiles(samples_ms: list[float]) -> dict:
     values = np.asarray(samples_ms)
     return {

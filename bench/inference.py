@@ -12,7 +12,7 @@ import torch
 from auscult import audio
 from auscult.model import ScreeningNet, export_onnx
 from auscult.serving.runtime import Predictor
-from bench.common import best_rate, latencies
+from bench.common import best_rate, paired_latencies
 
 
 def run(iterations: int = 200, batch: int = 32) -> dict:
@@ -30,8 +30,12 @@ def run(iterations: int = 200, batch: int = 32) -> dict:
     figures: dict = {"window_s": audio.WINDOW_S, "batch": batch, "torch_threads": torch.get_num_threads()}
     with torch.inference_mode():
         single_t, many_t = torch.from_numpy(single), torch.from_numpy(many)
-        figures["torch_b1"] = latencies(lambda: model(single_t), iterations)
-        figures["onnx_b1"] = latencies(lambda: predictor.windows_scores(single), iterations)
+        figures["torch_b1"], figures["onnx_b1"] = paired_latencies(
+            lambda: model(single_t), lambda: predictor.windows_scores(single), iterations
+        )
+        figures["torch_b32"], figures["onnx_b32"] = paired_latencies(
+            lambda: model(many_t), lambda: predictor.windows_scores(many), max(5, iterations // 10), block=5
+        )
         figures["torch_b32_clips_per_s"] = best_rate(lambda: (model(many_t), batch)[1], 5)
         figures["onnx_b32_clips_per_s"] = best_rate(lambda: (predictor.windows_scores(many), batch)[1], 5)
     figures["torch_b1_clips_per_s"] = 1000 / figures["torch_b1"]["p50_ms"]

@@ -87,12 +87,15 @@ def markdown(results: dict) -> str:
     if "inference" in results:
         i = results["inference"]
         lines += [
-            f"| inference batch 1, 2-s windows/s (p50 latency) | ONNX Runtime {i['onnx_b1_clips_per_s']:.0f} "
-            f"({i['onnx_b1']['p50_ms']:.2f} ms) | torch eager {i['torch_b1_clips_per_s']:.0f} "
-            f"({i['torch_b1']['p50_ms']:.2f} ms) | {i['ratio_onnx_over_torch_b1']:.2f}x | "
+            f"| inference batch 1, 2-s windows/s (p50 / p99 latency) | ONNX Runtime {i['onnx_b1_clips_per_s']:.0f} "
+            f"({i['onnx_b1']['p50_ms']:.2f} / {i['onnx_b1']['p99_ms']:.2f} ms) | torch eager "
+            f"{i['torch_b1_clips_per_s']:.0f} ({i['torch_b1']['p50_ms']:.2f} / {i['torch_b1']['p99_ms']:.2f} ms) | "
+            f"{i['ratio_onnx_over_torch_b1']:.2f}x | "
             f"{_verdict(i['ratio_onnx_over_torch_b1'], 3)} |",
-            f"| inference batch 32, windows/s | ONNX Runtime {i['onnx_b32_clips_per_s']:.0f} | "
-            f"torch eager {i['torch_b32_clips_per_s']:.0f} | {i['ratio_onnx_over_torch_b32']:.2f}x | - |",
+            f"| inference batch 32, windows/s (p50 / p99 batch latency) | ONNX Runtime {i['onnx_b32_clips_per_s']:.0f} "
+            f"({i['onnx_b32']['p50_ms']:.1f} / {i['onnx_b32']['p99_ms']:.1f} ms) | torch eager "
+            f"{i['torch_b32_clips_per_s']:.0f} ({i['torch_b32']['p50_ms']:.1f} / {i['torch_b32']['p99_ms']:.1f} ms) | "
+            f"{i['ratio_onnx_over_torch_b32']:.2f}x | - |",
         ]
     if "serving" in results:
         s = results["serving"]
