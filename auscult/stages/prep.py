@@ -35,6 +35,24 @@ TABLE_FILE = "recordings.parquet"
 INDEX_FILE = "windows.parquet"
 
 
+class SplitWindows:
+    """One split's windows, read from the memory-mapped file only when indexed: a split never has to fit in
+    memory. Indexing (an int, a slice, or positions) works as on the array of the split's rows."""
+
+    def __init__(self, windows: np.ndarray, rows: np.ndarray):
+        self.windows, self.rows = windows, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.rows), self.windows.shape[1])
+
+    def __getitem__(self, key: int | slice | np.ndarray) -> np.ndarray:
+        return np.asarray(self.windows[self.rows[key]])
+
+
 @dataclass
 class Prepared:
     """The recording table (with splits), the model windows, and which recording each window came from."""
@@ -43,9 +61,9 @@ class Prepared:
     windows: np.ndarray  # float32 (n_windows, samples), memory-mapped from the prep folder
     index: pd.DataFrame  # per window: recording_id, participant_id, split, label (class index)
 
-    def split(self, name: str) -> tuple[np.ndarray, pd.DataFrame]:
+    def split(self, name: str) -> tuple[SplitWindows, pd.DataFrame]:
         mask = (self.index["split"] == name).to_numpy()
-        return self.windows[mask], self.index[mask].reset_index(drop=True)
+        return SplitWindows(self.windows, np.flatnonzero(mask)), self.index[mask].reset_index(drop=True)
 
     @classmethod
     def load(cls, folder: str | Path) -> Prepared:

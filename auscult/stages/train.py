@@ -15,7 +15,7 @@ from torch import nn
 
 from auscult import metrics
 from auscult.model import ModelConfig, ScreeningNet
-from auscult.stages.prep import Prepared
+from auscult.stages.prep import Prepared, SplitWindows
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class TrainResult:
     best_epoch: int
 
 
-def predict(model: nn.Module, windows: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def predict(model: nn.Module, windows: SplitWindows, batch_size: int = 64) -> np.ndarray:
     """Positive-class probability of every window."""
     model.eval()
     out = []

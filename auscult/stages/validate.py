@@ -19,7 +19,7 @@ from auscult import audio, metrics, report
 from auscult.model import ScreeningNet, export_onnx
 from auscult.registry import Registry
 from auscult.serving.runtime import Predictor
-from auscult.stages.prep import Prepared
+from auscult.stages.prep import Prepared, SplitWindows
 from auscult.stages.train import per_recording
 from auscult.task import CLASSES
 
@@ -48,13 +48,13 @@ class Validation:
     reference: dict = field(default_factory=dict)  # what monitoring compares production traffic with
 
 
-def onnx_scores(predictor: Predictor, windows: np.ndarray, index: pd.DataFrame, batch: int = 64) -> pd.DataFrame:
+def onnx_scores(predictor: Predictor, windows: SplitWindows, index: pd.DataFrame, batch: int = 64) -> pd.DataFrame:
     probabilities = [predictor.windows_scores(windows[s : s + batch])[:, 1] for s in range(0, len(windows), batch)]
     flat = np.concatenate(probabilities) if probabilities else np.zeros(0)
     return per_recording(index, flat)
 
 
-def parity(model: ScreeningNet, predictor: Predictor, windows: np.ndarray) -> float:
+def parity(model: ScreeningNet, predictor: Predictor, windows: SplitWindows) -> float:
     """Max |torch - ONNX| over real windows and over lengths the export never saw."""
     sample = np.asarray(windows[:16], dtype=np.float32)
     lengths = (int(1.3 * audio.SAMPLE_RATE), sample.shape[1], int(3.7 * audio.SAMPLE_RATE))
@@ -67,7 +67,7 @@ def parity(model: ScreeningNet, predictor: Predictor, windows: np.ndarray) -> fl
     return worst
 
 
-def serving_check(predictor: Predictor, windows: np.ndarray) -> str | None:
+def serving_check(predictor: Predictor, windows: SplitWindows) -> str | None:
     """Send one request the way a client would (an encoded file) through the serving runtime."""
     message = {"binData": base64.b64encode(audio.encode_wav(np.asarray(windows[0]))).decode()}
     answer = predictor.answer(message)

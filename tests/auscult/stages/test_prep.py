@@ -40,3 +40,14 @@ def test_progress_is_reported(labelled, tmp_path):
     lines = []
     prep(labelled, tmp_path, progress=lines.append)
     assert lines[-1].startswith("prep: ") and lines[-1].split()[1].split("/")[0] == lines[-1].split()[1].split("/")[1]
+
+
+def test_a_split_reads_only_the_rows_asked_for_and_indexes_like_an_array(prepared):
+    windows, index = prepared.split("validation")
+    rows = np.flatnonzero(prepared.index["split"] == "validation")
+    assert len(windows) == len(index) == len(rows) and windows.shape == (len(rows), 32000)
+    assert isinstance(prepared.windows, np.memmap)
+    np.testing.assert_array_equal(windows[0], prepared.windows[rows[0]])
+    np.testing.assert_array_equal(windows[1:3], prepared.windows[rows[1:3]])
+    np.testing.assert_array_equal(windows[np.array([0, 2])], prepared.windows[rows[[0, 2]]])
+    assert not isinstance(windows[0:2], np.memmap)  # a copy of two rows, not a view of the file
