@@ -111,9 +111,8 @@ def run(
             url = f"{running.url}/api/v1.0/predictions"
             load(url, body, 1, 10, limit_s)  # warm-up
             for concurrency in concurrencies:
-                count = requests if concurrency > 1 else requests // 2
                 figures[f"c{concurrency}"] = max(
-                    (load(url, body, concurrency, count, limit_s) for _ in range(rounds)),
+                    (load(url, body, concurrency, requests, limit_s) for _ in range(rounds)),
                     key=lambda result: result["requests_per_s"],
                 )
         in_process = max(in_process, in_process_rate())
