@@ -43,6 +43,9 @@ class Deployment:
     manifest: dict
 
 
+ORT_THREADS_FROM_CPU_REQUEST = {"containerName": "classifier", "resource": "requests.cpu", "divisor": "1"}
+
+
 def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingSpec()) -> dict:
     """A Seldon Core v1 SeldonDeployment running the serving image on ``version``."""
     name = "auscult-screening"
@@ -56,6 +59,8 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
         "env": [
             {"name": "AUSCULT_STORE_URI", "value": store_uri},
             {"name": "AUSCULT_MODEL_VERSION", "value": version},
+            # ONNX Runtime would otherwise start a thread per core of the node, whatever the pod was given.
+            {"name": "AUSCULT_ORT_THREADS", "valueFrom": {"resourceFieldRef": ORT_THREADS_FROM_CPU_REQUEST}},
             # Credentials for the object store come from a Secret, never from the manifest.
             *(
                 {"name": env, "valueFrom": {"secretKeyRef": {"name": spec.store_secret, "key": key}}}

@@ -66,7 +66,7 @@ def test_v1_serving_requests_gpus_on_gpu_nodes_with_secret_credentials():
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
-    secret_env = {e["name"] for e in container["env"] if "valueFrom" in e}
+    secret_env = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
     assert secret_env == set(SECRET_KEYS.values())
     assert pod["securityContext"]["runAsNonRoot"] is True
 
@@ -85,6 +85,14 @@ def test_chart_and_pipeline_render_the_same_serving_contract():
     assert {e["name"] for e in stage_pod["containers"][0]["env"]} <= {
         e["name"] for e in chart_pod["containers"][0]["env"]
     }
+    # ONNX Runtime's threads follow the pod's CPU request, in both.
+    for pod in (chart_pod, stage_pod):
+        threads = next(e for e in pod["containers"][0]["env"] if e["name"] == "AUSCULT_ORT_THREADS")
+        assert threads["valueFrom"]["resourceFieldRef"] == {
+            "containerName": pod["containers"][0]["name"],
+            "resource": "requests.cpu",
+            "divisor": "1",
+        }
 
 
 def test_v2_serves_onnx_on_a_gpu_triton_server():

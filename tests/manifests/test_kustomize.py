@@ -65,5 +65,5 @@ def test_role_covers_only_seldon_resources_in_its_namespace():
 
 def test_credentials_are_read_from_the_secret():
     env = serving_pod(build("base"))["containers"][0]["env"]
-    from_secret = {e["name"] for e in env if "valueFrom" in e}
+    from_secret = {e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
     assert from_secret == {"AUSCULT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AUSCULT_S3_SECURE"}

@@ -12,7 +12,9 @@ def test_seldon_deployment_requests_a_gpu_on_gpu_nodes():
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert {"name": "AUSCULT_MODEL_VERSION", "value": "v0001-abc"} in container["env"]
-    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    from_secret = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
     assert from_secret["AWS_SECRET_ACCESS_KEY"] == {"name": "auscult-object-store", "key": "secret-key"}
     assert len(from_secret) == 4
     assert manifest["spec"]["predictors"][0]["graph"]["name"] == container["name"]
