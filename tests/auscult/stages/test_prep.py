@@ -51,3 +51,10 @@ def test_a_split_reads_only_the_rows_asked_for_and_indexes_like_an_array(prepare
     np.testing.assert_array_equal(windows[1:3], prepared.windows[rows[1:3]])
     np.testing.assert_array_equal(windows[np.array([0, 2])], prepared.windows[rows[[0, 2]]])
     assert not isinstance(windows[0:2], np.memmap)  # a copy of two rows, not a view of the file
+
+
+def test_nothing_usable_gives_an_empty_but_loadable_result(labelled, tmp_path):
+    result = prep(labelled.assign(label_status="review"), tmp_path, progress=lambda _: None)
+    assert result.windows.shape == (0, 32000) and len(result.index) == 0
+    assert result.table["split"].isna().all()
+    assert Prepared.load(tmp_path).windows.shape == (0, 32000)
