@@ -39,6 +39,7 @@ class LogMel(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        self.config = config
         filterbank = torchaudio.functional.melscale_fbanks(
             n_freqs=config.n_fft // 2 + 1,
             f_min=50.0,
@@ -112,8 +113,14 @@ def load(path: str | Path) -> ScreeningNet:
     return model.eval()
 
 
-def export_onnx(model: ScreeningNet, path: str | Path, example_length: int = 2 * SAMPLE_RATE) -> None:
-    """Export with the dynamo exporter: dynamic batch and time axes, input ``waveform``, output ``probabilities``."""
+def export_onnx(
+    model: ScreeningNet | LogMel,
+    path: str | Path,
+    example_length: int = 2 * SAMPLE_RATE,
+    output_name: str = "probabilities",
+) -> None:
+    """Export with the dynamo exporter: dynamic batch and time axes, input ``waveform``, one named output
+    (the model's ``probabilities``; the front end alone is exported for benchmarks)."""
     batch = torch.export.Dim("batch", min=1, max=1024)
     # Three 2x poolings need at least 8 frames.
     time = torch.export.Dim("time", min=8 * model.config.hop_length, max=SAMPLE_RATE * 600)
@@ -123,7 +130,7 @@ def export_onnx(model: ScreeningNet, path: str | Path, example_length: int = 2 *
         (example,),
         dynamo=True,
         input_names=["waveform"],
-        output_names=["probabilities"],
+        output_names=[output_name],
         dynamic_shapes={"waveform": {0: batch, 1: time}},
         verbose=False,
     )

@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 from auscult import audio
-from auscult.model import LogMel, ModelConfig
+from auscult.model import LogMel, ModelConfig, export_onnx
 from bench.common import best_rate
 
 CLIP_S = 5.0
@@ -73,17 +73,7 @@ def onnx_front_end(config: ModelConfig) -> ort.InferenceSession:
     """The model's log-mel front end alone, exported the way the model is, in ONNX Runtime."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "front_end.onnx"
-        batch = torch.export.Dim("batch", min=1, max=1024)
-        length = torch.export.Dim("time", min=8 * config.hop_length, max=audio.SAMPLE_RATE * 600)
-        program = torch.onnx.export(
-            LogMel(config).eval(),
-            (torch.zeros(2, 2 * audio.SAMPLE_RATE),),
-            dynamo=True,
-            input_names=["waveform"],
-            dynamic_shapes={"waveform": {0: batch, 1: length}},
-            verbose=False,
-        )
-        program.save(str(path))
+        export_onnx(LogMel(config).eval(), path, output_name="log_mel")
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
