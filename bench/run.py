@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import common, frontend, gpu, growth, inference, serving
+from bench import common, frontend, gpu, growth, inference, plots, serving
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "covid19-cough" / "raw"
 
@@ -183,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     (args.out / "results.md").write_text(markdown(results))
+    figures = plots.write(results, args.out)
     print(markdown(results))
-    print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    written = [args.out / "results.json", args.out / "results.md", *figures]
+    print("wrote " + ", ".join(str(path) for path in written))
     return 0
 
 

@@ -25,6 +25,7 @@ def test_quick_benchmarks_write_every_figure(tmp_path):
     assert all(results["serving"][f"c{c}"]["failures"] == 0 for c in (1, 8, 32))
     assert results["growth"]["stages"]["train"]["peak_rss_mib"][0] > 0
     assert results["gpu"]["train_windows_per_s"] > 0 and results["gpu"]["front_end_clips_per_s"] > 0
+    assert (tmp_path / "serving.png").read_bytes().startswith(b"\x89PNG")
     table = (tmp_path / "results.md").read_text()
     assert "librosa" in table and "ONNX Runtime" in table and "| train |" in table
 
@@ -37,3 +38,15 @@ def test_gpu_benchmark_says_why_it_is_skipped_without_cuda(monkeypatch):
     assert "skipped" in bench_run.markdown(
         {"machine": {"cores": 2, "cpu": "x", "gpu": None}, "started_at": "now", "gpu": gpu.run(quick=False)}
     )
+
+
+def test_growth_figure_is_drawn_from_several_sizes(tmp_path):
+    from bench import plots
+
+    stages = {
+        "prep": {"wall_s": [0.4, 1.5, 6.0], "peak_rss_mib": [150, 150, 160]},
+        "deploy": {"wall_s": [0.01, 0.01, 0.01], "peak_rss_mib": [50, 50, 50]},
+    }
+    written = plots.write({"growth": {"sizes": [200, 800, 3200], "epochs": 5, "stages": stages}}, tmp_path)
+    assert written == [tmp_path / "growth.png"]
+    assert written[0].read_bytes().startswith(b"\x89PNG")
