@@ -115,6 +115,9 @@ def prepare(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 STAT_NAMES = ("duration_s", "rms_dbfs", "zero_crossing_rate", "spectral_centroid_hz")
+# Raised whenever a statistic's definition changes: monitoring compares only statistics of the same version.
+# 2: the centroid over Hann-windowed 32 ms frames (1: one FFT over the first 10 s).
+STATS_VERSION = 2
 
 
 CENTROID_FRAME = 512  # 32 ms at 16 kHz

@@ -65,6 +65,7 @@ class TelemetryWriter:
             "request_id": request_id,
             "received_at": now.isoformat(),
             "model_version": model_version,
+            "stats_version": audio.STATS_VERSION,
             "stats": stats,
             "probabilities": probabilities,
             "tags": tags,

@@ -53,13 +53,24 @@ def monitor(registry: Registry, config: MonitorConfig = MonitorConfig()) -> Moni
         truths[entry["request_id"]] = entry["truth"]
     reference_data = registry.reference(version)
     reference = {**reference_data["input"], "prediction": reference_data["prediction"]}
-    current = {name: [float(r["stats"][name]) for r in records] for name in audio.STAT_NAMES}
+    # Input statistics are compared only when computed by the same definition as the reference (records and
+    # references from before versioning are version 1).
+    reference_stats = reference_data.get("stats_version", 1)
+    comparable = [r for r in records if r.get("stats_version", 1) == reference_stats]
+    current = {name: [float(r["stats"][name]) for r in comparable] for name in audio.STAT_NAMES}
     current["prediction"] = [float(r["probabilities"][1]) for r in records]
     reasons: list[str] = []
     drift: list[dict] = []
     if len(records) < config.min_requests:
         reasons.append(f"only {len(records)} requests to {version} (fewer than {config.min_requests}): no decision yet")
         return Monitoring(version, len(records), 0, drift, float("nan"), False, reasons, current, reference)
+    if len(comparable) < config.min_requests:
+        reasons.append(
+            f"input drift not judged: {len(records) - len(comparable)} of {len(records)} requests have input "
+            f"statistics of another definition than {version}'s reference (version {reference_stats}); "
+            "retraining refreshes the reference"
+        )
+        current = {"prediction": current["prediction"]}
     for name, values in current.items():
         psi = metrics.population_stability_index(np.array(reference[name]), np.array(values))
         ks, p_value = metrics.kolmogorov_smirnov(np.array(reference[name]), np.array(values))

@@ -99,6 +99,7 @@ def reference_of(prepared: Prepared, scores: pd.DataFrame, limit: int = 2000) ->
     """Training-time distributions of the input statistics and of the predicted positive probability."""
     train = prepared.table[prepared.table["split"] == "train"]
     return {
+        "stats_version": audio.STATS_VERSION,
         "input": {name: train[f"input_{name}"].dropna().astype(float).tolist()[:limit] for name in audio.STAT_NAMES},
         "prediction": scores["score"].astype(float).tolist()[:limit],
     }

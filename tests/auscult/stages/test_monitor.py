@@ -6,9 +6,10 @@ from auscult.serving.telemetry import TelemetryWriter
 from auscult.stages.monitor import MonitorConfig, monitor, record_decision, report_html
 
 
-def production(store, rng):
+def production(store, rng, stats_version=audio.STATS_VERSION):
     registry = Registry(store)
     reference = {
+        "stats_version": stats_version,
         "input": {name: rng.normal(0, 1, 500).tolist() for name in audio.STAT_NAMES},
         "prediction": np.clip(np.r_[rng.normal(0.2, 0.05, 250), rng.normal(0.8, 0.05, 250)], 0, 1).tolist(),
     }
@@ -62,3 +63,13 @@ def test_stable_traffic_with_good_feedback_keeps_the_model(store):
     result = monitor(registry)
     assert not result.retrain, result.reasons
     assert result.feedback_auroc > 0.9 and "no drift" in result.reasons[0]
+
+
+def test_statistics_of_another_definition_are_not_compared(store):
+    rng = np.random.default_rng(3)
+    registry, version = production(store, rng, stats_version=1)  # a reference from before the centroid changed
+    send(store, version, rng, shift=0.0)
+    result = monitor(registry)
+    assert [d["name"] for d in result.drift] == ["prediction"]
+    assert result.retrain and any("input drift not judged" in r and "version 1" in r for r in result.reasons)
+    assert "data:image/png;base64" in report_html(result)
