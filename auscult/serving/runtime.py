@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from auscult.task import CLASSES
 
 MAX_SECONDS = 60.0
 MAX_TAGS = 32
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class BadRequest(ValueError):
@@ -85,6 +87,9 @@ def parse(message: object) -> tuple[np.ndarray, dict]:
     tags = dict(tags) if isinstance(tags, dict) else {}
     if len(tags) > MAX_TAGS or not all(isinstance(v, str | int | float | bool) for v in tags.values()):
         raise BadRequest(f"meta.tags must be at most {MAX_TAGS} plain values")
+    if "request_id" in tags and not REQUEST_ID.fullmatch(str(tags["request_id"])):
+        # It names the request's telemetry object: no path separators, a bounded length.
+        raise BadRequest("meta.tags.request_id must be 1-128 letters, digits, '.', '_' or '-'")
     if "binData" in message:
         wave = _from_file(message["binData"])
     elif isinstance(message.get("data"), dict) and "ndarray" in message["data"]:

@@ -17,7 +17,7 @@ from seldon_core.proto import prediction_pb2
 
 from auscult.registry import Registry
 from auscult.serving.runtime import BadRequest, Predictor
-from auscult.serving.telemetry import TelemetryWriter
+from auscult.serving.telemetry import TelemetryUnavailable, TelemetryWriter
 from auscult.store import open_store
 from auscult.task import CLASSES
 
@@ -50,9 +50,12 @@ class AuscultModel:
             answer = self.predictor.answer(request)
         except BadRequest as error:
             raise SeldonMicroserviceException(str(error), status_code=400, reason="BAD_REQUEST") from None
-        self.telemetry.record(
-            answer.request_id, self.predictor.version, answer.wave, answer.probabilities, answer.stats, answer.tags
-        )
+        try:
+            self.telemetry.record(
+                answer.request_id, self.predictor.version, answer.wave, answer.probabilities, answer.stats, answer.tags
+            )
+        except TelemetryUnavailable as error:
+            raise SeldonMicroserviceException(str(error), status_code=503, reason="TELEMETRY_UNAVAILABLE") from None
         return self.predictor.response(answer)
 
     def send_feedback_raw(self, feedback: prediction_pb2.Feedback) -> prediction_pb2.SeldonMessage:

@@ -3,7 +3,8 @@ Seldon's feedback API.
 
 Request records are written by a background thread, so the object store's latency is not the client's:
 ``record`` returns once the record is queued. The queue is bounded (a slow store slows requests down
-rather than growing memory), a failed write is retried, and ``close`` (run at interpreter exit, which a
+rather than growing memory; one that stops accepting writes gets requests refused with
+:class:`TelemetryUnavailable`), a failed write is retried, and ``close`` (run at interpreter exit, which a
 gunicorn worker reaches on a graceful stop) writes whatever is still queued: nothing is lost on a clean
 shutdown.
 """
@@ -37,11 +38,23 @@ class _Pending:
     record: dict
 
 
+class TelemetryUnavailable(RuntimeError):
+    """The store has not kept up for ``queue_timeout_s``: the request is refused rather than left unrecorded."""
+
+
 class TelemetryWriter:
-    def __init__(self, store: ObjectStore, queue_size: int = 256, retries: int = 5, retry_delay_s: float = 0.2):
+    def __init__(
+        self,
+        store: ObjectStore,
+        queue_size: int = 256,
+        retries: int = 5,
+        retry_delay_s: float = 0.2,
+        queue_timeout_s: float = 10.0,
+    ):
         self.store = store
         self.retries = retries
         self.retry_delay_s = retry_delay_s
+        self.queue_timeout_s = queue_timeout_s
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=queue_size)
         self._writer = threading.Thread(target=self._drain, name="auscult-telemetry", daemon=True)
         self._writer.start()
@@ -70,19 +83,24 @@ class TelemetryWriter:
             "probabilities": probabilities,
             "tags": tags,
         }
-        self._queue.put(_Pending(key, wave, record))
+        try:
+            self._queue.put(_Pending(key, wave, record), timeout=self.queue_timeout_s)
+        except queue.Full:
+            raise TelemetryUnavailable(
+                f"the telemetry store has not accepted a write for {self.queue_timeout_s:.0f} s"
+            ) from None
         return key
-
-    def flush(self) -> None:
-        """Block until every queued record is written (or has failed every retry)."""
-        self._queue.join()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write what is queued, then stop the writer thread."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
+        try:
+            self._queue.put(None, timeout=timeout_s)
+        except queue.Full:
+            log.error("telemetry: %d records unwritten: the store did not keep up", self._queue.qsize())
+            return
         self._writer.join(timeout_s)
         if self._writer.is_alive():
             log.error("telemetry: %d records still unwritten after %.0f s", self._queue.qsize(), timeout_s)
@@ -117,6 +135,9 @@ class TelemetryWriter:
         for attempt in range(self.retries + 1):
             try:
                 self._write(pending)
+                return
+            except (ValueError, TypeError) as error:  # a bad key or record: retrying cannot help
+                log.error("telemetry: cannot write %s: %s", pending.key, error)
                 return
             except Exception as error:  # noqa: BLE001 - any store failure is retried, then reported
                 if attempt == self.retries:

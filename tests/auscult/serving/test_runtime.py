@@ -37,6 +37,8 @@ def test_waveform_and_file_requests_parse_to_the_same_audio():
         ({"binData": base64.b64encode(b"not audio at all").decode()}, "not an audio file"),
         ({"binData": ""}, "empty file"),
         ({"data": {"ndarray": WAVE.tolist()}, "meta": {"tags": {"x": {"nested": 1}}}}, "plain values"),
+        ({"data": {"ndarray": WAVE.tolist()}, "meta": {"tags": {"request_id": "../../models/x"}}}, "request_id"),
+        ({"data": {"ndarray": WAVE.tolist()}, "meta": {"tags": {"request_id": "a" * 129}}}, "request_id"),
     ],
 )
 def test_malformed_requests_are_refused_with_a_reason(message, words):

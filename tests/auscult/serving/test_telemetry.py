@@ -1,9 +1,10 @@
 import threading
 
 import numpy as np
+import pytest
 
 from auscult import audio
-from auscult.serving.telemetry import TELEMETRY_RECORDS, TelemetryWriter
+from auscult.serving.telemetry import TELEMETRY_RECORDS, TelemetryUnavailable, TelemetryWriter
 from auscult.store import FileStore
 
 WAVE = 0.1 * np.random.default_rng(0).standard_normal(8000).astype(np.float32)
@@ -64,3 +65,21 @@ def test_a_full_queue_slows_the_caller_instead_of_dropping(tmp_path):
     caller.join(10)
     writer.close()
     assert len(store.list(TELEMETRY_RECORDS)) == 6
+
+
+def test_a_store_that_stops_accepting_writes_gets_requests_refused(tmp_path):
+    gate = threading.Event()
+
+    class StuckStore(FileStore):
+        def put(self, key, data):
+            gate.wait()
+            return super().put(key, data)
+
+    writer = TelemetryWriter(StuckStore(tmp_path), queue_size=1, queue_timeout_s=0.1)
+    writer.record("r0", "v1", WAVE, [0.5, 0.5], STATS, {})  # taken by the writer, stuck in put
+    writer.record("r1", "v1", WAVE, [0.5, 0.5], STATS, {})  # fills the queue
+    with pytest.raises(TelemetryUnavailable, match="has not accepted a write"):
+        writer.record("r2", "v1", WAVE, [0.5, 0.5], STATS, {})
+    gate.set()
+    writer.close()
+    assert len(FileStore(tmp_path).list(TELEMETRY_RECORDS)) == 2
