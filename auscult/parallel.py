@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from auscult.resources import available_cpus
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -22,7 +23,7 @@ def ordered_map(
     A chunk at a time, so at most a few results per worker are held however long ``items`` is; ``progress``
     hears how many items are done after each tenth of them.
     """
-    workers = workers or os.cpu_count() or 1
+    workers = workers or available_cpus()
     chunk = 16 * workers
     report_every = max(1, len(items) // 10)
     with ThreadPoolExecutor(workers) as pool:

@@ -4,7 +4,6 @@ against librosa, on the same clips; the whole prep path from encoded files; and 
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ import torch
 
 from auscult import audio
 from auscult.model import LogMel, ModelConfig, export_onnx
+from auscult.resources import available_cpus
 from bench.common import best_rate
 
 CLIP_S = 5.0
@@ -50,7 +50,7 @@ def librosa_logmel(wave: np.ndarray, config: ModelConfig) -> np.ndarray:
 
 def peak_flops() -> float:
     """Measured float32 matmul FLOP/s of this machine on all cores (the best of several 2048^3 products)."""
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(available_cpus())
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     torch.matmul(a, b)
     best = 0.0
@@ -81,11 +81,11 @@ def run(count: int = 64, batch: int = 32, files: list[Path] | None = None) -> di
     import librosa
 
     config = ModelConfig()
-    torch.set_num_threads(os.cpu_count() or 1)  # explicit: torch's default varies with how it was started
+    torch.set_num_threads(available_cpus())  # explicit: torch's default varies with how it was started
     torch_front_end = LogMel(config).eval()
     session = onnx_front_end(config)
     data = clips(count)
-    pool = ThreadPoolExecutor(os.cpu_count() or 1)  # as prep resamples: libsoxr releases the GIL
+    pool = ThreadPoolExecutor(available_cpus())  # as prep resamples: libsoxr releases the GIL
 
     def resample_all(chunk: list[np.ndarray]) -> np.ndarray:
         return np.stack(list(pool.map(lambda clip: audio.resample(clip, SOURCE_RATE), chunk)))
@@ -132,7 +132,7 @@ def run(count: int = 64, batch: int = 32, files: list[Path] | None = None) -> di
         "clips": count,
         "clip_seconds": CLIP_S,
         "source_rate": SOURCE_RATE,
-        "threads": os.cpu_count(),
+        "threads": available_cpus(),
         "ours_resample_clips_per_s": best_rate(ours_resample),
         "ours_logmel_clips_per_s": best_rate(ours_logmel_onnx),
         "ours_logmel_torch_clips_per_s": best_rate(ours_logmel_torch),
@@ -182,7 +182,7 @@ def prep_path(files: list[Path]) -> dict:
         return audio.windows(audio.prepare(decoded.samples, decoded.sample_rate))
 
     def ours() -> int:
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(available_cpus()) as pool:
             for cut in pool.map(windows_of, blobs):
                 session.run(None, {"waveform": cut})
         return len(blobs)

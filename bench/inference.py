@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -11,13 +10,14 @@ import torch
 
 from auscult import audio
 from auscult.model import ScreeningNet, export_onnx
+from auscult.resources import available_cpus
 from auscult.serving.runtime import Predictor
 from bench.common import best_rate, paired_latencies
 
 
 def run(iterations: int = 200, batch: int = 32) -> dict:
     torch.manual_seed(0)
-    torch.set_num_threads(os.cpu_count() or 1)  # both runtimes get every core
+    torch.set_num_threads(available_cpus())  # both runtimes get every core
     model = ScreeningNet().eval()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"

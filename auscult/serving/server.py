@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from auscult.resources import available_cpus
+
 MODEL_CLASS = "auscult.serving.seldon.AuscultModel"
 REPO_SERVING_BIN = Path(__file__).resolve().parents[2] / ".venv-serve" / "bin" / "seldon-core-microservice"
 
@@ -80,7 +82,7 @@ def start(
     By default one synchronous gunicorn worker per core (at most four): the model is CPU-bound, so threads in a
     worker only queue on its GIL; the serving benchmark measured this layout fastest on 2 cores.
     """
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or min(4, available_cpus())
     http_port, grpc_port, metrics_port = http_port or free_port(), free_port(), free_port()
     env = {**os.environ, "AUSCULT_STORE_URI": store_uri, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
     # Seldon's metrics manager listens on a Unix socket under TMPDIR, whose path must stay under 108 bytes.
@@ -89,7 +91,7 @@ def start(
     if model_version:
         env["AUSCULT_MODEL_VERSION"] = model_version
     # Workers share the cores: each ONNX Runtime session gets its share instead of every one spinning on all.
-    env.setdefault("AUSCULT_ORT_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    env.setdefault("AUSCULT_ORT_THREADS", str(max(1, available_cpus() // workers)))
     command = [
         serving_bin(),
         MODEL_CLASS,

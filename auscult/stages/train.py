@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from torch import nn
 
 from auscult import metrics
 from auscult.model import ModelConfig, ScreeningNet
+from auscult.resources import available_cpus
 from auscult.stages.prep import Prepared, SplitWindows
 
 
@@ -57,7 +57,7 @@ def train(
     prepared: Prepared, config: TrainConfig = TrainConfig(), progress: Callable[[str], None] = print
 ) -> TrainResult:
     torch.manual_seed(config.seed)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(available_cpus())
     rng = np.random.default_rng(config.seed)
     train_windows, train_index = prepared.split("train")
     validation_windows, validation_index = prepared.split("validation")
