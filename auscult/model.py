@@ -109,7 +109,9 @@ def load(path: str | Path) -> ScreeningNet:
     saved = torch.load(path, map_location="cpu", weights_only=True)
     config = saved["config"]
     model = ScreeningNet(ModelConfig(**{**config, "channels": tuple(config["channels"])}))
-    model.load_state_dict(saved["state"])
+    # The front end's constants follow from the config; checkpoints from before they stopped being saved
+    # still carry torchaudio's window and filterbank.
+    model.load_state_dict({k: v for k, v in saved["state"].items() if not k.startswith("front_end.")})
     return model.eval()
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchaudio
 
-from auscult.model import LogMel, ModelConfig, ScreeningNet, export_onnx
+from auscult.model import LogMel, ModelConfig, ScreeningNet, export_onnx, load, save
 
 
 def torchaudio_log_mel(config: ModelConfig, waveform: torch.Tensor) -> torch.Tensor:
@@ -32,9 +32,16 @@ def test_log_mel_equals_torchaudio(length):
     assert torch.max(torch.abs(ours - theirs)).item() < 1e-3  # decibels
 
 
-def test_front_end_constants_stay_out_of_checkpoints():
-    state = ScreeningNet().state_dict()
-    assert not any(key.startswith("front_end.") for key in state)
+def test_front_end_constants_stay_out_of_checkpoints_and_old_ones_still_load(tmp_path):
+    model = ScreeningNet().eval()
+    assert not any(key.startswith("front_end.") for key in model.state_dict())
+    save(model, tmp_path / "new.pt")
+    saved = torch.load(tmp_path / "new.pt", weights_only=True)
+    saved["state"]["front_end.mel.spectrogram.window"] = torch.hann_window(400)  # as torchaudio's layer saved it
+    torch.save(saved, tmp_path / "old.pt")
+    waveform = 0.1 * torch.randn(2, 16_000)
+    with torch.inference_mode():
+        assert torch.equal(load(tmp_path / "old.pt")(waveform), model(waveform))
 
 
 def test_onnx_export_matches_torch_for_any_batch_and_length(tmp_path):
