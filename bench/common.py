@@ -59,11 +59,12 @@ def paired_latencies(
     first: Callable[[], object], second: Callable[[], object], count: int, block: int = 50
 ) -> tuple[dict, dict]:
     """Latency percentiles of two calls measured in alternating blocks, so a noisy spell on a shared machine
-    falls on both rather than on whichever happened to run then. Each block starts with a few unmeasured
-    calls: the other runtime's threads may still be spinning on the same cores."""
+    falls on both rather than on whichever happened to run then. Each block starts after a pause and a few
+    unmeasured calls: the other runtime's thread pool spins for a while after its last call, on the same cores."""
     samples: tuple[list[float], list[float]] = ([], [])
     while len(samples[0]) < count:
         for call, out in zip((first, second), samples, strict=True):
+            time.sleep(0.05)
             for _ in range(3):
                 call()
             for _ in range(min(block, count - len(out))):

@@ -1,6 +1,6 @@
 """Run every benchmark and write ``results.json`` and ``results.md`` (``make bench``).
 
-python -m bench.run               # the full set (about 6 minutes on 2 cores)
+python -m bench.run               # the full set (about 4 minutes on 2 cores)
 python -m bench.run --quick       # each benchmark once at tiny size, to keep them from rotting
 python -m bench.run --only gpu    # on a GPU machine: training, front end and ONNX Runtime's CUDA provider
 """
@@ -169,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="each benchmark once at tiny size")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"), help="where results.json/.md go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where results.json/.md and the plots go (default: bench/results, or bench/results/partial with --only,"
+        " so that a partial run never replaces the published full one)",
+    )
     parser.add_argument(
         "--only",
         nargs="+",
@@ -179,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"run only these benchmarks ({', '.join(BENCHMARKS)}); e.g. --only gpu on a GPU machine",
     )
     args = parser.parse_args(argv)
+    args.out = args.out or Path("bench/results" if set(args.only) == set(BENCHMARKS) else "bench/results/partial")
     results = run(args.quick, tuple(args.only), log=lambda line: print(line, flush=True))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
