@@ -157,8 +157,11 @@ def input_stats(wave: np.ndarray, rate: int = SAMPLE_RATE) -> dict[str, float]:
 
 
 def encode_wav(wave: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
-    """Mono 16-bit PCM WAV bytes (samples clipped to [-1, 1]); written directly, it costs a tenth of libsndfile's."""
-    pcm = np.rint(np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1.0, 1.0) * 32767.0).astype("<i2")
+    """Mono 16-bit PCM WAV bytes (samples clipped to [-1, 1]); written directly, it costs a fifth of libsndfile's."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"encode_wav takes one mono waveform, not an array of shape {wave.shape}")
+    pcm = np.rint(np.clip(wave, -1.0, 1.0) * 32767.0).astype("<i2")
     header = struct.pack(
         "<4sI4s4sIHHIIHH4sI",
         b"RIFF",

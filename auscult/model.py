@@ -25,7 +25,7 @@ class ModelConfig:
     n_classes: int = 2
 
 
-DECIBELS_PER_NEPER = 10.0 / math.log(10.0)  # 10 * log10(x) == this * ln(x)
+POWER_DB_PER_LN = 10.0 / math.log(10.0)  # a power ratio in decibels: 10 * log10(x) == this * ln(x)
 
 
 class LogMel(nn.Module):
@@ -68,7 +68,7 @@ class LogMel(nn.Module):
         power = torch.matmul(self.filterbank, spectrum * spectrum)  # (batch, mels, frames)
         # A floor well below 16-bit noise: near-zero power (zero padding) would otherwise turn rounding
         # differences between runtimes into decibels.
-        return (DECIBELS_PER_NEPER * torch.log(power + 1e-5)).unsqueeze(1)
+        return (POWER_DB_PER_LN * torch.log(power + 1e-5)).unsqueeze(1)
 
 
 class ScreeningNet(nn.Module):

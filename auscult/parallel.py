@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from auscult.resources import available_cpus
@@ -18,17 +19,22 @@ def ordered_map(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[Result]:
-    """``function`` over ``items`` on ``workers`` threads (default: one per core), results in input order.
+    """``function`` over ``items`` on ``workers`` threads (default: the CPUs this process may use), results in
+    input order.
 
-    A chunk at a time, so at most a few results per worker are held however long ``items`` is; ``progress``
-    hears how many items are done after each tenth of them.
+    At most a few items per worker are in flight or waiting to be taken, however long ``items`` is, and a
+    slow item holds up only the results behind it, not the workers. ``progress`` hears how many items are done
+    after each tenth of them.
     """
     workers = workers or available_cpus()
-    chunk = 16 * workers
+    ahead = 4 * workers
     report_every = max(1, len(items) // 10)
     with ThreadPoolExecutor(workers) as pool:
-        for start in range(0, len(items), chunk):
-            yield from pool.map(function, items[start : start + chunk])
-            done = min(start + chunk, len(items))
-            if progress and (done // report_every > start // report_every or done == len(items)):
+        pending: deque[Future[Result]] = deque(pool.submit(function, item) for item in items[:ahead])
+        for done, upcoming in enumerate(range(ahead, len(items) + ahead), start=1):
+            result = pending.popleft().result()
+            if upcoming < len(items):
+                pending.append(pool.submit(function, items[upcoming]))
+            yield result
+            if progress and (done % report_every == 0 or done == len(items)):
                 progress(done)

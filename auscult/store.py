@@ -74,7 +74,8 @@ class FileStore(ObjectStore):
         self.root = self.path.as_uri()
 
     def _file(self, key: str) -> Path:
-        # normpath, not resolve(): the same check on the key's text without a system call per path component.
+        # normpath, not resolve(): keys are checked as text, without a system call per path component; a symbolic
+        # link inside the store is the operator's doing and is followed.
         target = Path(os.path.normpath(self.path / key))
         if self.path not in target.parents:
             raise ValueError(f"object key escapes the store: {key!r}")

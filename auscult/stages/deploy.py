@@ -43,7 +43,8 @@ class Deployment:
     manifest: dict
 
 
-ORT_THREADS_FROM_CPU_REQUEST = {"containerName": "classifier", "resource": "requests.cpu", "divisor": "1"}
+CONTAINER = "classifier"  # Seldon v1 runs the graph node of the same name in this container
+ORT_THREADS_FROM_CPU_REQUEST = {"containerName": CONTAINER, "resource": "requests.cpu", "divisor": "1"}
 
 
 def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingSpec()) -> dict:
@@ -54,7 +55,7 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
         resources["limits"]["nvidia.com/gpu"] = str(spec.gpus)
         resources["requests"]["nvidia.com/gpu"] = str(spec.gpus)
     container = {
-        "name": "classifier",
+        "name": CONTAINER,
         "image": spec.image,
         "env": [
             {"name": "AUSCULT_STORE_URI", "value": store_uri},
@@ -88,7 +89,7 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
                     "name": "default",
                     "replicas": spec.replicas,
                     "componentSpecs": [{"spec": pod_spec}],
-                    "graph": {"name": "classifier", "type": "MODEL", "endpoint": {"type": "REST"}},
+                    "graph": {"name": CONTAINER, "type": "MODEL", "endpoint": {"type": "REST"}},
                     "labels": {"version": version},
                 }
             ],

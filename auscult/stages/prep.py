@@ -88,6 +88,8 @@ class WindowWriter:
         self.header_size = self._write_header()
 
     def append(self, rows: np.ndarray) -> None:
+        if rows.ndim != 2 or rows.shape[1] != self.columns:
+            raise ValueError(f"{self.path}: rows of {self.columns} samples expected, got shape {rows.shape}")
         self.handle.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
         self.rows += len(rows)
 

@@ -1,6 +1,8 @@
 import threading
 import time
 
+import pytest
+
 from auscult.parallel import ordered_map
 
 
@@ -22,8 +24,20 @@ def test_progress_reports_each_tenth_and_the_end():
     assert done == sorted(done) and done[-1] == 1000 and 10 <= len(done) <= 32
 
 
-def test_work_is_pulled_a_chunk_at_a_time():
+def test_work_is_pulled_a_few_items_ahead():
     started = []
     results = ordered_map(started.append, list(range(10_000)), workers=2)
     next(results)
-    assert len(started) <= 32  # one chunk, not the whole list
+    assert len(started) <= 16  # a few per worker, not the whole list
+
+
+def test_an_error_reaches_the_caller_at_its_item():
+    def fail_on_three(value: int) -> int:
+        if value == 3:
+            raise ValueError("three")
+        return value
+
+    results = ordered_map(fail_on_three, list(range(10)), workers=2)
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="three"):
+        next(results)
