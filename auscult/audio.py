@@ -6,6 +6,7 @@ the training pipeline: what the model sees in production is prepared the way it 
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from dataclasses import dataclass
@@ -138,6 +139,7 @@ def spectral_centroid(wave: np.ndarray, rate: int = SAMPLE_RATE) -> float:
     return float(np.dot(freqs, magnitude) / total) if total > 0 else 0.0
 
 
+@functools.lru_cache(maxsize=8)
 def _hann(size: int) -> np.ndarray:
     return np.hanning(size + 2)[1:-1].astype(np.float32)
 

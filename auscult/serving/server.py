@@ -83,7 +83,8 @@ def start(
     threads in a worker only queue on its GIL. On 2 cores at concurrency 8, 2 workers x 1 thread served 411 req/s,
     2 x 2 served 298 and 3 x 1 served 350.
     """
-    workers = workers or min(4, available_cpus())
+    cpus = available_cpus()
+    workers = workers or min(4, cpus)
     http_port, grpc_port, metrics_port = http_port or free_port(), free_port(), free_port()
     env = {**os.environ, "AUSCULT_STORE_URI": store_uri, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
     # Seldon's metrics manager listens on a Unix socket under TMPDIR, whose path must stay under 108 bytes.
@@ -92,7 +93,7 @@ def start(
     if model_version:
         env["AUSCULT_MODEL_VERSION"] = model_version
     # Workers share the cores: each ONNX Runtime session gets its share instead of every one spinning on all.
-    env.setdefault("AUSCULT_ORT_THREADS", str(max(1, available_cpus() // workers)))
+    env.setdefault("AUSCULT_ORT_THREADS", str(max(1, cpus // workers)))
     command = [
         serving_bin(),
         MODEL_CLASS,

@@ -44,15 +44,20 @@ def test_failed_writes_are_retried(tmp_path):
     assert store.get_json(key)["request_id"] == "r1"
 
 
+class GatedStore(FileStore):
+    """Holds every write until ``gate`` is set, as a store that has stopped answering does."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.gate = threading.Event()
+
+    def put(self, key, data):
+        self.gate.wait()
+        return super().put(key, data)
+
+
 def test_a_full_queue_slows_the_caller_instead_of_dropping(tmp_path):
-    gate = threading.Event()
-
-    class SlowStore(FileStore):
-        def put(self, key, data):
-            gate.wait()
-            return super().put(key, data)
-
-    store = SlowStore(tmp_path)
+    store = GatedStore(tmp_path)
     writer = TelemetryWriter(store, queue_size=2)
     recorded = []
     caller = threading.Thread(
@@ -61,25 +66,19 @@ def test_a_full_queue_slows_the_caller_instead_of_dropping(tmp_path):
     caller.start()
     caller.join(0.5)
     assert caller.is_alive() and len(recorded) < 6  # blocked on the full queue
-    gate.set()
+    store.gate.set()
     caller.join(10)
     writer.close()
     assert len(store.list(TELEMETRY_RECORDS)) == 6
 
 
 def test_a_store_that_stops_accepting_writes_gets_requests_refused(tmp_path):
-    gate = threading.Event()
-
-    class StuckStore(FileStore):
-        def put(self, key, data):
-            gate.wait()
-            return super().put(key, data)
-
-    writer = TelemetryWriter(StuckStore(tmp_path), queue_size=1, queue_timeout_s=0.1)
+    store = GatedStore(tmp_path)
+    writer = TelemetryWriter(store, queue_size=1, queue_timeout_s=0.1)
     writer.record("r0", "v1", WAVE, [0.5, 0.5], STATS, {})  # taken by the writer, stuck in put
     writer.record("r1", "v1", WAVE, [0.5, 0.5], STATS, {})  # fills the queue
     with pytest.raises(TelemetryUnavailable, match="has not accepted a write"):
         writer.record("r2", "v1", WAVE, [0.5, 0.5], STATS, {})
-    gate.set()
+    store.gate.set()
     writer.close()
-    assert len(FileStore(tmp_path).list(TELEMETRY_RECORDS)) == 2
+    assert len(store.list(TELEMETRY_RECORDS)) == 2

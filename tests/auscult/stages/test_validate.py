@@ -1,5 +1,8 @@
+from html import escape
+
 import pytest
 
+from auscult import report
 from auscult.registry import Registry
 from auscult.stages.validate import ValidateConfig, report_html, validate
 
@@ -51,4 +54,6 @@ def test_comparison_with_production(trained, prepared, tmp_path, store, validati
 def test_report_has_plots_and_verdict(validation, trained):
     result, _ = validation
     html = report_html(result, trained.history)
-    assert "data:image/png;base64" in html and ("not blessed" in html or "blessed" in html)
+    assert "data:image/png;base64" in html
+    assert report.verdict(result.blessed, "blessed" if result.blessed else "not blessed") in html
+    assert all(escape(reason) in html for reason in result.reasons)
