@@ -24,11 +24,10 @@ def ordered_map(
 
     At most a few items per worker are in flight or waiting to be taken, however long ``items`` is, and a
     slow item holds up only the results behind it, not the workers. ``progress`` hears how many items are done
-    after each tenth of them.
+    after each one (:class:`auscult.progress.Tracker` decides how often a person hears of it).
     """
     workers = workers or available_cpus()
     ahead = 4 * workers
-    report_every = max(1, len(items) // 10)
     with ThreadPoolExecutor(workers) as pool:
         pending: deque[Future[Result]] = deque(pool.submit(function, item) for item in items[:ahead])
         for done, upcoming in enumerate(range(ahead, len(items) + ahead), start=1):
@@ -36,5 +35,5 @@ def ordered_map(
             if upcoming < len(items):
                 pending.append(pool.submit(function, items[upcoming]))
             yield result
-            if progress and (done % report_every == 0 or done == len(items)):
+            if progress:
                 progress(done)

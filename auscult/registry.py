@@ -1,9 +1,9 @@
 """The model registry, in the object store.
 
-``models/<name>/versions/<version>/`` holds ``model.onnx``, ``model_card.json`` and ``reference.json``
-(the training reference that monitoring compares with). Versions are numbered and carry the hash of their
+A version holds the ONNX model, its model card and the training reference that monitoring compares with
+(keys in :mod:`auscult.layout`). Versions are numbered and carry the hash of their
 ONNX bytes; registering the same bytes twice returns the existing version. The production pointer is an
-append-only series ``models/<name>/production/<seq>.json``: the newest entry is in force, the ones before
+append-only series of numbered pointers: the newest entry is in force, the ones before
 it are the rollback history. Nothing is overwritten.
 """
 
@@ -12,20 +12,23 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
+from auscult import layout
+from auscult.serving.contract import MODEL_NAME
 from auscult.store import ObjectStore
-
-MODEL_NAME = "auscult-screening"
 
 
 class Registry:
     def __init__(self, store: ObjectStore, name: str = MODEL_NAME):
         self.store = store
         self.name = name
-        self.prefix = f"models/{name}"
 
     def versions(self) -> list[str]:
-        keys = self.store.list(f"{self.prefix}/versions/")
-        return sorted({k.split("/")[3] for k in keys if k.endswith("/model.onnx")})
+        prefix = layout.model_versions(self.name)
+        keys = self.store.list(prefix)
+        return sorted({k[len(prefix) :].split("/")[0] for k in keys if k.endswith(f"/{layout.ONNX_FILE}")})
+
+    def _key(self, version: str, file: str) -> str:
+        return layout.model_version(self.name, version, file)
 
     def register(self, onnx: bytes, card: dict, reference: dict) -> str:
         digest = hashlib.sha256(onnx).hexdigest()
@@ -33,15 +36,16 @@ class Registry:
             if version.endswith(digest[:12]):
                 return version
         version = f"v{len(self.versions()) + 1:04d}-{digest[:12]}"
-        base = f"{self.prefix}/versions/{version}"
-        # Card and reference first: a version is visible only once its model.onnx exists.
-        self.store.put_json(f"{base}/model_card.json", {**card, "version": version, "onnx_sha256": digest})
-        self.store.put_json(f"{base}/reference.json", reference)
-        self.store.put(f"{base}/model.onnx", onnx)
+        # Card and reference first: a version is visible only once its ONNX model exists.
+        self.store.put_json(
+            self._key(version, layout.MODEL_CARD_FILE), {**card, "version": version, "onnx_sha256": digest}
+        )
+        self.store.put_json(self._key(version, layout.REFERENCE_FILE), reference)
+        self.store.put(self._key(version, layout.ONNX_FILE), onnx)
         return version
 
     def _pointers(self) -> list[str]:
-        return self.store.list(f"{self.prefix}/production/")
+        return self.store.list(layout.production_pointers(self.name))
 
     def production(self) -> dict | None:
         """The pointer in force ({version, previous, updated_at, reason}), or None before any deploy."""
@@ -58,7 +62,7 @@ class Registry:
             "updated_at": datetime.now(UTC).isoformat(),
             "reason": reason,
         }
-        self.store.put_json(f"{self.prefix}/production/{len(self._pointers()) + 1:06d}.json", pointer)
+        self.store.put_json(layout.production_pointer(self.name, len(self._pointers()) + 1), pointer)
         return pointer
 
     def rollback(self, reason: str = "rollback") -> dict:
@@ -68,10 +72,10 @@ class Registry:
         return self.promote(current["previous"], reason)
 
     def onnx(self, version: str) -> bytes:
-        return self.store.get(f"{self.prefix}/versions/{version}/model.onnx")
+        return self.store.get(self._key(version, layout.ONNX_FILE))
 
     def card(self, version: str) -> dict:
-        return self.store.get_json(f"{self.prefix}/versions/{version}/model_card.json")
+        return self.store.get_json(self._key(version, layout.MODEL_CARD_FILE))
 
     def reference(self, version: str) -> dict:
-        return self.store.get_json(f"{self.prefix}/versions/{version}/reference.json")
+        return self.store.get_json(self._key(version, layout.REFERENCE_FILE))

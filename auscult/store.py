@@ -5,24 +5,31 @@ One interface, two backends:
 * ``file:///abs/path`` - a folder, the embedded default on one machine;
 * ``s3://bucket/prefix`` - any S3-compatible server (MinIO on a cluster) through the ``minio`` client.
   The endpoint and credentials come from the environment (a Kubernetes Secret on a cluster), never from
-  pipeline parameters: ``AUSCULT_S3_ENDPOINT`` (host:port), ``AWS_ACCESS_KEY_ID``,
-  ``AWS_SECRET_ACCESS_KEY`` and ``AUSCULT_S3_SECURE`` ("true" for TLS).
+  pipeline parameters: :data:`SECRET_KEYS` names the variables (endpoint as host:port, the two keys, and
+  "true" for TLS).
 
-Writes are whole-object and atomic; callers pick content-addressed or versioned keys, so nothing is
-overwritten in place.
+Writes are whole-object and atomic; callers pick content-addressed or versioned keys (all of them built in
+:mod:`auscult.layout`), so nothing is overwritten in place. Transient S3 failures (a dropped connection, a
+5xx, "slow down") are retried here with exponential backoff, so a pipeline task never needs a retry of its
+own; what cannot succeed on a retry (no such key, access denied) is raised at once.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
+
+from auscult.errors import InputError
 
 # How a Kubernetes Secret holding object-store credentials maps onto the environment read below.
 SECRET_KEYS = {
@@ -31,6 +38,11 @@ SECRET_KEYS = {
     "secret-key": "AWS_SECRET_ACCESS_KEY",
     "secure": "AUSCULT_S3_SECURE",
 }
+# S3 error codes that a later attempt may not meet.
+TRANSIENT_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "OperationAborted"})
+
+log = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 
 class ObjectStore(ABC):
@@ -109,42 +121,79 @@ class FileStore(ObjectStore):
         return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith(".tmp-"))
 
 
+def is_transient(error: BaseException) -> bool:
+    """Whether the same S3 call may succeed later: a network failure, a 5xx, or an S3 "try again" code."""
+    import urllib3
+    from minio.error import S3Error, ServerError
+
+    if isinstance(error, S3Error):
+        return error.code in TRANSIENT_CODES
+    return isinstance(error, ServerError | urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
 class S3Store(ObjectStore):
-    def __init__(self, bucket: str, prefix: str = "", client: Any = None):
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None, attempts: int = 5, backoff_s: float = 0.5):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.client = client or s3_client_from_env()
         self.root = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        if not self.client.bucket_exists(bucket):
-            self.client.make_bucket(bucket)
+        self.attempts, self.backoff_s = attempts, backoff_s
+        if not self._retrying(self.client.bucket_exists, bucket):
+            self._retrying(self.client.make_bucket, bucket)
+
+    def _retrying(self, call: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return call(*args, **kwargs)
+            except Exception as error:
+                if attempt == self.attempts or not is_transient(error):
+                    raise
+                delay = self.backoff_s * 2 ** (attempt - 1)
+                log.warning(
+                    "%s: %s failed (%s); attempt %d of %d in %.1f s",
+                    self.root,
+                    call.__name__,
+                    error,
+                    attempt + 1,
+                    self.attempts,
+                    delay,
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, key: str, data: bytes) -> str:
-        self.client.put_object(self.bucket, self._key(key), io.BytesIO(data), len(data))
+        def put_object() -> None:
+            self.client.put_object(self.bucket, self._key(key), io.BytesIO(data), len(data))
+
+        self._retrying(put_object)
         return self.uri(key)
 
     def get(self, key: str) -> bytes:
         from minio.error import S3Error
 
-        try:
+        def get_object() -> bytes:
             response = self.client.get_object(self.bucket, self._key(key))
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        try:
+            return self._retrying(get_object)
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchObject"):
                 raise KeyError(key) from None
             raise
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
 
     def exists(self, key: str) -> bool:
         from minio.error import S3Error
 
         try:
-            self.client.stat_object(self.bucket, self._key(key))
+            self._retrying(self.client.stat_object, self.bucket, self._key(key))
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                 return False
@@ -153,21 +202,28 @@ class S3Store(ObjectStore):
 
     def list(self, prefix: str = "") -> list[str]:
         strip = len(self.prefix) + 1 if self.prefix else 0
-        objects = self.client.list_objects(self.bucket, prefix=self._key(prefix), recursive=True)
-        return sorted(obj.object_name[strip:] for obj in objects)
+
+        def list_objects() -> list[str]:
+            objects = self.client.list_objects(self.bucket, prefix=self._key(prefix), recursive=True)
+            return [obj.object_name[strip:] for obj in objects]
+
+        return sorted(self._retrying(list_objects))
 
 
 def s3_client_from_env() -> Any:
     from minio import Minio
 
-    endpoint = os.environ.get("AUSCULT_S3_ENDPOINT")
+    endpoint = os.environ.get(SECRET_KEYS["endpoint"])
     if not endpoint:
-        raise RuntimeError("an s3:// store needs AUSCULT_S3_ENDPOINT (host:port) and credentials in the environment")
+        raise InputError(
+            f"an s3:// store needs {SECRET_KEYS['endpoint']} (host:port) and credentials "
+            f"({SECRET_KEYS['access-key']}, {SECRET_KEYS['secret-key']}) in the environment"
+        )
     return Minio(
         endpoint,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-        secure=os.environ.get("AUSCULT_S3_SECURE", "false").lower() == "true",
+        access_key=os.environ.get(SECRET_KEYS["access-key"]),
+        secret_key=os.environ.get(SECRET_KEYS["secret-key"]),
+        secure=os.environ.get(SECRET_KEYS["secure"], "false").lower() == "true",
     )
 
 
@@ -178,7 +234,7 @@ def open_store(uri: str) -> ObjectStore:
         return S3Store(parsed.netloc, parsed.path)
     if parsed.scheme in ("file", ""):
         return FileStore(parsed.path if parsed.scheme else uri)
-    raise ValueError(f"unsupported store URI {uri!r}: use file:///path or s3://bucket/prefix")
+    raise InputError(f"unsupported store URI {uri!r}: use file:///path or s3://bucket/prefix")
 
 
 def read_uri(uri: str) -> bytes:

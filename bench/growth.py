@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from auscult import synth
+from pipelines.console import Console
 from pipelines.local import Workspace, run_training
 
 STAGES = ("ingest", "curate", "label", "prep", "train", "validate", "deploy")
@@ -26,7 +28,8 @@ def run(sizes: tuple[int, ...] = (200, 800, 3200), epochs: int = 5) -> dict:
             os.sync()
             workspace = Workspace(Path(folder) / f"run-{size}")
             workspace.prepare()
-            result = run_training(workspace, [str(cohort)], epochs=epochs, seed=0, min_auroc=0.0)
+            with Console(workspace.root / "logs" / "run.log", terminal=io.StringIO()) as console:
+                result = run_training(workspace, console, [str(cohort)], epochs=epochs, seed=0, min_auroc=0.0)
             for stage in STAGES:
                 metrics = result.tasks[stage].metrics if stage in result.tasks else {}
                 entry = figures["stages"].setdefault(stage, {"wall_s": [], "peak_rss_mib": []})

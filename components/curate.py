@@ -9,25 +9,21 @@ def curate(
     table: Input[Dataset], store_uri: str, curated: Output[Dataset], profile: Output[HTML], metrics: Output[Metrics]
 ):
     """Decode and measure every recording; quarantine what fails, with reasons; write the data profile."""
-    import time
-
     from auscult import table as recording_table
-    from auscult.resources import peak_rss_mib
+    from auscult.progress import Note, emit, task
     from auscult.stages.curate import curate as run
     from auscult.stages.curate import profile_html, reason_counts
     from auscult.store import open_store
 
-    started = time.perf_counter()
-    frame, expectations = run(recording_table.read(table.path, "ingest"), open_store(store_uri))
-    recording_table.write(frame, curated.path, "curate")
-    with open(profile.path, "w") as handle:
-        handle.write(profile_html(frame, expectations))
-    quarantined = int((frame["status"] == recording_table.QUARANTINED).sum())
-    metrics.log_metric("recordings", len(frame))
-    metrics.log_metric("quarantined", quarantined)
-    metrics.log_metric("usable", len(frame) - quarantined)
-    metrics.log_metric("expectations_failed", sum(not e["success"] for e in expectations))
-    for reason, count in reason_counts(frame).items():
-        print(f"curate: quarantined {count}: {reason}")
-    metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
-    metrics.log_metric("peak_rss_mib", peak_rss_mib())
+    with task("curate", metrics):
+        frame, expectations = run(recording_table.read(table.path, "ingest"), open_store(store_uri))
+        recording_table.write(frame, curated.path, "curate")
+        with open(profile.path, "w") as handle:
+            handle.write(profile_html(frame, expectations))
+        quarantined = int((frame["status"] == recording_table.QUARANTINED).sum())
+        metrics.log_metric("recordings", len(frame))
+        metrics.log_metric("quarantined", quarantined)
+        metrics.log_metric("usable", len(frame) - quarantined)
+        metrics.log_metric("expectations_failed", sum(not e["success"] for e in expectations))
+        for reason, count in reason_counts(frame).items():
+            emit(Note("curate", f"quarantined {count}: {reason}"))

@@ -8,22 +8,21 @@ from components.image import IMAGE
 def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Output[Metrics]):
     """Read recordings from sources (dataset folders, CSV manifests, "telemetry") into the data lake."""
     import os
-    import time
 
     from auscult import table as recording_table
-    from auscult.resources import peak_rss_mib
+    from auscult.progress import Note, emit, task
+    from auscult.stages.ingest import PSEUDONYM_KEY_ENV
     from auscult.stages.ingest import ingest as run
     from auscult.store import open_store
 
-    started = time.perf_counter()
-    # The key comes from a Secret (or the local run's key file), never from a pipeline parameter.
-    frame, report = run(list(sources), open_store(store_uri), os.environ["AUSCULT_PSEUDONYM_KEY"].encode())
-    recording_table.write(frame, table.path, "ingest")
-    for problem in report.missing + report.duplicates:
-        print(f"ingest: {problem}")
-    metrics.log_metric("recordings", report.rows)
-    metrics.log_metric("duplicates", len(report.duplicates))
-    metrics.log_metric("new_objects", report.new_objects)
-    metrics.log_metric("missing_files", len(report.missing))
-    metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
-    metrics.log_metric("peak_rss_mib", peak_rss_mib())
+    with task("ingest", metrics):
+        # The key comes from a Secret (or the local run's key file), never from a pipeline parameter.
+        key = os.environ.get(PSEUDONYM_KEY_ENV, "").encode()
+        frame, report = run(list(sources), open_store(store_uri), key)
+        recording_table.write(frame, table.path, "ingest")
+        for problem in report.missing + report.duplicates:
+            emit(Note("ingest", problem))
+        metrics.log_metric("recordings", report.rows)
+        metrics.log_metric("duplicates", len(report.duplicates))
+        metrics.log_metric("new_objects", report.new_objects)
+        metrics.log_metric("missing_files", len(report.missing))

@@ -13,24 +13,20 @@ def label(
     metrics: Output[Metrics],
 ):
     """Map source labels to the task's classes; queue what has no usable label for a person to review."""
-    import time
-
     from auscult import table as recording_table
-    from auscult.resources import peak_rss_mib
+    from auscult.progress import task
     from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED
     from auscult.stages.label import label as run
     from auscult.stages.label import review_queue as queue
 
-    started = time.perf_counter()
-    frame = run(recording_table.read(table.path, "curate"), dict(class_map) or DEFAULT_CLASS_MAP)
-    recording_table.write(frame, labelled.path, "label")
-    pending = queue(frame)
-    pending.to_csv(review_queue.path, index=False)
-    usable = frame["status"] == recording_table.OK
-    metrics.log_metric("recordings", len(frame))
-    metrics.log_metric("labelled_usable", int((usable & (frame["label_status"] == LABELLED)).sum()))
-    metrics.log_metric("review_queue", len(pending))
-    for cls, count in frame.loc[usable, "label"].value_counts().items():
-        metrics.log_metric(f"class_{cls}", int(count))
-    metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
-    metrics.log_metric("peak_rss_mib", peak_rss_mib())
+    with task("label", metrics):
+        frame = run(recording_table.read(table.path, "curate"), dict(class_map) or DEFAULT_CLASS_MAP)
+        recording_table.write(frame, labelled.path, "label")
+        pending = queue(frame)
+        pending.to_csv(review_queue.path, index=False)
+        usable = frame["status"] == recording_table.OK
+        metrics.log_metric("recordings", len(frame))
+        metrics.log_metric("labelled_usable", int((usable & (frame["label_status"] == LABELLED)).sum()))
+        metrics.log_metric("review_queue", len(pending))
+        for cls, count in frame.loc[usable, "label"].value_counts().items():
+            metrics.log_metric(f"class_{cls}", int(count))

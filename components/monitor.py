@@ -12,30 +12,27 @@ def monitor(store_uri: str, metrics: Output[Metrics], report: Output[HTML]) -> N
 ):
     """Drift and feedback performance of the production model; retrain or not, and why."""
     import math
-    import time
     from collections import namedtuple
 
+    from auscult.progress import Note, emit, task
     from auscult.registry import Registry
-    from auscult.resources import peak_rss_mib
     from auscult.stages.monitor import monitor as run
     from auscult.stages.monitor import record_decision, report_html
     from auscult.store import open_store
 
-    started = time.perf_counter()
-    registry = Registry(open_store(store_uri))
-    result = run(registry)
-    record_decision(registry, result)
-    with open(report.path, "w") as handle:
-        handle.write(report_html(result))
-    metrics.log_metric("requests", result.requests)
-    metrics.log_metric("feedback_labels", result.feedback)
-    if not math.isnan(result.feedback_auroc):
-        metrics.log_metric("feedback_auroc", round(result.feedback_auroc, 4))
-    for drift in result.drift:
-        metrics.log_metric(f"psi_{drift['name']}", round(drift["psi"], 4))
-    metrics.log_metric("retrain", int(result.retrain))
-    for reason in result.reasons:
-        print(f"monitor: {reason}")
-    metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
-    metrics.log_metric("peak_rss_mib", peak_rss_mib())
+    with task("monitor", metrics):
+        registry = Registry(open_store(store_uri))
+        result = run(registry)
+        record_decision(registry, result)
+        with open(report.path, "w") as handle:
+            handle.write(report_html(result))
+        metrics.log_metric("requests", result.requests)
+        metrics.log_metric("feedback_labels", result.feedback)
+        if not math.isnan(result.feedback_auroc):
+            metrics.log_metric("feedback_auroc", round(result.feedback_auroc, 4))
+        for drift in result.drift:
+            metrics.log_metric(f"psi_{drift['name']}", round(drift["psi"], 4))
+        metrics.log_metric("retrain", int(result.retrain))
+        for reason in result.reasons:
+            emit(Note("monitor", reason))
     return namedtuple("Decision", ["retrain", "reasons"])(result.retrain, "\n".join(result.reasons))

@@ -1,17 +1,40 @@
-"""The ``auscult`` command line."""
+"""The ``auscult`` command line.
+
+Every command ends in one of three ways: its output and exit status 0; one line saying what to fix and
+exit status 1 (an :class:`auscult.errors.InputError`, or a pipeline stage that failed, with the log file
+that holds the whole story); or, for a fault of ours, one line naming the log file that holds the traceback
+and exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 
+from auscult import __version__
+from auscult.serving import contract
+
 DEFAULT_WORKDIR = Path(".auscult/run")
+LOGS = Path(".auscult/logs")  # where commands without a workdir keep the traceback of a failure
+
+
+class CommandFailed(Exception):
+    """A command could not finish; the message says why and where the full log is."""
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.loop import LoopConfig, run_loop, summary_lines
+    from auscult.stages.ingest import parse_source
+
+    # A source that cannot be read fails here, in a second, not minutes later inside a pipeline task.
+    for spec in args.source:
+        parse_source(spec)
+
+    from pipelines.console import Console, StageFailed
+    from pipelines.loop import LoopConfig, log_path, run_loop, summary_lines
 
     config = LoopConfig(
         workdir=args.workdir,
@@ -24,9 +47,22 @@ def _run(args: argparse.Namespace) -> int:
         min_auroc=args.min_auroc,
         retrain=not args.no_retrain,
     )
-    result = run_loop(config, log=lambda line: print(line, flush=True))
-    print("\n" + "\n".join(summary_lines(result)))
+    with Console(log_path(args.workdir), verbose=args.verbose) as console:
+        console.line(f"auscult {__version__}: full log in {console.log_path}")
+        try:
+            result = run_loop(config, console)
+        except StageFailed as failure:
+            raise CommandFailed(str(failure)) from None
+        except Exception:
+            console.log.write(traceback.format_exc())
+            raise CommandFailed(f"{_last_line(traceback.format_exc())} (full log: {console.log_path})") from None
+        console.line("")
+        console.lines(summary_lines(result))
     return 0
+
+
+def _last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -58,6 +94,7 @@ def _placement(args: argparse.Namespace):
         or default.gpu_tolerations,
         store_secret=args.store_secret,
         pseudonym_secret=args.pseudonym_secret,
+        service_account=args.service_account,
     )
 
 
@@ -117,8 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
+    from auscult import layout
     from auscult.registry import Registry
     from auscult.stages.monitor import monitor, record_decision, report_html
     from auscult.store import open_store
@@ -126,9 +162,7 @@ def _monitor(args: argparse.Namespace) -> int:
     registry = Registry(open_store(args.store))
     result = monitor(registry)
     decision = record_decision(registry, result)
-    report = registry.store.put(
-        f"monitor/reports/{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.html", report_html(result).encode()
-    )
+    report = registry.store.put(layout.monitor_report(datetime.now(UTC)), report_html(result).encode())
     print(
         f"{'RETRAIN' if result.retrain else 'keep'}: {result.model_version or 'no production model'}, "
         f"{result.requests} requests, {result.feedback} feedback labels"
@@ -139,34 +173,66 @@ def _monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default once, and only where there is one to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default:" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _command(commands, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=summary, description=description, formatter_class=_HelpFormatter)
+
+
 def _add_build_options(command: argparse.ArgumentParser) -> None:
     """Images and placement: what a cluster needs of a compiled pipeline."""
-    command.add_argument("--image", help="the runtime image of every task but training (default: auscult/runtime)")
-    command.add_argument("--training-image", help="the CUDA image of the train task (default: auscult/training)")
-    command.add_argument("--serving-image", help="the default serving image of a run (default: auscult/serving)")
+    from auscult.stages.ingest import PSEUDONYM_SECRET
+
+    command.add_argument(
+        "--image",
+        help="the runtime image of every task but training (default: the components' image, "
+        f"$AUSCULT_IMAGE or auscult/runtime:{__version__})",
+    )
+    command.add_argument(
+        "--training-image",
+        help=f"the CUDA image of the train task (default: $AUSCULT_TRAINING_IMAGE or auscult/training:{__version__})",
+    )
+    command.add_argument(
+        "--serving-image",
+        help="the default of the run parameter serving_image, the predictor's image "
+        f"(default: $AUSCULT_SERVING_IMAGE or auscult/serving:{__version__})",
+    )
     command.add_argument(
         "--gpu-node-selector",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="node label for GPU tasks (training, serving); repeatable (default: nvidia.com/gpu.present=true)",
+        help="node label for GPU tasks (training, serving); repeatable (default: "
+        + ", ".join(f"{k}={v}" for k, v in contract.GPU_NODE_SELECTOR.items())
+        + ")",
     )
     command.add_argument(
         "--gpu-toleration",
         action="append",
         default=[],
         metavar="TAINT_KEY",
-        help="taint key GPU tasks tolerate (NoSchedule); repeatable (default: nvidia.com/gpu)",
+        help=f"taint key GPU tasks tolerate (NoSchedule); repeatable (default: {contract.GPU_RESOURCE})",
     )
     command.add_argument(
         "--store-secret",
-        default="auscult-object-store",
-        help="Secret with the object store's endpoint, access-key, secret-key, secure",
+        default=contract.STORE_SECRET,
+        help="Secret with the object store's endpoint, access-key, secret-key and secure, for every task and "
+        "the predictor",
     )
     command.add_argument(
         "--pseudonym-secret",
-        default="auscult-pseudonym-key",
-        help="Secret with the key (key) that pseudonymises participant ids",
+        default=PSEUDONYM_SECRET,
+        help="Secret whose 'key' pseudonymises participant ids",
+    )
+    command.add_argument(
+        "--service-account", default=contract.SERVICE_ACCOUNT, help="service account of the predictor's pod"
     )
 
 
@@ -176,15 +242,16 @@ def parser() -> argparse.ArgumentParser:
         description="Respiratory-sound screening on Kubeflow: train, validate, serve and monitor a model.",
         epilog="Start with `auscult run`: the whole lifecycle on a synthetic cohort, on this machine.",
     )
+    top.add_argument("--version", action="version", version=f"auscult {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser(
+    run = _command(
+        commands,
         "run",
-        help="run the whole lifecycle on this machine",
-        description="Train through KFP's local runner, serve the blessed model with Seldon, send production "
-        "traffic, monitor it, and retrain on the telemetry when monitoring says so. Prints a summary "
-        "and writes an HTML report.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "run the whole lifecycle on this machine",
+        "Train through KFP's local runner, serve the blessed model with Seldon, send production traffic, monitor "
+        "it, and retrain on the telemetry when monitoring says so. Prints a line per stage and a summary, writes "
+        "an HTML report, and keeps everything KFP printed in a log file under WORKDIR/logs.",
     )
     run.add_argument(
         "--source",
@@ -194,26 +261,27 @@ def parser() -> argparse.ArgumentParser:
         help="a dataset folder (Coswara or covid19-cough layout) or a CSV manifest; repeatable. "
         "Without it a synthetic cohort is generated, served and monitored.",
     )
-    run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="object store, pipeline root and reports")
+    run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="object store, pipeline root, logs, report")
     run.add_argument("--participants", type=int, default=120, help="synthetic cohort size")
     run.add_argument("--traffic-participants", type=int, default=40, help="participants in the shifted traffic cohort")
     run.add_argument("--effect", type=float, default=0.3, help="how different the synthetic classes sound")
-    run.add_argument("--epochs", type=int, default=10)
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--epochs", type=int, default=10, help="training epochs (the best one on validation is kept)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the synthetic cohort, the split and training")
     run.add_argument("--min-auroc", type=float, default=0.80, help="the AUROC a model needs to be blessed")
     run.add_argument("--no-retrain", action="store_true", help="stop after monitoring, whatever it decides")
+    run.add_argument("--verbose", action="store_true", help="show everything KFP prints, not only stage lines")
     run.set_defaults(handler=_run)
 
-    generate = commands.add_parser(
+    generate = _command(
+        commands,
         "generate",
-        help="write a synthetic cohort (Coswara layout)",
-        description="Write a deterministic synthetic cohort: cough and breathing recordings whose classes differ "
+        "write a synthetic cohort (Coswara layout)",
+        "Write a deterministic synthetic cohort: cough and breathing recordings whose classes differ "
         "acoustically, with age, sex and device metadata and a share of defective files.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    generate.add_argument("folder", type=Path)
-    generate.add_argument("--participants", type=int, default=120)
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("folder", type=Path, help="where to write it (combined_data.csv and a folder per person)")
+    generate.add_argument("--participants", type=int, default=120, help="how many people")
+    generate.add_argument("--seed", type=int, default=0, help="the same seed writes the same files")
     generate.add_argument("--effect", type=float, default=0.3, help="how different the classes sound (0: not at all)")
     generate.add_argument(
         "--defect-rate", type=float, default=0.06, help="share of silent/clipped/truncated/empty files"
@@ -221,26 +289,30 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument("--shifted", action="store_true", help="record with the later, narrow-band device mix")
     generate.set_defaults(handler=_generate)
 
-    compile_ = commands.add_parser(
+    compile_ = _command(
+        commands,
         "compile",
-        help="write the pipeline YAML to upload in the KFP UI",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "write the pipeline YAML to upload in the KFP UI",
+        "Compile the training pipeline (auscult-training.yaml) and the monitor pipeline (auscult-monitor.yaml) "
+        "for a cluster, with the images and GPU placement given here.",
     )
-    compile_.add_argument("--output-dir", type=Path, default=Path("build/pipelines"))
+    compile_.add_argument(
+        "--output-dir", type=Path, default=Path("build/pipelines"), help="where to write the two YAML files"
+    )
     _add_build_options(compile_)
     compile_.set_defaults(handler=_compile)
 
-    submit = commands.add_parser(
+    submit = _command(
+        commands,
         "submit",
-        help="upload the pipeline to Kubeflow Pipelines, start a run, schedule monitoring",
-        description="Upload the compiled pipeline as a new version of 'auscult-training', start a run in "
-        "experiment 'auscult', and with --schedule run the monitor pipeline on a cron schedule.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "upload the pipeline to Kubeflow Pipelines, start a run, schedule monitoring",
+        "Upload the compiled pipeline as a new version of 'auscult-training', start a run in experiment "
+        "'auscult', and with --schedule run the monitor pipeline on a cron schedule.",
     )
     submit.add_argument("--host", required=True, help="the KFP API, e.g. http://ml-pipeline.kubeflow:8888")
-    submit.add_argument("--store", help="object store URI for the run, e.g. s3://auscult/prod")
+    submit.add_argument("--store", help="object store URI for the run, e.g. s3://auscult/prod (needed to start a run)")
     submit.add_argument("--source", action="append", default=[], help="ingest source; repeatable (default: telemetry)")
-    submit.add_argument("--epochs", type=int, default=10)
+    submit.add_argument("--epochs", type=int, default=10, help="training epochs")
     submit.add_argument("--schedule", metavar="CRON", help="also schedule the monitor pipeline, e.g. '0 3 * * *'")
     submit.add_argument("--version", help="pipeline version name (default: v<UTC timestamp>)")
     submit.add_argument("--upload-only", action="store_true", help="upload the new version, start nothing")
@@ -248,26 +320,27 @@ def parser() -> argparse.ArgumentParser:
     _add_build_options(submit)
     submit.set_defaults(handler=_submit)
 
-    serve = commands.add_parser(
+    serve = _command(
+        commands,
         "serve",
-        help="serve a registered model with the Seldon microservice",
-        description="Start the Seldon Core microservice on the production model (or --version). POST to "
+        "serve a registered model with the Seldon microservice",
+        "Start the Seldon Core microservice on the production model (or --version). POST to "
         '/api/v1.0/predictions {"binData": <base64 audio file>} or {"data": {"ndarray": '
         "<16 kHz waveform>}}; feedback to /api/v1.0/feedback.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    serve.add_argument("--store", help="object store URI (default: the run workdir's store)")
-    serve.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    serve.add_argument("--store", help="object store URI (default: the store in --workdir)")
+    serve.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="a local run's workdir")
     serve.add_argument("--version", help="a registered version instead of the production one")
-    serve.add_argument("--port", type=int, default=9000)
+    serve.add_argument("--port", type=int, default=contract.HTTP_PORT, help="HTTP port on 127.0.0.1")
     serve.set_defaults(handler=_serve)
 
-    monitor = commands.add_parser(
+    monitor = _command(
+        commands,
         "monitor",
-        help="check production traffic for drift and decide whether to retrain",
-        description="Compare the telemetry of the production model with its training reference (PSI, KS), "
-        "score it on feedback labels, and record the decision and an HTML report in the store. "
-        "The chart runs this on a schedule.",
+        "check production traffic for drift and decide whether to retrain",
+        "Compare the telemetry of the production model with its training reference (PSI, KS), score it on "
+        "feedback labels, and record the decision and an HTML report in the store. The chart runs this on a "
+        "schedule.",
     )
     monitor.add_argument("--store", required=True, help="object store URI (file:///... or s3://bucket/prefix)")
     monitor.set_defaults(handler=_monitor)
@@ -276,7 +349,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.handler(args)
+    from auscult.errors import InputError
+
+    try:
+        return args.handler(args)
+    except (InputError, CommandFailed) as error:
+        print(f"auscult {args.command}: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - a fault of ours: one line here, the traceback in a file
+        log = LOGS / f"{args.command}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        print(f"auscult {args.command}: {type(error).__name__}: {error} (traceback: {log})", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,27 @@ from pathlib import Path
 
 from kfp import local
 
+from auscult.stages.ingest import PSEUDONYM_KEY_ENV
+from pipelines.console import Console, StageFailed
 from pipelines.training import monitor_pipeline, training_pipeline
+
+# The metrics worth a person's eye on a stage's line: what went in, what came out.
+COUNT_KEYS = (
+    "recordings",
+    "duplicates",
+    "missing_files",
+    "quarantined",
+    "usable",
+    "labelled_usable",
+    "review_queue",
+    "train_windows",
+    "test_windows",
+    "training_windows",
+    "best_epoch",
+    "test_recordings",
+    "requests",
+    "feedback_labels",
+)
 
 
 class _ShortLines(logging.Filter):
@@ -34,6 +54,12 @@ class TaskResult:
     metrics: dict[str, float] = field(default_factory=dict)
     parameters: dict[str, object] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)  # output name -> local path
+
+    def line(self, seconds: float | None = None) -> str:
+        """The stage's line on the terminal and in the summary: its time and its counts."""
+        seconds = self.metrics.get("wall_s", seconds if seconds is not None else float("nan"))
+        counts = ", ".join(f"{k} {v:g}" for k, v in self.metrics.items() if k in COUNT_KEYS)
+        return f"  {self.name:<9} {seconds:>6.1f} s  {counts}".rstrip()
 
 
 @dataclass
@@ -72,7 +98,7 @@ class Workspace:
         if not key_file.exists():
             key_file.write_text(secrets.token_hex(32))
             key_file.chmod(0o600)
-        os.environ.setdefault("AUSCULT_PSEUDONYM_KEY", key_file.read_text().strip())
+        os.environ.setdefault(PSEUDONYM_KEY_ENV, key_file.read_text().strip())
         # The local runner leaves temporary folders behind: keep them inside the workspace.
         os.environ["TMPDIR"] = str((self.root / "tmp").resolve())
         os.environ.setdefault("XDG_CACHE_HOME", str((self.root / "cache").resolve()))
@@ -88,34 +114,58 @@ class Workspace:
         )
 
 
+EXECUTOR_OUTPUT = "executor_output.json"  # what KFP's executor leaves in each task's folder
+
+
+def read_task(folder: Path) -> TaskResult:
+    data = json.loads((folder / EXECUTOR_OUTPUT).read_text())
+    task = TaskResult(folder.name, parameters=data.get("parameterValues", {}))
+    for name, entry in data.get("artifacts", {}).items():
+        artifact = entry["artifacts"][0]
+        task.artifacts[name] = artifact["uri"]
+        if name == "metrics":
+            task.metrics = {k: v for k, v in artifact.get("metadata", {}).items() if isinstance(v, int | float)}
+    return task
+
+
 def read_run(folder: Path) -> dict[str, TaskResult]:
-    tasks = {}
-    for output in sorted(folder.glob("*/executor_output.json")):
-        data = json.loads(output.read_text())
-        task = TaskResult(output.parent.name, parameters=data.get("parameterValues", {}))
-        for name, entry in data.get("artifacts", {}).items():
-            artifact = entry["artifacts"][0]
-            task.artifacts[name] = artifact["uri"]
-            if name == "metrics":
-                task.metrics = {k: v for k, v in artifact.get("metadata", {}).items() if isinstance(v, int | float)}
-        tasks[task.name] = task
-    return tasks
+    tasks = (read_task(output.parent) for output in sorted(folder.glob(f"*/{EXECUTOR_OUTPUT}")))
+    return {task.name: task for task in tasks}
 
 
-def _run(workspace: Workspace, pipeline, name: str, **arguments: object) -> RunResult:
+def _run(workspace: Workspace, console: Console, pipeline, name: str, **arguments: object) -> RunResult:
+    """Run ``pipeline`` with the local runner, its output in the console's log; StageFailed when a task fails."""
     before = set(workspace.pipeline_root.glob(f"{name}-*")) if workspace.pipeline_root.exists() else set()
+
+    def this_run() -> Path | None:
+        new = set(workspace.pipeline_root.glob(f"{name}-*")) - before
+        return new.pop() if len(new) == 1 else None
+
+    def finished(task: str, seconds: float) -> str:
+        folder = this_run()
+        if folder is None or not (folder / task / EXECUTOR_OUTPUT).is_file():
+            return TaskResult(task).line(seconds)
+        return read_task(folder / task).line(seconds)
+
     started = time.perf_counter()
-    pipeline(store_uri=workspace.store_uri, **arguments)
-    seconds = time.perf_counter() - started
-    (folder,) = set(workspace.pipeline_root.glob(f"{name}-*")) - before
-    return RunResult(name, folder, seconds, read_run(folder))
+    with console.capturing(finished) as watcher:
+        try:
+            pipeline(store_uri=workspace.store_uri, **arguments)
+        except RuntimeError:
+            if watcher.failed is None:
+                raise
+    if watcher.failed is not None:
+        raise StageFailed(*watcher.failed, console.log_path)
+    return RunResult(name, this_run(), time.perf_counter() - started, read_run(this_run()))
 
 
-def run_training(workspace: Workspace, sources: list[str], epochs: int, seed: int, min_auroc: float) -> RunResult:
+def run_training(
+    workspace: Workspace, console: Console, sources: list[str], epochs: int, seed: int, min_auroc: float
+) -> RunResult:
     # One machine has no cluster to roll out on: the local Seldon server reads the registry instead.
     arguments = {"sources": sources, "epochs": epochs, "seed": seed, "min_auroc": min_auroc, "serving": "none"}
-    return _run(workspace, training_pipeline, "auscult-training", **arguments)
+    return _run(workspace, console, training_pipeline, "auscult-training", **arguments)
 
 
-def run_monitor(workspace: Workspace) -> RunResult:
-    return _run(workspace, monitor_pipeline, "auscult-monitor")
+def run_monitor(workspace: Workspace, console: Console) -> RunResult:
+    return _run(workspace, console, monitor_pipeline, "auscult-monitor")

@@ -7,16 +7,18 @@ import csv
 import json
 import resource
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from auscult import report, synth, table
+from auscult import progress, report, synth, table
 from auscult.registry import Registry
 from auscult.serving import client, server
 from auscult.stages.curate import reason_counts
 from auscult.stages.label import DEFAULT_CLASS_MAP, invert
+from auscult.stages.validate import Verdict
 from auscult.store import open_store
+from pipelines.console import Console
 from pipelines.local import RunResult, Workspace, run_monitor, run_training
 
 STAGES = ("monitor", "ingest", "curate", "label", "prep", "train", "validate", "deploy")
@@ -55,7 +57,12 @@ class LoopResult:
     seconds: float
 
 
-def synthetic_sources(folder: Path, config: LoopConfig, log: Callable[[str], None]) -> tuple[Path, Path]:
+def log_path(workdir: Path) -> Path:
+    """Where a local run keeps everything KFP printed: a new file per run."""
+    return workdir / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
+
+
+def synthetic_sources(folder: Path, config: LoopConfig, console: Console) -> tuple[Path, Path]:
     """The training cohort and a later, shifted cohort (new phones) that production will hear."""
     cohort, shifted = folder / "cohort", folder / "cohort-shifted"
     specs = (
@@ -78,14 +85,14 @@ def synthetic_sources(folder: Path, config: LoopConfig, log: Callable[[str], Non
             continue
         counts = synth.generate(target, spec)
         marker.write_text(json.dumps(spec.__dict__))
-        log(
+        console.line(
             f"generate: {target}: {counts['files']} files from {counts['participants']} participants "
             f"({counts['positive']} positive, {counts['negative']} negative, {counts['defective']} defective files)"
         )
     return cohort, shifted
 
 
-def send_traffic(url: str, cohort: Path, log: Callable[[str], None]) -> Traffic:
+def send_traffic(url: str, cohort: Path, console: Console) -> Traffic:
     """Every recording of ``cohort`` as an app would send it, then its true label as feedback."""
     lookup = invert(DEFAULT_CLASS_MAP)
     with open(cohort / synth.METADATA_FILE, newline="") as handle:
@@ -94,6 +101,7 @@ def send_traffic(url: str, cohort: Path, log: Callable[[str], None]) -> Traffic:
     traffic = Traffic()
     started = time.perf_counter()
     for position, path in enumerate(files, start=1):
+        console.bar(progress.Step("serve", position, len(files), "requests"), time.perf_counter() - started)
         person = people[path.parent.name]
         tags = {
             "participant": path.parent.name,
@@ -113,43 +121,46 @@ def send_traffic(url: str, cohort: Path, log: Callable[[str], None]) -> Traffic:
         if truth:
             client.send_feedback(url, answer, truth)
             traffic.feedback += 1
-        if position % max(1, len(files) // 5) == 0:
-            log(f"serve: {position}/{len(files)} requests")
     traffic.seconds = time.perf_counter() - started
     return traffic
 
 
-def run_loop(config: LoopConfig, log: Callable[[str], None] = print) -> LoopResult:
+def run_loop(config: LoopConfig, console: Console) -> LoopResult:
+    """The loop; ``console`` hears each stage and keeps the full log. Raises StageFailed when a task fails."""
     started = time.perf_counter()
     workspace = Workspace(config.workdir)
     workspace.prepare()
     shifted = None
     sources = list(config.sources)
     if not sources:
-        cohort, shifted = synthetic_sources(config.workdir / "data", config, log)
+        cohort, shifted = synthetic_sources(config.workdir / "data", config, console)
         sources = [str(cohort)]
-    log(f"== training run 1: sources {sources}")
-    runs = [run_training(workspace, sources, config.epochs, config.seed, config.min_auroc)]
+    console.line(f"== training run 1: sources {sources}")
+    runs = [run_training(workspace, console, sources, config.epochs, config.seed, config.min_auroc)]
+    console.lines(verdict_lines(runs[-1]))
     registry = Registry(open_store(workspace.store_uri))
     traffic, monitoring = None, None
     pointer = registry.production()
     if pointer and shifted is not None:
-        log(f"== serving {pointer['version']} with Seldon; sending the shifted cohort as production traffic")
+        console.line(f"== serving {pointer['version']} with Seldon; sending the shifted cohort as production traffic")
         with server.start(workspace.store_uri, config.workdir / "logs" / "server.log") as running:
-            traffic = send_traffic(running.url, shifted, log)
-        log(
-            f"serve: {traffic.sent} answered, {traffic.rejected} rejected, {traffic.feedback} feedback labels; "
+            traffic = send_traffic(running.url, shifted, console)
+        console.line(
+            f"  serve: {traffic.sent} answered, {traffic.rejected} rejected, {traffic.feedback} feedback labels; "
             f"server stopped"
         )
-        log("== monitoring production traffic")
-        monitoring = run_monitor(workspace)
+        console.line("== monitoring production traffic")
+        monitoring = run_monitor(workspace, console)
         if monitoring.parameter("monitor", "retrain") and config.retrain:
-            log("== training run 2: the same sources plus production telemetry")
-            runs.append(run_training(workspace, sources + ["telemetry"], config.epochs, config.seed, config.min_auroc))
+            console.line("== training run 2: the same sources plus production telemetry")
+            runs.append(
+                run_training(workspace, console, sources + ["telemetry"], config.epochs, config.seed, config.min_auroc)
+            )
+            console.lines(verdict_lines(runs[-1]))
     elif not pointer:
-        log("== no model was blessed, so nothing is served; see the validation report for why")
+        console.line("== no model was blessed, so nothing is served; see the validation report for why")
     else:
-        log("== a custom source: serve it with `auscult serve` and send real traffic")
+        console.line("== a custom source: serve it with `auscult serve` and send real traffic")
     final = registry.production()
     peak = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -167,53 +178,31 @@ def run_loop(config: LoopConfig, log: Callable[[str], None] = print) -> LoopResu
     return result
 
 
-def stage_rows(run: RunResult) -> list[list[object]]:
-    rows = []
-    for stage in STAGES:
-        task = run.tasks.get(stage)
-        if task is None:
-            rows.append([stage, "-", "skipped"])
-            continue
-        counts = ", ".join(f"{k} {v:g}" for k, v in task.metrics.items() if k != "wall_s" and k in COUNT_KEYS)
-        rows.append([stage, f"{task.metrics.get('wall_s', float('nan')):.1f}", counts])
-    return rows
+def stage_lines(run: RunResult) -> list[str]:
+    return [run.tasks[stage].line() if stage in run.tasks else f"  {stage:<9}      - s  skipped" for stage in STAGES]
 
 
-COUNT_KEYS = (
-    "recordings",
-    "duplicates",
-    "missing_files",
-    "quarantined",
-    "usable",
-    "labelled_usable",
-    "review_queue",
-    "train_windows",
-    "test_windows",
-    "training_windows",
-    "best_epoch",
-    "test_recordings",
-    "requests",
-    "feedback_labels",
-)
+def verdict_lines(run: RunResult) -> list[str]:
+    if "validate" not in run.tasks:
+        return []
+    verdict = Verdict.load(run.artifact("validate", "onnx_model"))
+    figures = verdict.metrics
+    return [
+        f"  AUROC {figures['auroc']:.3f} (95% CI {figures['auroc_ci_low']:.3f}-{figures['auroc_ci_high']:.3f}); "
+        f"sensitivity {figures['sensitivity_at_target_specificity']:.2f} at specificity >= "
+        f"{figures['target_specificity']:.2f}; torch-vs-ONNX max abs difference "
+        f"{figures['onnx_max_abs_difference']:.1e}",
+        f"  {'BLESSED' if verdict.blessed else 'NOT BLESSED'}:",
+        *(f"    {reason}" for reason in verdict.reasons),
+    ]
 
 
 def summary_lines(result: LoopResult) -> list[str]:
     lines = []
     for number, run in enumerate(result.runs, start=1):
         lines.append(f"Training run {number} ({run.seconds:.0f} s, {run.folder})")
-        lines += [f"  {stage:<9} {seconds:>6} s  {counts}" for stage, seconds, counts in stage_rows(run)]
-        if "validate" in run.tasks:
-            verdict = json.loads((Path(run.artifact("validate", "onnx_model")) / "validation.json").read_text())
-            figures = verdict["metrics"]
-            lines.append(
-                f"  AUROC {figures['auroc']:.3f} "
-                f"(95% CI {figures['auroc_ci_low']:.3f}-{figures['auroc_ci_high']:.3f}); "
-                f"sensitivity {figures['sensitivity_at_target_specificity']:.2f} at specificity >= "
-                f"{figures['target_specificity']:.2f}; torch-vs-ONNX max abs difference "
-                f"{figures['onnx_max_abs_difference']:.1e}"
-            )
-            lines.append(f"  {'BLESSED' if verdict['blessed'] else 'NOT BLESSED'}:")
-            lines += [f"    {reason}" for reason in verdict["reasons"]]
+        lines += stage_lines(run)
+        lines += verdict_lines(run)
         if "curate" in run.tasks:
             reasons = reason_counts(table.read(run.artifact("curate", "curated"), "curate"))
             if reasons:

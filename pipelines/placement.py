@@ -1,4 +1,4 @@
-"""Where tasks run on a cluster and how they get credentials: GPU nodes, Secrets, retries, resources.
+"""Where tasks run on a cluster and how they get credentials: GPU nodes, Secrets, resources.
 
 The local runner ignores all of this; it matters in the compiled YAML. Credentials always come from
 Kubernetes Secrets, never from pipeline parameters.
@@ -10,22 +10,24 @@ from dataclasses import dataclass, field
 
 from kfp import dsl, kubernetes
 
-from auscult.stages.deploy import GPU_NODE_SELECTOR, GPU_TOLERATIONS
+from auscult.serving import contract
+from auscult.stages.ingest import PSEUDONYM_KEY_ENV, PSEUDONYM_SECRET
 from auscult.store import SECRET_KEYS as STORE_SECRET_KEYS
 
-PSEUDONYM_SECRET_KEYS = {"key": "AUSCULT_PSEUDONYM_KEY"}
+PSEUDONYM_SECRET_KEYS = {"key": PSEUDONYM_KEY_ENV}
 
 
 @dataclass(frozen=True)
 class Placement:
-    gpu_node_selector: dict[str, str] = field(default_factory=lambda: dict(GPU_NODE_SELECTOR))
-    gpu_tolerations: tuple[dict[str, str], ...] = GPU_TOLERATIONS
-    store_secret: str = "auscult-object-store"
-    pseudonym_secret: str = "auscult-pseudonym-key"
+    gpu_node_selector: dict[str, str] = field(default_factory=lambda: dict(contract.GPU_NODE_SELECTOR))
+    gpu_tolerations: tuple[dict[str, str], ...] = contract.GPU_TOLERATIONS
+    store_secret: str = contract.STORE_SECRET
+    pseudonym_secret: str = PSEUDONYM_SECRET
+    service_account: str = contract.SERVICE_ACCOUNT  # the predictor's
 
 
 def on_gpu(task: dsl.PipelineTask, placement: Placement, gpus: int = 1) -> dsl.PipelineTask:
-    task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
+    task.set_accelerator_type(contract.GPU_RESOURCE).set_accelerator_limit(gpus)
     for key, value in placement.gpu_node_selector.items():
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     for toleration in placement.gpu_tolerations:
@@ -34,9 +36,9 @@ def on_gpu(task: dsl.PipelineTask, placement: Placement, gpus: int = 1) -> dsl.P
 
 
 def with_store(task: dsl.PipelineTask, placement: Placement) -> dsl.PipelineTask:
-    """Object-store credentials from the Secret, and retries: object-store I/O fails transiently."""
-    kubernetes.use_secret_as_env(task, placement.store_secret, STORE_SECRET_KEYS)
-    return task.set_retry(num_retries=3, backoff_duration="30s", backoff_factor=2.0)
+    """Object-store credentials from the Secret. No task retry: the store layer retries what is transient,
+    and a task that failed on its input would fail the same way again, minutes later."""
+    return kubernetes.use_secret_as_env(task, placement.store_secret, STORE_SECRET_KEYS)
 
 
 def with_pseudonym_key(task: dsl.PipelineTask, placement: Placement) -> dsl.PipelineTask:

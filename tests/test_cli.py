@@ -3,6 +3,7 @@ import sys
 
 import pytest
 
+from auscult import layout
 from pipelines.cli import main, parser
 
 
@@ -54,4 +55,4 @@ def test_monitor_command_records_a_decision(tmp_path, capsys):
     assert main(["monitor", "--store", store.root]) == 0
     out = capsys.readouterr().out
     assert "no model in production" in out
-    assert store.list("monitor/decisions/") and store.list("monitor/reports/")
+    assert store.list(layout.MONITOR_DECISIONS) and store.list(layout.MONITOR_REPORTS)

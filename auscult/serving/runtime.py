@@ -23,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from auscult import audio
+from auscult.serving import contract
 from auscult.task import CLASSES
 
 MAX_SECONDS = 60.0
@@ -52,7 +53,7 @@ def providers() -> list[str]:
 class Predictor:
     def __init__(self, onnx: bytes, version: str, threads: int | None = None):
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or int(os.environ.get("AUSCULT_ORT_THREADS", "0"))
+        options.intra_op_num_threads = threads or int(os.environ.get(contract.ENV_ORT_THREADS, "0"))
         self.session = ort.InferenceSession(onnx, sess_options=options, providers=providers())
         self.version = version
 

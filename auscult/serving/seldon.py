@@ -1,8 +1,8 @@
 """The Seldon Core v1 model class (``seldon-core-microservice auscult.serving.seldon.AuscultModel``).
 
-Configuration comes from the environment, as a SeldonDeployment sets it: ``AUSCULT_STORE_URI`` (the
-object store holding the registry and receiving telemetry) and optionally ``AUSCULT_MODEL_VERSION``
-(default: the production version).
+Configuration comes from the environment, as a SeldonDeployment sets it (names in
+:mod:`auscult.serving.contract`): the object store holding the registry and receiving telemetry, and
+optionally a model version (default: the production version).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from seldon_core.flask_utils import SeldonMicroserviceException
 from seldon_core.proto import prediction_pb2
 
 from auscult.registry import Registry
+from auscult.serving import contract
 from auscult.serving.runtime import BadRequest, Predictor
 from auscult.serving.telemetry import TelemetryUnavailable, TelemetryWriter
 from auscult.store import open_store
@@ -26,8 +27,8 @@ log = logging.getLogger(__name__)
 
 class AuscultModel:
     def __init__(self, store_uri: str | None = None, model_version: str | None = None):
-        self.store_uri = store_uri or os.environ["AUSCULT_STORE_URI"]
-        self.requested_version = model_version or os.environ.get("AUSCULT_MODEL_VERSION") or None
+        self.store_uri = store_uri or os.environ[contract.ENV_STORE_URI]
+        self.requested_version = model_version or os.environ.get(contract.ENV_MODEL_VERSION) or None
         self.predictor: Predictor | None = None
 
     def load(self) -> None:

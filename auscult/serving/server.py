@@ -1,7 +1,7 @@
 """Start and stop the Seldon Core microservice on one machine, as its own process group.
 
 The microservice runs in the serving environment (seldon-core pins protobuf<4, which cannot share an
-environment with kfp): ``AUSCULT_SERVING_BIN`` names its ``seldon-core-microservice``; by default the
+environment with kfp): :data:`SERVING_BIN_ENV` names its ``seldon-core-microservice``; by default the
 project's ``.venv-serve`` is used, then whatever is on PATH.
 """
 
@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auscult.resources import available_cpus
+from auscult.serving import contract
 
-MODEL_CLASS = "auscult.serving.seldon.AuscultModel"
+SERVING_BIN_ENV = "AUSCULT_SERVING_BIN"
 REPO_SERVING_BIN = Path(__file__).resolve().parents[2] / ".venv-serve" / "bin" / "seldon-core-microservice"
 
 
 def serving_bin() -> str:
-    configured = os.environ.get("AUSCULT_SERVING_BIN")
+    configured = os.environ.get(SERVING_BIN_ENV)
     if configured:
         return configured
     if REPO_SERVING_BIN.is_file():
@@ -33,7 +34,7 @@ def serving_bin() -> str:
     found = shutil.which("seldon-core-microservice")
     if not found:
         raise FileNotFoundError(
-            "seldon-core-microservice not found: run `make run` (it creates .venv-serve) or set AUSCULT_SERVING_BIN"
+            f"seldon-core-microservice not found: run `make run` (it creates .venv-serve) or set {SERVING_BIN_ENV}"
         )
     return found
 
@@ -86,17 +87,17 @@ def start(
     cpus = available_cpus()
     workers = workers or min(4, cpus)
     http_port, grpc_port, metrics_port = http_port or free_port(), free_port(), free_port()
-    env = {**os.environ, "AUSCULT_STORE_URI": store_uri, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    env = {**os.environ, contract.ENV_STORE_URI: store_uri, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
     # Seldon's metrics manager listens on a Unix socket under TMPDIR, whose path must stay under 108 bytes.
     if len(env.get("TMPDIR", "")) > 60 and os.path.isdir("/tmp"):
         env["TMPDIR"] = "/tmp"
     if model_version:
-        env["AUSCULT_MODEL_VERSION"] = model_version
+        env[contract.ENV_MODEL_VERSION] = model_version
     # Workers share the cores: each ONNX Runtime session gets its share instead of every one spinning on all.
-    env.setdefault("AUSCULT_ORT_THREADS", str(max(1, cpus // workers)))
+    env.setdefault(contract.ENV_ORT_THREADS, str(max(1, cpus // workers)))
     command = [
         serving_bin(),
-        MODEL_CLASS,
+        contract.MODEL_CLASS,
         "--service-type",
         "MODEL",
         "--http-port",

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from auscult import audio
-from auscult.serving import client
+from auscult.serving import client, contract
 from auscult.task import CLASSES
 
 
@@ -35,7 +35,7 @@ def probabilities_from(response: dict, protocol: str) -> list[float]:
     return [float(p) for p in output["data"]]
 
 
-def check(url: str, protocol: str = "seldon", model: str = "auscult-screening") -> list[float]:
+def check(url: str, protocol: str = "seldon", model: str = contract.MODEL_NAME) -> list[float]:
     wave = tone()
     if protocol == "seldon":
         response = client.predict_waveform(url.rstrip("/"), wave)
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("url", help="the predictor's base URL")
-    parser.add_argument("--protocol", choices=("seldon", "v2"), default="seldon")
-    parser.add_argument("--model", default="auscult-screening", help="model name (v2 only)")
+    parser.add_argument("--protocol", choices=("seldon", "v2"), default="seldon", help="Seldon v1 or Open Inference")
+    parser.add_argument("--model", default=contract.MODEL_NAME, help="model name (v2 only)")
     args = parser.parse_args(argv)
     try:
         probabilities = check(args.url, args.protocol, args.model)

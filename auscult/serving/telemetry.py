@@ -6,7 +6,8 @@ Request records are written by a background thread, so the object store's latenc
 rather than growing memory; one that stops accepting writes gets requests refused with
 :class:`TelemetryUnavailable`), a failed write is retried, and ``close`` (run at interpreter exit, which a
 gunicorn worker reaches on a graceful stop) writes whatever is still queued: nothing is lost on a clean
-shutdown.
+shutdown. :func:`read` gives back what was written: the monitor stage and the ingest stage's telemetry
+source read it through that one function.
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from auscult import audio
+from auscult import audio, layout
 from auscult.store import ObjectStore
-
-TELEMETRY_RECORDS = "telemetry/records/"
-TELEMETRY_FEEDBACK = "telemetry/feedback/"
-TELEMETRY_AUDIO = "telemetry/audio/"
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +70,7 @@ class TelemetryWriter:
         if self._closed:
             raise RuntimeError("the telemetry writer is closed")
         now = datetime.now(UTC)
-        key = f"{TELEMETRY_RECORDS}{now:%Y/%m/%d}/{request_id}.json"
+        key = layout.telemetry_record(request_id, now)
         record = {
             "request_id": request_id,
             "received_at": now.isoformat(),
@@ -113,7 +110,7 @@ class TelemetryWriter:
 
     def feedback(self, request_id: str, truth: str) -> str:
         return self.store.put_json(
-            f"{TELEMETRY_FEEDBACK}{request_id}.json",
+            layout.telemetry_feedback(request_id),
             {
                 "request_id": request_id,
                 "truth": truth,
@@ -150,6 +147,28 @@ class TelemetryWriter:
         """The prepared request audio (content-addressed), then the record that points at it."""
         encoded = audio.encode_wav(pending.wave)
         digest = hashlib.sha256(encoded).hexdigest()
-        audio_key = f"{TELEMETRY_AUDIO}{digest[:2]}/{digest}.wav"
+        audio_key = layout.telemetry_audio(digest)
         self.store.put_if_absent(audio_key, encoded)
         self.store.put_json(pending.key, {**pending.record, "audio_key": audio_key})
+
+
+@dataclass
+class Telemetry:
+    """What serving recorded: request records by key (each names its ``audio_key``), and feedback labels."""
+
+    records: dict[str, dict] = field(default_factory=dict)
+    feedback: dict[str, str] = field(default_factory=dict)  # request id -> true class
+
+    def for_model(self, version: str) -> list[dict]:
+        return [r for r in self.records.values() if r.get("model_version") == version]
+
+
+def read(store: ObjectStore) -> Telemetry:
+    """Every request record and feedback label in ``store``."""
+    telemetry = Telemetry()
+    for key in store.list(layout.TELEMETRY_FEEDBACK):
+        entry = store.get_json(key)
+        telemetry.feedback[entry["request_id"]] = entry["truth"]
+    for key in store.list(layout.TELEMETRY_RECORDS):
+        telemetry.records[key] = store.get_json(key)
+    return telemetry

@@ -13,11 +13,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from auscult import audio, report, table
+from auscult import audio, layout, report, table
 from auscult.parallel import ordered_map
+from auscult.progress import Tracker, emit
 from auscult.store import ObjectStore, read_uri
-
-QUARANTINE_PREFIX = "quarantine"
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def curate(
     frame: pd.DataFrame,
     store: ObjectStore,
     rules: QualityRules = QualityRules(),
-    progress: Callable[[str], None] = print,
+    progress: Callable[[str], None] = emit,
     workers: int | None = None,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Measure and judge every recording (on ``workers`` threads, default one per core); return the curated
@@ -145,7 +144,7 @@ def curate(
         partial(_measure_and_judge, rules=rules),
         list(frame["uri"]),
         workers,
-        lambda done: progress(f"curate: {done}/{len(frame)} recordings decoded"),
+        Tracker("curate", len(frame), "recordings", progress),
     )
     for row, (measures, reason) in zip(frame.itertuples(index=False), results, strict=True):
         measured.append(
@@ -167,7 +166,7 @@ def curate(
                     f"({result['column']})"
                 )
     for row in curated[curated["status"] == table.QUARANTINED].itertuples(index=False):
-        key = f"{QUARANTINE_PREFIX}/{row.recording_id}.json"
+        key = layout.quarantine(row.recording_id)
         if not store.exists(key):
             store.put_json(
                 key, {"recording_id": row.recording_id, "uri": row.uri, "reason": row.reason, "rules": asdict(rules)}

@@ -8,21 +8,19 @@ Core v2 Model served by Triton) is applied, awaited, and rolled back if it does 
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from auscult import __version__
+from auscult import __version__, layout
 from auscult.audio import SAMPLE_RATE
 from auscult.cluster import Cluster, RolloutError, roll_out
 from auscult.registry import Registry
+from auscult.serving import contract
 from auscult.store import SECRET_KEYS
 from auscult.task import CLASSES
-
-# Where GPU nodes are, by default: the label NVIDIA's GPU operator sets, and the taint clusters usually put
-# on GPU nodes so that only GPU work lands there.
-GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
-GPU_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
 
 
 @dataclass(frozen=True)
@@ -30,9 +28,10 @@ class ServingSpec:
     namespace: str = "auscult"
     image: str = f"auscult/serving:{__version__}"  # the same default as components.image.SERVING_IMAGE
     gpus: int = 1
-    node_selector: dict[str, str] = field(default_factory=lambda: dict(GPU_NODE_SELECTOR))
-    tolerations: list[dict] = field(default_factory=lambda: [dict(t) for t in GPU_TOLERATIONS])
-    store_secret: str = "auscult-object-store"
+    node_selector: dict[str, str] = field(default_factory=lambda: dict(contract.GPU_NODE_SELECTOR))
+    tolerations: list[dict] = field(default_factory=lambda: [dict(t) for t in contract.GPU_TOLERATIONS])
+    store_secret: str = contract.STORE_SECRET
+    service_account: str = contract.SERVICE_ACCOUNT
     replicas: int = 1
 
 
@@ -43,53 +42,57 @@ class Deployment:
     manifest: dict
 
 
-CONTAINER = "classifier"  # Seldon v1 runs the graph node of the same name in this container
-ORT_THREADS_FROM_CPU_REQUEST = {"containerName": CONTAINER, "resource": "requests.cpu", "divisor": "1"}
+def _labels(version: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": contract.APP_NAME, "auscult.io/model-version": version}
 
 
 def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingSpec()) -> dict:
     """A Seldon Core v1 SeldonDeployment running the serving image on ``version``."""
-    name = "auscult-screening"
-    resources = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    resources = copy.deepcopy(contract.RESOURCES)
     if spec.gpus:
-        resources["limits"]["nvidia.com/gpu"] = str(spec.gpus)
-        resources["requests"]["nvidia.com/gpu"] = str(spec.gpus)
+        resources["limits"][contract.GPU_RESOURCE] = str(spec.gpus)
+        resources["requests"][contract.GPU_RESOURCE] = str(spec.gpus)
     container = {
-        "name": CONTAINER,
+        "name": contract.CONTAINER,
         "image": spec.image,
+        "imagePullPolicy": contract.IMAGE_PULL_POLICY,
+        "securityContext": copy.deepcopy(contract.CONTAINER_SECURITY_CONTEXT),
         "env": [
-            {"name": "AUSCULT_STORE_URI", "value": store_uri},
-            {"name": "AUSCULT_MODEL_VERSION", "value": version},
-            # ONNX Runtime would otherwise start a thread per core of the node, whatever the pod was given.
-            {"name": "AUSCULT_ORT_THREADS", "valueFrom": {"resourceFieldRef": ORT_THREADS_FROM_CPU_REQUEST}},
-            # Credentials for the object store come from a Secret, never from the manifest.
+            {"name": contract.ENV_STORE_URI, "value": store_uri},
+            # Credentials for the object store come from a Secret, never from the manifest (in the order Helm
+            # renders them: by key).
             *(
                 {"name": env, "valueFrom": {"secretKeyRef": {"name": spec.store_secret, "key": key}}}
-                for key, env in SECRET_KEYS.items()
+                for key, env in sorted(SECRET_KEYS.items())
             ),
+            {"name": contract.ENV_MODEL_VERSION, "value": version},
+            {
+                "name": contract.ENV_ORT_THREADS,
+                "valueFrom": {"resourceFieldRef": contract.ORT_THREADS_FROM_CPU_REQUEST},
+            },
         ],
         "resources": resources,
     }
-    pod_spec: dict = {"containers": [container]}
+    pod_spec: dict = {
+        "serviceAccountName": spec.service_account,
+        "securityContext": copy.deepcopy(contract.POD_SECURITY_CONTEXT),
+        "containers": [container],
+    }
     if spec.gpus:
         pod_spec["nodeSelector"] = dict(spec.node_selector)
         pod_spec["tolerations"] = [dict(t) for t in spec.tolerations]
     return {
         "apiVersion": "machinelearning.seldon.io/v1",
         "kind": "SeldonDeployment",
-        "metadata": {
-            "name": name,
-            "namespace": spec.namespace,
-            "labels": {"app.kubernetes.io/name": name, "auscult.io/model-version": version},
-        },
+        "metadata": {"name": contract.MODEL_NAME, "namespace": spec.namespace, "labels": _labels(version)},
         "spec": {
-            "name": name,
+            "name": contract.MODEL_NAME,
             "predictors": [
                 {
-                    "name": "default",
+                    "name": contract.PREDICTOR,
                     "replicas": spec.replicas,
                     "componentSpecs": [{"spec": pod_spec}],
-                    "graph": {"name": CONTAINER, "type": "MODEL", "endpoint": {"type": "REST"}},
+                    "graph": {"name": contract.CONTAINER, "type": "MODEL", "endpoint": {"type": "REST"}},
                     "labels": {"version": version},
                 }
             ],
@@ -97,11 +100,15 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
     }
 
 
+# An image build may name the commit it was built from; the package version otherwise.
+CODE_VERSION_ENV = "AUSCULT_CODE_VERSION"
+
+
 def model_card(metrics: dict, validation: list[str], table_bytes: bytes, code_version: str | None = None) -> dict:
     """What a registered version says about itself: its figures, its data, its code, its interface."""
     return {
         "created_at": datetime.now(UTC).isoformat(),
-        "code_version": code_version or __version__,
+        "code_version": code_version or os.environ.get(CODE_VERSION_ENV) or __version__,
         "data_table_sha256": hashlib.sha256(table_bytes).hexdigest(),
         "metrics": metrics,
         "validation": validation,
@@ -115,36 +122,31 @@ def seldon_model(version: str, store_uri: str, spec: ServingSpec = ServingSpec()
     return {
         "apiVersion": "mlops.seldon.io/v1alpha1",
         "kind": "Model",
-        "metadata": {
-            "name": "auscult-screening",
-            "namespace": spec.namespace,
-            "labels": {"app.kubernetes.io/name": "auscult-screening", "auscult.io/model-version": version},
-        },
+        "metadata": {"name": contract.MODEL_NAME, "namespace": spec.namespace, "labels": _labels(version)},
         "spec": {
-            "storageUri": f"{store_uri.rstrip('/')}/{TRITON_PREFIX}/{version}",
+            "storageUri": f"{store_uri.rstrip('/')}/{layout.triton_model(contract.MODEL_NAME, version)}",
             "requirements": ["onnx"],
-            "server": "auscult-triton",
+            "server": contract.TRITON_SERVER,
             "replicas": spec.replicas,
         },
     }
 
 
 RENDERERS = {"seldon-v1": seldon_deployment, "seldon-v2": seldon_model}
-TRITON_PREFIX = "models/auscult-screening/triton"
-TRITON_CONFIG = """name: "auscult-screening"
+TRITON_CONFIG = f"""name: "{contract.MODEL_NAME}"
 platform: "onnxruntime_onnx"
 max_batch_size: 0
-input [{ name: "waveform", data_type: TYPE_FP32, dims: [ -1, -1 ] }]
-output [{ name: "probabilities", data_type: TYPE_FP32, dims: [ -1, 2 ] }]
-instance_group [{ kind: KIND_AUTO }]
+input [{{ name: "waveform", data_type: TYPE_FP32, dims: [ -1, -1 ] }}]
+output [{{ name: "probabilities", data_type: TYPE_FP32, dims: [ -1, 2 ] }}]
+instance_group [{{ kind: KIND_AUTO }}]
 """
 
 
 def publish_for_triton(registry: Registry, version: str) -> str:
     """Triton's model-repository layout (config.pbtxt, 1/model.onnx) beside the registry entry."""
-    base = f"{TRITON_PREFIX}/{version}"
-    registry.store.put_if_absent(f"{base}/config.pbtxt", TRITON_CONFIG.encode())
-    registry.store.put_if_absent(f"{base}/1/model.onnx", registry.onnx(version))
+    base = layout.triton_model(registry.name, version)
+    registry.store.put_if_absent(f"{base}/{layout.TRITON_CONFIG_FILE}", TRITON_CONFIG.encode())
+    registry.store.put_if_absent(f"{base}/1/{layout.ONNX_FILE}", registry.onnx(version))
     return registry.store.uri(base)
 
 

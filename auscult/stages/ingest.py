@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,13 +25,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from auscult import table
+from auscult import layout, table
 from auscult.audio import FORMATS
-from auscult.serving.telemetry import TELEMETRY_FEEDBACK, TELEMETRY_RECORDS
+from auscult.errors import InputError
+from auscult.progress import Note, emit
+from auscult.serving import telemetry
 from auscult.store import ObjectStore
 
-LAKE_PREFIX = "lake"
 TELEMETRY = "telemetry"
+# The key that pseudonymises participant ids: a Secret on a cluster, a key file in a local workspace.
+PSEUDONYM_KEY_ENV = "AUSCULT_PSEUDONYM_KEY"
+PSEUDONYM_SECRET = "auscult-pseudonym-key"  # the Secret whose "key" a cluster's tasks get it from
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,9 @@ def parse_source(spec: str) -> Source:
         return Source("covid19-cough", str(path.resolve()), path.resolve().name)
     if (path / "combined_data.csv").is_file():
         return Source("coswara", str(path.resolve()), path.resolve().name)
-    raise ValueError(
+    if not path.exists():
+        raise InputError(f"source {spec!r} does not exist: give a dataset folder, a .csv manifest or 'telemetry'")
+    raise InputError(
         f"cannot recognise source {spec!r}: expected 'telemetry', a .csv manifest, a folder with "
         "combined_data.csv (Coswara layout) or metadata.json + raw/ (covid19-cough layout)"
     )
@@ -110,10 +117,29 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
+def _metadata_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read {path}: {error}") from None
+
+
+def _csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a metadata CSV that has ``required`` columns; InputError naming the file otherwise."""
+    try:
+        reader = csv.DictReader(io.StringIO(_metadata_text(path), newline=""), strict=True)
+        rows = list(reader)
+    except csv.Error as error:
+        raise InputError(f"cannot read {path} as CSV: {error}") from None
+    missing = [name for name in required if name not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(f"{path} lacks the column(s) {', '.join(missing)} (it has: {reader.fieldnames or 'none'})")
+    return rows
+
+
 def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
     root = Path(source.location)
-    with open(root / "combined_data.csv", newline="") as handle:
-        people = {row["id"]: row for row in csv.DictReader(handle)}
+    people = {row["id"]: row for row in _csv_rows(root / "combined_data.csv", ("id",))}
     for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
         person = people.get(folder.name, {})
         for path in sorted(folder.iterdir()):
@@ -137,7 +163,11 @@ def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
 
 def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
     root = Path(source.location)
-    entries = {entry["filename"]: entry for entry in json.loads((root / "metadata.json").read_text())}
+    metadata = root / "metadata.json"
+    try:
+        entries = {entry["filename"]: entry for entry in json.loads(_metadata_text(metadata))}
+    except (ValueError, TypeError, KeyError) as error:
+        raise InputError(f"{metadata} is not a list of entries with a 'filename': {error!r}") from None
     for path in sorted((root / "raw").iterdir()):
         if path.suffix.lstrip(".").lower() not in FORMATS:
             continue
@@ -160,31 +190,26 @@ def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
 
 def _manifest(source: Source, report: IngestReport) -> Iterator[Candidate]:
     manifest = Path(source.location)
-    with open(manifest, newline="") as handle:
-        for line, row in enumerate(csv.DictReader(handle), start=2):
-            path = (manifest.parent / row.get("path", "")).resolve()
-            if not row.get("path") or not path.is_file():
-                report.missing.append(f"{manifest.name} line {line}: no file at {row.get('path')!r}")
-                continue
-            yield Candidate(
-                data=path.read_bytes(),
-                original_path=str(path),
-                participant=row.get("participant") or path.stem,
-                sound_type=row.get("sound_type") or _sound_type(path.stem),
-                age=_int_or_none(row.get("age")),
-                sex=row.get("sex") or None,
-                device=row.get("device") or None,
-                raw_label=row.get("label") or None,
-            )
+    for line, row in enumerate(_csv_rows(manifest, ("path",)), start=2):
+        path = (manifest.parent / (row.get("path") or "")).resolve()
+        if not row.get("path") or not path.is_file():
+            report.missing.append(f"{manifest.name} line {line}: no file at {row.get('path')!r}")
+            continue
+        yield Candidate(
+            data=path.read_bytes(),
+            original_path=str(path),
+            participant=row.get("participant") or path.stem,
+            sound_type=row.get("sound_type") or _sound_type(path.stem),
+            age=_int_or_none(row.get("age")),
+            sex=row.get("sex") or None,
+            device=row.get("device") or None,
+            raw_label=row.get("label") or None,
+        )
 
 
 def _telemetry(store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
-    feedback = {}
-    for key in store.list(TELEMETRY_FEEDBACK):
-        record = store.get_json(key)
-        feedback[record["request_id"]] = record.get("truth")
-    for key in store.list(TELEMETRY_RECORDS):
-        record = store.get_json(key)
+    recorded = telemetry.read(store)
+    for key, record in recorded.records.items():
         try:
             data = store.get(record["audio_key"])
         except KeyError:
@@ -199,7 +224,7 @@ def _telemetry(store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
             age=_int_or_none(tags.get("age")),
             sex=tags.get("sex"),
             device=tags.get("device"),
-            raw_label=feedback.get(record["request_id"]),
+            raw_label=recorded.feedback.get(record["request_id"]),
         )
 
 
@@ -218,11 +243,13 @@ def ingest(
     sources: list[str],
     store: ObjectStore,
     pseudonym_key: bytes,
-    progress: Callable[[str], None] = print,
+    progress: Callable[[str], None] = emit,
 ) -> tuple[pd.DataFrame, IngestReport]:
     """Copy every recording of ``sources`` into the lake; return the recording table and a report."""
     if not pseudonym_key:
-        raise ValueError("a pseudonymisation key is required (AUSCULT_PSEUDONYM_KEY)")
+        raise InputError(
+            f"a pseudonymisation key is required: set {PSEUDONYM_KEY_ENV} (on a cluster, from the pseudonym-key Secret)"
+        )
     report = IngestReport()
     rows: dict[str, dict] = {}
     for spec in sources:
@@ -235,7 +262,7 @@ def ingest(
                 report.duplicates.append(f"{candidate.original_path} is byte-identical to {first}: kept once")
                 continue
             fmt = Path(candidate.original_path).suffix.lstrip(".").lower()
-            key = f"{LAKE_PREFIX}/{recording_id[:2]}/{recording_id}.{fmt}"
+            key = layout.lake(recording_id, fmt)
             is_new = not store.exists(key)
             report.new_objects += is_new
             rows[recording_id] = {
@@ -255,7 +282,7 @@ def ingest(
             }
             count += 1
         report.by_source[source.name] = count
-        progress(f"ingest: {source.name} ({source.kind}): {count} recordings")
+        progress(str(Note("ingest", f"{source.name} ({source.kind}): {count} recordings")))
     frame = pd.DataFrame(list(rows.values()), columns=list(table.INGEST_COLUMNS))
     report.rows = len(frame)
     return table.validate(frame, "ingest"), report

@@ -9,12 +9,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from auscult import audio, metrics, report
+from auscult import audio, layout, metrics, report
 from auscult.registry import Registry
-from auscult.serving.telemetry import TELEMETRY_FEEDBACK, TELEMETRY_RECORDS
+from auscult.serving import telemetry
 from auscult.task import CLASSES
-
-DECISIONS_PREFIX = "monitor/decisions"
 
 
 @dataclass(frozen=True)
@@ -40,17 +38,12 @@ class Monitoring:
 
 
 def monitor(registry: Registry, config: MonitorConfig = MonitorConfig()) -> Monitoring:
-    store = registry.store
     pointer = registry.production()
     if not pointer:
         return Monitoring(None, 0, 0, [], float("nan"), False, ["no model in production: nothing to monitor"])
     version = pointer["version"]
-    records = [store.get_json(k) for k in store.list(TELEMETRY_RECORDS)]
-    records = [r for r in records if r.get("model_version") == version]
-    truths = {}
-    for key in store.list(TELEMETRY_FEEDBACK):
-        entry = store.get_json(key)
-        truths[entry["request_id"]] = entry["truth"]
+    recorded = telemetry.read(registry.store)
+    records, truths = recorded.for_model(version), recorded.feedback
     reference_data = registry.reference(version)
     reference = {**reference_data["input"], "prediction": reference_data["prediction"]}
     # Input statistics are compared only when computed by the same definition as the reference (records and
@@ -100,7 +93,7 @@ def record_decision(registry: Registry, result: Monitoring) -> str:
     """Keep the decision in the object store, where CI and the next run can read it."""
     now = datetime.now(UTC)
     return registry.store.put_json(
-        f"{DECISIONS_PREFIX}/{now:%Y%m%dT%H%M%S%fZ}.json",
+        layout.monitor_decision(now),
         {
             "decided_at": now.isoformat(),
             "model_version": result.model_version,

@@ -16,6 +16,7 @@ import pandas as pd
 
 from auscult import audio, table
 from auscult.parallel import ordered_map
+from auscult.progress import Tracker, emit
 from auscult.stages.label import LABELLED
 from auscult.store import read_uri
 from auscult.task import CLASSES
@@ -130,7 +131,7 @@ def prep(
     frame: pd.DataFrame,
     folder: str | Path,
     config: PrepConfig = PrepConfig(),
-    progress: Callable[[str], None] = print,
+    progress: Callable[[str], None] = emit,
     workers: int | None = None,
 ) -> Prepared:
     """Window every usable, labelled recording into ``folder`` (table, windows, index); return it loaded.
@@ -154,7 +155,7 @@ def prep(
         partial(_window, config=config),
         list(chosen["uri"]),
         workers,
-        lambda done: progress(f"prep: {done}/{len(chosen)} recordings windowed"),
+        Tracker("prep", len(chosen), "recordings", progress),
     )
     with WindowWriter(folder / WINDOWS_FILE, int(audio.SAMPLE_RATE * config.window_s)) as writer:
         for row, (cut, row_stats) in zip(chosen.itertuples(index=False), results, strict=True):

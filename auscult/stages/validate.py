@@ -8,6 +8,7 @@ probabilities averaged), on the held-out test participants.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from auscult import audio, metrics, report
+from auscult import audio, layout, metrics, report
+from auscult.errors import InputError
 from auscult.model import ScreeningNet, export_onnx
 from auscult.registry import Registry
 from auscult.serving.runtime import Predictor
@@ -36,6 +38,38 @@ class ValidateConfig:
     seed: int = 0
 
 
+VERDICT_FILE = "validation.json"
+
+
+@dataclass
+class Verdict:
+    """What validate leaves in its model folder beside the ONNX model (the layout of a registry version, see
+    :mod:`auscult.layout`): blessed or not, why, the figures, and the training reference."""
+
+    blessed: bool
+    reasons: list[str]
+    metrics: dict[str, float]
+    reference: dict
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        (folder / layout.REFERENCE_FILE).write_text(json.dumps(self.reference))
+        figures = {"blessed": self.blessed, "reasons": self.reasons, "metrics": self.metrics}
+        (folder / VERDICT_FILE).write_text(json.dumps(figures))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Verdict:
+        folder = Path(folder)
+        figures = json.loads((folder / VERDICT_FILE).read_text())
+        reference = json.loads((folder / layout.REFERENCE_FILE).read_text())
+        return cls(figures["blessed"], figures["reasons"], figures["metrics"], reference)
+
+    @staticmethod
+    def onnx(folder: str | Path) -> bytes:
+        """The ONNX model that was validated."""
+        return (Path(folder) / layout.ONNX_FILE).read_bytes()
+
+
 @dataclass
 class Validation:
     blessed: bool
@@ -46,6 +80,10 @@ class Validation:
     subgroups: pd.DataFrame
     scores: pd.DataFrame  # test recordings: recording_id, label, score
     reference: dict = field(default_factory=dict)  # what monitoring compares production traffic with
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict(self.blessed, self.reasons, self.metrics, self.reference)
 
 
 def onnx_scores(predictor: Predictor, windows: SplitWindows, index: pd.DataFrame, batch: int = 64) -> pd.DataFrame:
@@ -108,16 +146,19 @@ def reference_of(prepared: Prepared, scores: pd.DataFrame, limit: int = 2000) ->
 def validate(
     model: ScreeningNet,
     prepared: Prepared,
-    onnx_path: str | Path,
+    folder: str | Path,
     registry: Registry | None = None,
     config: ValidateConfig = ValidateConfig(),
 ) -> Validation:
-    export_onnx(model, onnx_path)
-    predictor = Predictor(Path(onnx_path).read_bytes(), "candidate")
+    """Export ``model`` to ONNX in ``folder``, judge it, and save the :class:`Verdict` beside it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    export_onnx(model, folder / layout.ONNX_FILE)
+    predictor = Predictor(Verdict.onnx(folder), "candidate")
     test_windows, test_index = prepared.split("test")
     validation_windows, validation_index = prepared.split("validation")
     if len(test_windows) == 0:
-        raise ValueError("the test split is empty: too few labelled participants to validate")
+        raise InputError("the test split is empty: too few labelled participants to validate; add recordings")
     scores = onnx_scores(predictor, test_windows, test_index)
     labels, values = scores["label"].to_numpy(), scores["score"].to_numpy()
     auroc = metrics.roc_auc(labels, values)
@@ -175,7 +216,7 @@ def validate(
     else:
         reasons.append("pass: no model in production yet, nothing to compare with")
     predicted = (values >= threshold).astype(int)
-    return Validation(
+    result = Validation(
         blessed=bool(blessed),
         reasons=reasons,
         metrics={k: float(v) for k, v in figures.items()},
@@ -185,6 +226,8 @@ def validate(
         scores=scores,
         reference=reference_of(prepared, scores),
     )
+    result.verdict.save(folder)
+    return result
 
 
 def report_html(result: Validation, history: list[dict] | None = None) -> str:

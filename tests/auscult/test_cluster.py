@@ -3,8 +3,10 @@
 import pytest
 from kubernetes import client
 
+from auscult import layout
 from auscult.cluster import Cluster, RolloutError, is_available
 from auscult.registry import Registry
+from auscult.serving import contract
 from auscult.stages.deploy import ServingSpec, deploy
 from tests.auscult.kube_api import FakeKube, serve
 
@@ -43,7 +45,7 @@ def test_a_healthy_rollout_applies_server_side_and_waits(kube, store):
     )
     assert patches[0]["query"]["force"] == ["true"]
     env = patches[0]["body"]["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["env"]
-    assert {"name": "AUSCULT_MODEL_VERSION", "value": result.version} in env
+    assert {"name": contract.ENV_MODEL_VERSION, "value": result.version} in env
     assert len([r for r in api.requests if r["method"] == "GET"]) == api.ready_after
     assert registry.production()["version"] == result.version
 
@@ -78,7 +80,7 @@ def test_seldon_v2_publishes_a_triton_repository_and_applies_a_model(kube, store
     (patch,) = [r for r in api.requests if r["method"] == "PATCH"]
     assert patch["path"] == "/apis/mlops.seldon.io/v1alpha1/namespaces/screening/models/auscult-screening"
     assert patch["body"]["spec"]["requirements"] == ["onnx"]
-    base = f"models/auscult-screening/triton/{result.version}"
+    base = layout.triton_model(contract.MODEL_NAME, result.version)
     assert patch["body"]["spec"]["storageUri"] == store.uri(base)
     assert store.get(f"{base}/1/model.onnx") == b"onnx-bytes"
     assert 'platform: "onnxruntime_onnx"' in store.get(f"{base}/config.pbtxt").decode()

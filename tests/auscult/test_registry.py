@@ -1,6 +1,8 @@
 import pytest
 
+from auscult import layout
 from auscult.registry import Registry
+from auscult.serving.contract import MODEL_NAME
 
 
 def test_register_is_idempotent_and_versions_are_numbered(store):
@@ -26,7 +28,7 @@ def test_promote_keeps_history_and_rollback_returns_to_previous(store):
     assert registry.production()["previous"] == first
     registry.rollback()
     assert registry.production()["version"] == first
-    assert len(store.list("models/auscult-screening/production/")) == 3
+    assert len(store.list(layout.production_pointers(MODEL_NAME))) == 3
 
 
 def test_rollback_without_history_and_unknown_versions_fail(store):

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from auscult.errors import InputError
 from auscult.store import FileStore, S3Store, open_store, read_uri
 
 
@@ -74,5 +75,5 @@ def test_file_store_refuses_keys_outside_its_root(tmp_path):
 
 
 def test_unknown_scheme_is_rejected():
-    with pytest.raises(ValueError, match="unsupported"):
+    with pytest.raises(InputError, match="unsupported"):
         open_store("gs://bucket")

@@ -6,6 +6,7 @@ from pathlib import Path
 import helm_python as helm
 import pytest
 
+from auscult.serving import contract
 from auscult.stages.deploy import ServingSpec, seldon_deployment
 from auscult.store import SECRET_KEYS
 from tests.k8s import documents, validate
@@ -71,28 +72,39 @@ def test_v1_serving_requests_gpus_on_gpu_nodes_with_secret_credentials():
     assert pod["securityContext"]["runAsNonRoot"] is True
 
 
-def test_chart_and_pipeline_render_the_same_serving_contract():
-    """The chart's SeldonDeployment and the deploy stage's must agree where a model swap relies on it."""
-    chart = by_kind()["SeldonDeployment"]
-    stage = seldon_deployment("v1", "s3://auscult/prod", ServingSpec())
-    chart_pod = chart["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
-    stage_pod = stage["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+@pytest.mark.parametrize(
+    "values, spec, version",
+    [
+        (None, {}, ""),
+        (CPU_V1, {"gpus": 0}, ""),
+        (
+            {"seldon": {"modelVersion": "v0003-0123456789ab"}, "objectStore": {"existingSecret": "team-store"}},
+            {"store_secret": "team-store"},
+            "v0003-0123456789ab",
+        ),
+    ],
+    ids=["default", "cpu", "pinned-version-own-secret"],
+)
+def test_the_deploy_stage_renders_the_chart_s_seldon_deployment_field_by_field(values, spec, version):
+    """A model swap by the pipeline must change nothing but what it means to: the chart's SeldonDeployment and
+    the deploy stage's are the same object."""
+    chart = by_kind(values)["SeldonDeployment"]
+    image = chart["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"]
+    stage = seldon_deployment(version, "s3://auscult/prod", ServingSpec(namespace="screening", image=image, **spec))
+    assert chart["spec"] == stage["spec"]
     assert chart["metadata"]["name"] == stage["metadata"]["name"]
-    assert chart["spec"]["predictors"][0]["graph"] == stage["spec"]["predictors"][0]["graph"]
-    assert chart_pod["containers"][0]["name"] == stage_pod["containers"][0]["name"]
-    assert chart_pod["nodeSelector"] == stage_pod["nodeSelector"]
-    assert chart_pod["tolerations"] == stage_pod["tolerations"]
-    assert {e["name"] for e in stage_pod["containers"][0]["env"]} <= {
-        e["name"] for e in chart_pod["containers"][0]["env"]
-    }
-    # ONNX Runtime's threads follow the pod's CPU request, in both.
-    for pod in (chart_pod, stage_pod):
-        threads = next(e for e in pod["containers"][0]["env"] if e["name"] == "AUSCULT_ORT_THREADS")
-        assert threads["valueFrom"]["resourceFieldRef"] == {
-            "containerName": pod["containers"][0]["name"],
-            "resource": "requests.cpu",
-            "divisor": "1",
-        }
+    assert stage["metadata"]["labels"].items() <= chart["metadata"]["labels"].items()
+
+
+def test_the_chart_runs_the_predictor_as_the_serving_contract_says():
+    pod = by_kind()["SeldonDeployment"]["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"] == contract.POD_SECURITY_CONTEXT
+    assert container["securityContext"] == contract.CONTAINER_SECURITY_CONTEXT
+    assert container["name"] == contract.CONTAINER and pod["serviceAccountName"] == contract.SERVICE_ACCOUNT
+    env = {e["name"]: e for e in container["env"]}
+    assert env[contract.ENV_ORT_THREADS]["valueFrom"]["resourceFieldRef"] == contract.ORT_THREADS_FROM_CPU_REQUEST
+    assert {contract.ENV_STORE_URI, contract.ENV_MODEL_VERSION} <= set(env)
 
 
 def test_v2_serves_onnx_on_a_gpu_triton_server():

@@ -23,6 +23,8 @@ EXPECTED = {
             "gpus",
             "node_selector",
             "tolerations",
+            "store_secret",
+            "service_account",
             "serving",
             "namespace",
             "timeout_s",

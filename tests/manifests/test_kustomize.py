@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from auscult.stages.deploy import ServingSpec, seldon_deployment
+from auscult.store import SECRET_KEYS
 from tests.k8s import documents, validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,4 +68,16 @@ def test_role_covers_only_seldon_resources_in_its_namespace():
 def test_credentials_are_read_from_the_secret():
     env = serving_pod(build("base"))["containers"][0]["env"]
     from_secret = {e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
-    assert from_secret == {"AUSCULT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AUSCULT_S3_SECURE"}
+    assert from_secret == set(SECRET_KEYS.values())
+
+
+@pytest.mark.parametrize("overlay, gpus", [("base", 0), ("overlays/gpu", 1)])
+def test_the_deploy_stage_renders_the_same_seldon_deployment_field_by_field(overlay, gpus):
+    (built,) = [o for o in build(overlay) if o["kind"] == "SeldonDeployment"]
+    stage = seldon_deployment(
+        "", "s3://auscult/prod", ServingSpec(image="ghcr.io/auscult/auscult-serving:0.1.0", gpus=gpus)
+    )
+    assert built["spec"] == stage["spec"]
+    assert built["metadata"]["name"] == stage["metadata"]["name"]
+    assert built["metadata"]["namespace"] == stage["metadata"]["namespace"]
+    assert stage["metadata"]["labels"].items() <= built["metadata"]["labels"].items()

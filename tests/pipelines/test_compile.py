@@ -1,8 +1,16 @@
 """The compiled pipeline YAML, read as KFP would read it: stages, the blessing condition, GPU placement,
 credentials from Secrets, retries and resources."""
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+from kfp.dsl import Artifact, Dataset, Metrics, Model
+
+import components
+from auscult import layout
+from auscult.stages.validate import Verdict
+from auscult.store import FileStore
 from pipelines.compile import Images, compile_pipelines, load
 from pipelines.placement import PSEUDONYM_SECRET_KEYS, STORE_SECRET_KEYS, Placement
 
@@ -73,15 +81,58 @@ def test_credentials_come_from_secrets_not_parameters(compiled):
     assert set(PSEUDONYM_SECRET_KEYS.values()) == {"AUSCULT_PSEUDONYM_KEY"}
 
 
-def test_every_task_has_requests_and_limits_and_io_retries(compiled):
+def test_the_store_secret_reaches_the_rendered_serving_manifest(tmp_path):
+    """``auscult compile --store-secret``: every task reads it, and the deploy task renders the predictor with it."""
+    placement = Placement(store_secret="team-store", service_account="team-predictor")
+    spec, platform = load(compile_pipelines(tmp_path / "yaml", placement=placement)[0])
+    assert {s["secretName"] for e in executors(platform).values() for s in e.get("secretAsEnv", [])} == {
+        "team-store",
+        placement.pseudonym_secret,
+    }
+    inputs = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
+    constant = {name: inputs[name]["runtimeValue"]["constant"] for name in ("store_secret", "service_account")}
+    assert constant == {"store_secret": "team-store", "service_account": "team-predictor"}
+
+    # The deploy component itself, on a validated model, with what the compiled task passes it.
+    validated = tmp_path / "validated"
+    validated.mkdir()
+    (validated / layout.ONNX_FILE).write_bytes(b"onnx bytes")
+    Verdict(True, ["pass: test"], {"auroc": 0.9}, {"input": {}}).save(validated)
+    (tmp_path / "table.parquet").write_bytes(b"table")
+    manifest = Artifact(uri=str(tmp_path / "manifest.yaml"))
+    components.deploy.python_func(
+        onnx_model=Model(uri=str(validated)),
+        table=Dataset(uri=str(tmp_path / "table.parquet")),
+        store_uri=FileStore(tmp_path / "store").root,
+        serving_image="registry.example/auscult-serving:1",
+        gpus=1,
+        node_selector={},
+        tolerations=[],
+        serving="none",
+        namespace="",
+        timeout_s=1,
+        serving_manifest=manifest,
+        metrics=Metrics(uri=str(tmp_path / "metrics")),
+        **constant,
+    )
+    pod = yaml.safe_load(Path(manifest.path).read_text())["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+    references = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in pod["containers"][0]["env"]
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
+    assert references == {"team-store"} and pod["serviceAccountName"] == "team-predictor"
+
+
+def test_every_task_has_requests_and_limits_and_no_task_retries(compiled):
     spec, _ = compiled["auscult-training.yaml"]
     for name, executor in spec["deploymentSpec"]["executors"].items():
         resources = executor["container"]["resources"]
         for field in ("resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"):
             assert field in resources, (name, field)
     tasks = {**spec["root"]["dag"]["tasks"], **spec["components"]["comp-condition-1"]["dag"]["tasks"]}
-    for stage in STORE_STAGES:
-        assert tasks[stage]["retryPolicy"]["maxRetryCount"] == 3, stage
+    # A task that failed on its input fails the same way again: the store layer retries what is transient.
+    assert not [name for name, task in tasks.items() if "retryPolicy" in task]
     for uncached in ("monitor", "ingest", "validate", "deploy"):
         assert tasks[uncached]["cachingOptions"] == {}, uncached
     assert tasks["train"]["cachingOptions"] == {"enableCache": True}

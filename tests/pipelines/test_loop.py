@@ -1,12 +1,15 @@
 """The whole loop at small size: KFP local runs, Seldon serving over HTTP, monitoring, retraining."""
 
-import json
-from pathlib import Path
+import io
 
 import pytest
 
+from auscult import layout
 from auscult.registry import Registry
+from auscult.stages.ingest import PSEUDONYM_KEY_ENV
+from auscult.stages.validate import Verdict
 from auscult.store import open_store
+from pipelines.console import Console
 from pipelines.local import Workspace
 from pipelines.loop import LoopConfig, run_loop, summary_lines
 
@@ -15,11 +18,13 @@ from pipelines.loop import LoopConfig, run_loop, summary_lines
 def test_the_lifecycle_loop_closes(tmp_path, monkeypatch):
     # A fixed key fixes the participant split; 48 participants and 10 epochs learn the synthetic difference
     # reliably (AUROC 1.0 under four different keys), 36 and 6 did not.
-    monkeypatch.setenv("AUSCULT_PSEUDONYM_KEY", "e2e-test-key")
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "e2e-test-key")
     config = LoopConfig(
         workdir=tmp_path / "run", participants=48, traffic_participants=12, epochs=10, min_auroc=0.6, effect=1.0
     )
-    result = run_loop(config, log=lambda _: None)
+    terminal = io.StringIO()
+    with Console(tmp_path / "run.log", terminal=terminal) as console:
+        result = run_loop(config, console)
 
     assert len(result.runs) == 2, "the shifted traffic should have triggered a retraining run"
     first, second = result.runs
@@ -32,7 +37,7 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch):
     # The second run ingested what production heard.
     assert second.tasks["ingest"].metrics["recordings"] == first.tasks["ingest"].metrics["recordings"] + 48
     store = open_store(Workspace(config.workdir).store_uri)
-    assert len(store.list("telemetry/records/")) == 48
+    assert len(store.list(layout.TELEMETRY_RECORDS)) == 48
     registry = Registry(store)
     assert registry.production()["version"] == result.production
     assert len(registry.versions()) >= 1
@@ -44,5 +49,11 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch):
     assert "quarantined: " in summary
     html = result.report_path.read_text()
     assert "data:image/png;base64" in html
-    verdict = json.loads((Path(first.artifact("validate", "onnx_model")) / "validation.json").read_text())
-    assert verdict["blessed"] is True, "the first run's model is what production served"
+    assert Verdict.load(first.artifact("validate", "onnx_model")).blessed, "the first run's model was served"
+
+    # The terminal got a line per stage and no KFP output; the log file got all of it.
+    shown = terminal.getvalue()
+    assert all(f"  {stage} " in shown for stage in ("ingest", "curate", "prep", "train", "validate"))
+    assert "executor_input" not in shown and "Executing task" not in shown
+    assert len(shown.splitlines()) < 80
+    assert "Executing task" in (tmp_path / "run.log").read_text()

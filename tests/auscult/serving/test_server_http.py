@@ -7,7 +7,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from auscult import audio
+from auscult import audio, layout
 from auscult.model import export_onnx
 from auscult.registry import Registry
 from auscult.serving import client, server
@@ -53,7 +53,7 @@ def test_predicts_a_waveform_and_records_feedback(served):
     answer = client.predict_waveform(running.url, wave)
     assert client.send_feedback(running.url, answer, "positive") == {"strData": "recorded"}
     request_id = answer["meta"]["tags"]["request_id"]
-    assert store.get_json(f"telemetry/feedback/{request_id}.json")["truth"] == "positive"
+    assert store.get_json(layout.telemetry_feedback(request_id))["truth"] == "positive"
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_every_request_leaves_telemetry_that_survives_shutdown(trained, tmp_path
     running = server.start(store.root, tmp_path / "server.log")
     ids = [client.predict_file(running.url, p.read_bytes())["meta"]["tags"]["request_id"] for p in files]
     assert running.stop() == 0
-    records = [store.get_json(k) for k in store.list("telemetry/records/")]
+    records = [store.get_json(k) for k in store.list(layout.TELEMETRY_RECORDS)]
     assert sorted(r["request_id"] for r in records) == sorted(ids)
     for record in records:
         assert store.exists(record["audio_key"])

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from auscult import audio
-from auscult.serving.telemetry import TELEMETRY_RECORDS, TelemetryUnavailable, TelemetryWriter
+from auscult.layout import TELEMETRY_RECORDS
+from auscult.serving.telemetry import TelemetryUnavailable, TelemetryWriter
 from auscult.store import FileStore
 
 WAVE = 0.1 * np.random.default_rng(0).standard_normal(8000).astype(np.float32)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auscult import audio, table
+from auscult import audio, layout, table
 from auscult.stages.curate import QualityRules, curate, judge, measure, profile_html, reason_counts
 from auscult.stages.ingest import ingest
 from tests.conftest import KEY
@@ -45,7 +45,7 @@ def test_every_defect_is_quarantined_with_a_reason_naming_the_file(tmp_path, sto
         assert row.status == table.QUARANTINED, name
         assert name in row.reason and words in row.reason, row.reason
     assert len(curated) == 6, "nothing is dropped"
-    assert len(store.list("quarantine/")) == 5
+    assert len(store.list(layout.QUARANTINE)) == 5
     assert all(e["success"] for e in expectations)
 
 

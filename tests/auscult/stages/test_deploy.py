@@ -1,4 +1,7 @@
+from auscult import layout
 from auscult.registry import Registry
+from auscult.serving import contract
+from auscult.serving.contract import MODEL_NAME
 from auscult.stages.deploy import ServingSpec, deploy, seldon_deployment
 
 
@@ -11,7 +14,7 @@ def test_seldon_deployment_requests_a_gpu_on_gpu_nodes():
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
-    assert {"name": "AUSCULT_MODEL_VERSION", "value": "v0001-abc"} in container["env"]
+    assert {"name": contract.ENV_MODEL_VERSION, "value": "v0001-abc"} in container["env"]
     from_secret = {
         e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
     }
@@ -34,7 +37,7 @@ def test_deploy_promotes_and_keeps_the_previous_version(store):
     assert first.previous is None and second.previous == first.version
     assert registry.production()["version"] == second.version
     again = deploy(registry, b"onnx-2", {"metrics": {}}, {"input": {}})
-    assert again.version == second.version and len(store.list("models/auscult-screening/production/")) == 2
+    assert again.version == second.version and len(store.list(layout.production_pointers(MODEL_NAME))) == 2
 
 
 def test_rendered_seldon_deployment_passes_the_crd_schema():

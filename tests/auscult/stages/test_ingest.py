@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from auscult import audio
+from auscult import audio, layout
+from auscult.errors import InputError
 from auscult.serving.telemetry import TelemetryWriter
 from auscult.stages.ingest import age_band, ingest, parse_source, pseudonymise
 from tests.conftest import KEY
@@ -13,10 +14,10 @@ QUIET = {"progress": lambda _: None}
 
 def test_ingesting_twice_adds_nothing(cohort, store):
     first, report = ingest([str(cohort)], store, KEY, **QUIET)
-    objects = store.list("lake/")
+    objects = store.list(layout.LAKE)
     second, again = ingest([str(cohort)], store, KEY, **QUIET)
     assert report.rows == len(first) == 96 and report.new_objects == len(objects)
-    assert again.new_objects == 0 and store.list("lake/") == objects
+    assert again.new_objects == 0 and store.list(layout.LAKE) == objects
     assert first["recording_id"].tolist() == second["recording_id"].tolist()
 
 
@@ -77,7 +78,33 @@ def test_telemetry_source_joins_feedback(store):
 
 
 def test_unknown_source_is_a_clear_error(tmp_path, store):
-    with pytest.raises(ValueError, match="cannot recognise source"):
+    with pytest.raises(InputError, match="cannot recognise source"):
+        ingest([str(tmp_path)], store, KEY, **QUIET)
+    with pytest.raises(InputError, match="does not exist"):
+        ingest([str(tmp_path / "nowhere")], store, KEY, **QUIET)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"\xff\xfe\x00garbage\x81\x82", "cannot read"),
+        (b"file,label\na.wav,positive\n", "lacks the column"),
+        (b'path,label\n"a.wav,positive\n', "as CSV"),
+    ],
+    ids=["not-text", "no-path-column", "broken-quoting"],
+)
+def test_an_unreadable_manifest_is_an_input_error_naming_it(tmp_path, store, content, problem):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(content)
+    with pytest.raises(InputError, match=problem) as raised:
+        ingest([str(manifest)], store, KEY, **QUIET)
+    assert str(manifest) in str(raised.value)
+
+
+def test_unreadable_dataset_metadata_is_an_input_error(tmp_path, store):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "metadata.json").write_text("{not json")
+    with pytest.raises(InputError, match="metadata.json"):
         ingest([str(tmp_path)], store, KEY, **QUIET)
 
 

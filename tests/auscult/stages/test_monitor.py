@@ -1,6 +1,6 @@
 import numpy as np
 
-from auscult import audio
+from auscult import audio, layout
 from auscult.registry import Registry
 from auscult.serving.telemetry import TelemetryWriter
 from auscult.stages.monitor import MonitorConfig, monitor, record_decision, report_html
@@ -52,7 +52,7 @@ def test_shifted_inputs_trigger_retraining_with_reasons(store):
     assert all(d["drifted"] for d in result.drift if d["name"] != "prediction")
     assert result.feedback == 60
     record_decision(registry, result)
-    assert store.list("monitor/decisions/")
+    assert store.list(layout.MONITOR_DECISIONS)
     assert "data:image/png;base64" in report_html(result)
 
 

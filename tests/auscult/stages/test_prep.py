@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from auscult import progress
 from auscult.stages.prep import Prepared, PrepConfig, prep
 
 
@@ -39,7 +40,8 @@ def test_windows_stream_to_a_loadable_npy_in_table_order(labelled, tmp_path):
 def test_progress_is_reported(labelled, tmp_path):
     lines = []
     prep(labelled, tmp_path, progress=lines.append)
-    assert lines[-1].startswith("prep: ") and lines[-1].split()[1].split("/")[0] == lines[-1].split()[1].split("/")[1]
+    last = progress.parse(lines[-1])
+    assert last.stage == "prep" and last.unit == "recordings" and last.done == last.total > 0
 
 
 def test_a_split_reads_only_the_rows_asked_for_and_indexes_like_an_array(prepared):

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from auscult import model as screening_model
+from auscult.errors import InputError
 from auscult.stages.train import TrainConfig, predict, train
 
 
@@ -23,7 +24,7 @@ def test_training_is_seeded(prepared):
 
 def test_one_class_is_refused(prepared):
     one_class = type(prepared)(prepared.table, prepared.windows, prepared.index.assign(label=0))
-    with pytest.raises(ValueError, match="both classes"):
+    with pytest.raises(InputError, match="both classes"):
         train(one_class, TrainConfig(epochs=1), progress=lambda _: None)
 
 

@@ -4,20 +4,18 @@ import pytest
 
 from auscult import report
 from auscult.registry import Registry
-from auscult.stages.validate import ValidateConfig, report_html, validate
+from auscult.stages.validate import ValidateConfig, Verdict, report_html, validate
 
 
 @pytest.fixture(scope="module")
 def validation(trained, prepared, tmp_path_factory):
     folder = tmp_path_factory.mktemp("validate")
-    return validate(
-        trained.model, prepared, folder / "model.onnx", None, ValidateConfig(min_auroc=0.5, bootstrap=200)
-    ), folder
+    return validate(trained.model, prepared, folder, None, ValidateConfig(min_auroc=0.5, bootstrap=200)), folder
 
 
 def test_metrics_and_parity(validation):
     result, folder = validation
-    assert (folder / "model.onnx").stat().st_size > 10_000
+    assert len(Verdict.onnx(folder)) > 10_000
     m = result.metrics
     assert m["auroc_ci_low"] <= m["auroc"] <= m["auroc_ci_high"]
     assert m["onnx_max_abs_difference"] < 1e-4
@@ -25,6 +23,13 @@ def test_metrics_and_parity(validation):
     assert result.confusion.sum() == m["test_recordings"]
     assert set(result.subgroups["attribute"]) >= {"sex", "device"}
     assert set(result.reference["input"]) == {"duration_s", "rms_dbfs", "zero_crossing_rate", "spectral_centroid_hz"}
+
+
+def test_the_verdict_is_saved_beside_the_model_for_deploy(validation):
+    result, folder = validation
+    saved = Verdict.load(folder)
+    assert saved == result.verdict
+    assert saved.reference["stats_version"] == result.reference["stats_version"]
 
 
 def test_reasons_cover_every_check(validation):
@@ -35,7 +40,7 @@ def test_reasons_cover_every_check(validation):
 
 
 def test_an_unreachable_bar_is_not_blessed(trained, prepared, tmp_path):
-    result = validate(trained.model, prepared, tmp_path / "m.onnx", None, ValidateConfig(min_auroc=1.01, bootstrap=50))
+    result = validate(trained.model, prepared, tmp_path, None, ValidateConfig(min_auroc=1.01, bootstrap=50))
     assert not result.blessed
     assert any(r.startswith("FAIL: test AUROC") for r in result.reasons)
 
@@ -43,9 +48,9 @@ def test_an_unreachable_bar_is_not_blessed(trained, prepared, tmp_path):
 def test_comparison_with_production(trained, prepared, tmp_path, store, validation):
     _, folder = validation
     registry = Registry(store)
-    registry.promote(registry.register((folder / "model.onnx").read_bytes(), {}, {}), "test")
+    registry.promote(registry.register(Verdict.onnx(folder), {}, {}), "test")
     result = validate(
-        trained.model, prepared, tmp_path / "m.onnx", registry, ValidateConfig(min_auroc=0.5, bootstrap=50)
+        trained.model, prepared, tmp_path / "candidate", registry, ValidateConfig(min_auroc=0.5, bootstrap=50)
     )
     assert result.metrics["production_auroc"] == pytest.approx(result.metrics["auroc"], abs=1e-6)
     assert any("against production" in r for r in result.reasons)

@@ -1,0 +1,85 @@
+"""Where long-lived state lives in the object store: every key prefix, and every key built from them.
+
+```
+lake/<id[:2]>/<id>.<format>                         recordings, content-addressed (ingest)
+quarantine/<id>.json                                why a recording is not used (curate)
+models/<name>/versions/<version>/model.onnx         a registered model, its card and training reference
+models/<name>/production/<seq>.json                 the append-only production pointer
+models/<name>/triton/<version>/1/model.onnx         Triton's repository layout (Seldon Core v2)
+telemetry/records/<yyyy/mm/dd>/<request id>.json    one record per answered request (serving)
+telemetry/audio/<sha[:2]>/<sha>.wav                 the prepared audio a request carried
+telemetry/feedback/<request id>.json                a request's true class, when it is known
+monitor/decisions/<time>.json                       each monitoring decision
+monitor/reports/<time>.html                         each monitoring report of `auscult monitor`
+```
+
+Nothing else in the project spells a key. A folder artifact of the validate stage has the layout of a
+registry version (:data:`ONNX_FILE`, :data:`REFERENCE_FILE`), so that deploy copies it as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+LAKE = "lake/"
+QUARANTINE = "quarantine/"
+MODELS = "models/"
+TELEMETRY_RECORDS = "telemetry/records/"
+TELEMETRY_AUDIO = "telemetry/audio/"
+TELEMETRY_FEEDBACK = "telemetry/feedback/"
+MONITOR_DECISIONS = "monitor/decisions/"
+MONITOR_REPORTS = "monitor/reports/"
+
+ONNX_FILE = "model.onnx"
+MODEL_CARD_FILE = "model_card.json"
+REFERENCE_FILE = "reference.json"
+TRITON_CONFIG_FILE = "config.pbtxt"
+
+
+def lake(recording_id: str, extension: str) -> str:
+    return f"{LAKE}{recording_id[:2]}/{recording_id}.{extension}"
+
+
+def quarantine(recording_id: str) -> str:
+    return f"{QUARANTINE}{recording_id}.json"
+
+
+def model_versions(model: str) -> str:
+    return f"{MODELS}{model}/versions/"
+
+
+def model_version(model: str, version: str, file: str) -> str:
+    return f"{model_versions(model)}{version}/{file}"
+
+
+def production_pointers(model: str) -> str:
+    return f"{MODELS}{model}/production/"
+
+
+def production_pointer(model: str, sequence: int) -> str:
+    return f"{production_pointers(model)}{sequence:06d}.json"
+
+
+def triton_model(model: str, version: str) -> str:
+    """The folder Triton loads one version from (``config.pbtxt`` and ``1/model.onnx`` inside)."""
+    return f"{MODELS}{model}/triton/{version}"
+
+
+def telemetry_record(request_id: str, received_at: datetime) -> str:
+    return f"{TELEMETRY_RECORDS}{received_at:%Y/%m/%d}/{request_id}.json"
+
+
+def telemetry_audio(sha256: str) -> str:
+    return f"{TELEMETRY_AUDIO}{sha256[:2]}/{sha256}.wav"
+
+
+def telemetry_feedback(request_id: str) -> str:
+    return f"{TELEMETRY_FEEDBACK}{request_id}.json"
+
+
+def monitor_decision(decided_at: datetime) -> str:
+    return f"{MONITOR_DECISIONS}{decided_at:%Y%m%dT%H%M%S%fZ}.json"
+
+
+def monitor_report(decided_at: datetime) -> str:
+    return f"{MONITOR_REPORTS}{decided_at:%Y%m%dT%H%M%S%fZ}.html"
