@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
             console.log.write(traceback.format_exc())
             raise CommandFailed(f"{_last_line(traceback.format_exc())} (full log: {console.log_path})") from None
         console.line("")
-        console.lines(summary_lines(result))
+        console.lines(summary_lines(result, stages=False))
     return 0
 
 

@@ -120,7 +120,7 @@ class TaskWatcher(io.TextIOBase):
         return False
 
     def write(self, text: str) -> int:
-        self.console.log.write(text)
+        self.console.log.write(_ANSI.sub("", text))
         if self.console.verbose:
             self.console.terminal.write(text)
         self._pending += text

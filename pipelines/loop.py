@@ -197,12 +197,13 @@ def verdict_lines(run: RunResult) -> list[str]:
     ]
 
 
-def summary_lines(result: LoopResult) -> list[str]:
+def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
+    """The run's story; without ``stages``, less what the terminal has already shown stage by stage."""
     lines = []
     for number, run in enumerate(result.runs, start=1):
         lines.append(f"Training run {number} ({run.seconds:.0f} s, {run.folder})")
-        lines += stage_lines(run)
-        lines += verdict_lines(run)
+        if stages:
+            lines += stage_lines(run) + verdict_lines(run)
         if "curate" in run.tasks:
             reasons = reason_counts(table.read(run.artifact("curate", "curated"), "curate"))
             if reasons:

@@ -1,5 +1,7 @@
+import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,67 @@ def test_monitor_command_records_a_decision(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no model in production" in out
     assert store.list(layout.MONITOR_DECISIONS) and store.list(layout.MONITOR_REPORTS)
+
+
+def test_a_missing_source_fails_at_once_with_one_line(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--source",
+            str(tmp_path / "no-such-dir"),
+            "--workdir",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"auscult run: source '{tmp_path / 'no-such-dir'}' does not exist: "
+        "give a dataset folder, a .csv manifest or 'telemetry'"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "w").exists(), "nothing starts before the sources are checked"
+
+
+def test_a_stage_that_fails_on_its_input_ends_the_run_with_one_line_naming_it(tmp_path):
+    """An unreadable manifest fails inside the ingest task, once, and the run says so in one line."""
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(b"\xff\xfe not a CSV")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--source", str(manifest), "--workdir", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"auscult run: ingest failed: cannot read {manifest}: ")
+    log = line.rsplit("(full log: ", 1)[1].rstrip(")")
+    assert "Traceback" not in result.stdout + result.stderr
+    text = Path(log).read_text()
+    assert text.count("Executing task 'ingest'") == 1, "no retry of a task that failed on its input"
+    assert "executor_input" not in result.stdout
+
+
+def test_readme_and_help_say_the_same():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for action in commands._choices_actions:
+        assert f"| `auscult {action.dest}` | {action.help} |" in readme, action.dest
+
+
+@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor", "submit"])
+def test_every_option_has_help_and_one_default(command):
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    sub = commands.choices[command]
+    assert sub.description
+    for action in sub._actions:
+        assert action.help, f"{command} {action.option_strings or action.dest} has no help"
+    text = sub.format_help()
+    assert "(default: None)" not in text
+    assert not [line for line in text.splitlines() if line.count("(default:") > 1]

@@ -3,9 +3,12 @@
 import os
 
 import pytest
+import urllib3
 
 from auscult.errors import InputError
-from auscult.store import FileStore, S3Store, open_store, read_uri
+from auscult.store import SECRET_KEYS, FileStore, S3Store, open_store, read_uri, s3_client_from_env
+
+ENDPOINT, ACCESS, SECRET = (SECRET_KEYS[k] for k in ("endpoint", "access-key", "secret-key"))
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +18,8 @@ def s3_server():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
-    saved = {k: os.environ.get(k) for k in ("AUSCULT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(AUSCULT_S3_ENDPOINT=f"{host}:{port}", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    saved = {k: os.environ.get(k) for k in (ENDPOINT, ACCESS, SECRET)}
+    os.environ.update({ENDPOINT: f"{host}:{port}", ACCESS: "test", SECRET: "test"})
     yield f"{host}:{port}"
     server.stop()
     for key, value in saved.items():
@@ -77,3 +80,54 @@ def test_file_store_refuses_keys_outside_its_root(tmp_path):
 def test_unknown_scheme_is_rejected():
     with pytest.raises(InputError, match="unsupported"):
         open_store("gs://bucket")
+
+
+class Flaky:
+    """The real client, whose first ``failures`` calls of each listed method fail as a dropped connection does."""
+
+    def __init__(self, client, failures: int, methods: tuple[str, ...]):
+        self.client, self.failures, self.methods = client, failures, methods
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name):
+        real = getattr(self.client, name)
+        if name not in self.methods:
+            return real
+
+        def call(*args, **kwargs):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if self.calls[name] <= self.failures:
+                raise urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+            return real(*args, **kwargs)
+
+        return call
+
+
+def test_transient_failures_are_retried_with_backoff(s3_server):
+    client = Flaky(s3_client_from_env(), failures=2, methods=("put_object", "get_object", "list_objects"))
+    store = S3Store(f"auscult-flaky-{os.getpid()}", client=client, backoff_s=0.01)
+    store.put("a.bin", b"payload")
+    assert store.get("a.bin") == b"payload" and store.list() == ["a.bin"]
+    assert client.calls == {"put_object": 3, "get_object": 3, "list_objects": 3}
+
+
+def test_a_store_that_stays_down_fails_after_the_last_attempt(s3_server):
+    client = Flaky(s3_client_from_env(), failures=100, methods=("put_object",))
+    store = S3Store(f"auscult-down-{os.getpid()}", client=client, attempts=3, backoff_s=0.01)
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        store.put("a.bin", b"x")
+    assert client.calls["put_object"] == 3
+
+
+def test_what_cannot_succeed_is_not_retried(s3_server):
+    client = Flaky(s3_client_from_env(), failures=0, methods=("get_object",))
+    store = S3Store(f"auscult-missing-{os.getpid()}", client=client, backoff_s=10)
+    with pytest.raises(KeyError):
+        store.get("no/such/key")
+    assert client.calls["get_object"] == 1
+
+
+def test_an_s3_store_without_an_endpoint_says_what_to_set(monkeypatch):
+    monkeypatch.delenv(ENDPOINT, raising=False)
+    with pytest.raises(InputError, match=ENDPOINT):
+        open_store("s3://bucket/prefix")

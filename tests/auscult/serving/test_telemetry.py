@@ -5,6 +5,7 @@ import pytest
 
 from auscult import audio
 from auscult.layout import TELEMETRY_RECORDS
+from auscult.serving import telemetry
 from auscult.serving.telemetry import TelemetryUnavailable, TelemetryWriter
 from auscult.store import FileStore
 
@@ -35,6 +36,18 @@ def test_close_writes_everything_queued(tmp_path):
     assert record["tags"] == {"i": 3} and record["probabilities"] == [0.4, 0.6]
     decoded = audio.decode(store.get(record["audio_key"]))
     np.testing.assert_allclose(decoded.samples[:, 0], np.clip(WAVE * 4, -1, 1), atol=2 / 32767)
+
+
+def test_what_is_written_reads_back_with_its_feedback(tmp_path):
+    store = FileStore(tmp_path)
+    with TelemetryWriter(store) as writer:
+        for i, version in enumerate(("v1", "v1", "v2")):
+            writer.record(f"r{i}", version, WAVE, [0.3, 0.7], STATS, {})
+        writer.feedback("r1", "positive")
+    recorded = telemetry.read(store)
+    assert len(recorded.records) == 3 and recorded.feedback == {"r1": "positive"}
+    assert [r["request_id"] for r in recorded.for_model("v1")] == ["r0", "r1"]
+    assert all(store.exists(r["audio_key"]) for r in recorded.records.values())
 
 
 def test_failed_writes_are_retried(tmp_path):
