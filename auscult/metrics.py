@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Iterator
+
 import numpy as np
 from scipy.stats import ks_2samp, rankdata
 
@@ -30,22 +33,47 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     return fpr, tpr, thresholds
 
 
-def bootstrap_ci(
-    labels: np.ndarray, scores: np.ndarray, metric=roc_auc, n: int = 1000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``metric``; resamples lacking a class are skipped."""
+def group_resamples(groups: np.ndarray, n: int = 1000, seed: int = 0) -> Iterator[np.ndarray]:
+    """``n`` bootstrap resamples of whole groups, as index arrays into ``groups``.
+
+    A group is drawn with all of its members (a cluster bootstrap): with the participant of each recording as
+    its group, a person with five recordings counts as one draw, not five, and the spread is that of people.
+    Groups are taken in sorted order, so the resamples depend on the group labels only through their order.
+    """
+    _, codes = np.unique(np.asarray(groups), return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    members = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
     rng = np.random.default_rng(seed)
-    labels, scores = np.asarray(labels), np.asarray(scores)
-    values = []
     for _ in range(n):
-        pick = rng.integers(0, len(labels), len(labels))
-        value = metric(labels[pick], scores[pick])
-        if not np.isnan(value):
-            values.append(value)
-    if not values:
+        yield np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], float],
+    groups: np.ndarray,
+    n: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic(indices)`` over resamples of whole ``groups`` (see
+    :func:`group_resamples`; give every item its own group for the plain bootstrap). Resamples where the
+    statistic is undefined (NaN: a resample without both classes) are left out; with none left, a warning
+    and (NaN, NaN)."""
+    values = np.array([statistic(pick) for pick in group_resamples(groups, n, seed)], dtype=float)
+    values = values[~np.isnan(values)]
+    if not len(values):
+        warnings.warn("the statistic is undefined in every resample: no confidence interval", stacklevel=2)
         return float("nan"), float("nan")
     tail = (1 - level) / 2 * 100
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
+def auroc_ci(
+    labels: np.ndarray, scores: np.ndarray, groups: np.ndarray, n: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Confidence interval of the AUROC over resamples of whole groups (participants)."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    return bootstrap_ci(lambda pick: roc_auc(labels[pick], scores[pick]), groups, n, level, seed)
 
 
 def threshold_at_specificity(labels: np.ndarray, scores: np.ndarray, specificity: float) -> float:

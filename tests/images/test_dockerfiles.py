@@ -1,11 +1,13 @@
 """The Dockerfiles, checked without a Docker engine: they parse, pin their bases, copy files that exist,
 install the pinned set from pyproject.toml and run as a non-root user."""
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from auscult.serving import contract
 from scripts.requirements import requirements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,3 +88,13 @@ def test_make_targets_build_every_image_with_one_registry_setting():
     makefile = (ROOT / "Makefile").read_text()
     assert "REGISTRY ?=" in makefile and "TAG ?=" in makefile
     assert "IMAGES := runtime training serving" in makefile
+
+
+def test_the_serving_image_runs_the_serving_contract():
+    (command,) = [
+        json.loads(rest) for keyword, rest in instructions(ROOT / "images" / "serving.Dockerfile") if keyword == "CMD"
+    ]
+    assert command[:2] == ["seldon-core-microservice", contract.MODEL_CLASS]
+    assert command[command.index("--http-port") + 1] == str(contract.HTTP_PORT)
+    users = [rest for keyword, rest in instructions(ROOT / "images" / "serving.Dockerfile") if keyword == "USER"]
+    assert users[-1] == str(contract.RUN_AS)
