@@ -20,6 +20,10 @@ SAMPLE_RATE = 16_000
 WINDOW_S = 2.0
 MAX_WINDOWS = 2
 FRAME_S = 0.025
+# The longest recording anything uses: curate quarantines longer ones, serving refuses them, so the model
+# never trains on what it would not be asked about.
+MAX_DURATION_S = 60.0
+MIN_DURATION_S = 0.1  # the shortest request serving answers; curate asks more of a training recording
 FORMATS = ("wav", "flac", "ogg", "mp3")
 
 

@@ -29,7 +29,15 @@ def run(sizes: tuple[int, ...] = (200, 800, 3200), epochs: int = 5) -> dict:
             workspace = Workspace(Path(folder) / f"run-{size}")
             workspace.prepare()
             with Console(workspace.root / "logs" / "run.log", terminal=io.StringIO()) as console:
-                result = run_training(workspace, console, [str(cohort)], epochs=epochs, seed=0, min_auroc=0.0)
+                result = run_training(
+                    workspace,
+                    console,
+                    [str(cohort)],
+                    epochs=epochs,
+                    seed=0,
+                    min_auroc=0.0,
+                    min_participants_per_class=1,
+                )
             for stage in STAGES:
                 metrics = result.tasks[stage].metrics if stage in result.tasks else {}
                 entry = figures["stages"].setdefault(stage, {"wall_s": [], "peak_rss_mib": []})

@@ -8,16 +8,21 @@ from components.image import IMAGE
 def label(
     table: Input[Dataset],
     class_map: dict,
+    min_participants_per_class: int,
     labelled: Output[Dataset],
     review_queue: Output[Dataset],
     metrics: Output[Metrics],
 ):
-    """Map source labels to the task's classes; queue what has no usable label for a person to review."""
+    """Map source labels to the task's classes; queue what has no usable label for a person to review.
+
+    Stops the run when the data cannot support a model: too few participants of a class for the split.
+    """
     from auscult import table as recording_table
     from auscult.progress import task
     from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED
     from auscult.stages.label import label as run
     from auscult.stages.label import review_queue as queue
+    from auscult.stages.prep import PrepConfig, participants_by_class, require_enough_participants
 
     with task("label", metrics):
         frame = run(recording_table.read(table.path, "curate"), dict(class_map) or DEFAULT_CLASS_MAP)
@@ -30,3 +35,6 @@ def label(
         metrics.log_metric("review_queue", len(pending))
         for cls, count in frame.loc[usable, "label"].value_counts().items():
             metrics.log_metric(f"class_{cls}", int(count))
+        for cls, count in participants_by_class(frame).items():
+            metrics.log_metric(f"{cls}_participants", count)
+        require_enough_participants(frame, PrepConfig(min_participants_per_class=min_participants_per_class))

@@ -10,6 +10,7 @@ def validate(
     prepared: Input[Dataset],
     store_uri: str,
     min_auroc: float,
+    min_participants_per_class: int,
     onnx_model: Output[Model],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
@@ -36,14 +37,14 @@ def validate(
             Prepared.load(prepared.path),
             onnx_model.path,
             Registry(open_store(store_uri)),
-            ValidateConfig(min_auroc=min_auroc),
+            ValidateConfig(min_auroc=min_auroc, min_participants_per_class=min_participants_per_class),
         )
         onnx_model.metadata.update({"framework": "onnx", "blessed": result.blessed, **result.metrics})
         for name, value in result.metrics.items():
             metrics.log_metric(name, round(value, 4))
-        fpr, tpr, thresholds = result.roc
+        fpr, tpr, thresholds = result.assessment.roc
         classification.log_roc_curve(fpr.tolist(), tpr.tolist(), [min(1.0, float(t)) for t in thresholds])
-        classification.log_confusion_matrix(list(CLASSES), result.confusion.tolist())
+        classification.log_confusion_matrix(list(CLASSES), result.assessment.confusion.tolist())
         with open(report.path, "w") as handle:
             handle.write(report_html(result, trained.history))
         for reason in result.reasons:

@@ -45,6 +45,7 @@ def _run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         seed=args.seed,
         min_auroc=args.min_auroc,
+        min_participants_per_class=args.min_participants_per_class,
         retrain=not args.no_retrain,
     )
     with Console(log_path(args.workdir), verbose=args.verbose) as console:
@@ -262,12 +263,24 @@ def parser() -> argparse.ArgumentParser:
         "Without it a synthetic cohort is generated, served and monitored.",
     )
     run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="object store, pipeline root, logs, report")
-    run.add_argument("--participants", type=int, default=120, help="synthetic cohort size")
+    run.add_argument("--participants", type=int, default=180, help="synthetic cohort size")
     run.add_argument("--traffic-participants", type=int, default=40, help="participants in the shifted traffic cohort")
     run.add_argument("--effect", type=float, default=0.3, help="how different the synthetic classes sound")
     run.add_argument("--epochs", type=int, default=10, help="training epochs (the best one on validation is kept)")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic cohort, the split and training")
-    run.add_argument("--min-auroc", type=float, default=0.80, help="the AUROC a model needs to be blessed")
+    run.add_argument(
+        "--min-auroc",
+        type=float,
+        default=0.80,
+        help="what the lower bound of the test AUROC's 95%% CI (over participants) must reach to bless a model",
+    )
+    run.add_argument(
+        "--min-participants-per-class",
+        type=int,
+        default=10,
+        help="participants of each class that validation and test each need; the run stops after label when "
+        "the data cannot provide them",
+    )
     run.add_argument("--no-retrain", action="store_true", help="stop after monitoring, whatever it decides")
     run.add_argument("--verbose", action="store_true", help="show everything KFP prints, not only stage lines")
     run.set_defaults(handler=_run)

@@ -159,12 +159,12 @@ def _run(workspace: Workspace, console: Console, pipeline, name: str, **argument
     return RunResult(name, this_run(), time.perf_counter() - started, read_run(this_run()))
 
 
-def run_training(
-    workspace: Workspace, console: Console, sources: list[str], epochs: int, seed: int, min_auroc: float
-) -> RunResult:
+def run_training(workspace: Workspace, console: Console, sources: list[str], **parameters: object) -> RunResult:
+    """The training pipeline on ``sources`` with ``parameters`` (epochs, seed, min_auroc, ...)."""
     # One machine has no cluster to roll out on: the local Seldon server reads the registry instead.
-    arguments = {"sources": sources, "epochs": epochs, "seed": seed, "min_auroc": min_auroc, "serving": "none"}
-    return _run(workspace, console, training_pipeline, "auscult-training", **arguments)
+    return _run(
+        workspace, console, training_pipeline, "auscult-training", sources=sources, serving="none", **parameters
+    )
 
 
 def run_monitor(workspace: Workspace, console: Console) -> RunResult:

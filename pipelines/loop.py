@@ -18,7 +18,7 @@ from auscult.stages.curate import reason_counts
 from auscult.stages.label import DEFAULT_CLASS_MAP, invert
 from auscult.stages.validate import Verdict
 from auscult.store import open_store
-from pipelines.console import Console
+from pipelines.console import Console, StageFailed
 from pipelines.local import RunResult, Workspace, run_monitor, run_training
 
 STAGES = ("monitor", "ingest", "curate", "label", "prep", "train", "validate", "deploy")
@@ -28,13 +28,25 @@ STAGES = ("monitor", "ingest", "curate", "label", "prep", "train", "validate", "
 class LoopConfig:
     workdir: Path = Path(".auscult/run")
     sources: tuple[str, ...] = ()  # empty: generate a synthetic cohort
-    participants: int = 120
+    # Large enough that validation and test each hold 10 participants of each class (min_participants_per_class).
+    participants: int = 180
     traffic_participants: int = 40
     effect: float = synth.CohortSpec.effect  # how different the classes sound in the synthetic cohort
     epochs: int = 10
     seed: int = 0
     min_auroc: float = 0.80
+    min_participants_per_class: int = 10
     retrain: bool = True
+
+    @property
+    def parameters(self) -> dict[str, object]:
+        """The training pipeline's parameters."""
+        return {
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "min_auroc": self.min_auroc,
+            "min_participants_per_class": self.min_participants_per_class,
+        }
 
 
 @dataclass
@@ -126,7 +138,27 @@ def send_traffic(url: str, cohort: Path, console: Console) -> Traffic:
 
 
 def run_loop(config: LoopConfig, console: Console) -> LoopResult:
-    """The loop; ``console`` hears each stage and keeps the full log. Raises StageFailed when a task fails."""
+    """The loop; ``console`` hears each stage and keeps the full log. Raises StageFailed when a task fails,
+    after writing why into the run report."""
+    try:
+        return _loop(config, console)
+    except StageFailed as failure:
+        (config.workdir / "report.html").write_text(
+            report.page(
+                "auscult: the run stopped",
+                [
+                    (
+                        f"{failure.stage} failed",
+                        report.verdict(False, "not finished")
+                        + report.bullets([failure.cause, f"log: {failure.log_path}"]),
+                    )
+                ],
+            )
+        )
+        raise
+
+
+def _loop(config: LoopConfig, console: Console) -> LoopResult:
     started = time.perf_counter()
     workspace = Workspace(config.workdir)
     workspace.prepare()
@@ -136,7 +168,7 @@ def run_loop(config: LoopConfig, console: Console) -> LoopResult:
         cohort, shifted = synthetic_sources(config.workdir / "data", config, console)
         sources = [str(cohort)]
     console.line(f"== training run 1: sources {sources}")
-    runs = [run_training(workspace, console, sources, config.epochs, config.seed, config.min_auroc)]
+    runs = [run_training(workspace, console, sources, **config.parameters)]
     console.lines(verdict_lines(runs[-1]))
     registry = Registry(open_store(workspace.store_uri))
     traffic, monitoring = None, None
@@ -153,9 +185,7 @@ def run_loop(config: LoopConfig, console: Console) -> LoopResult:
         monitoring = run_monitor(workspace, console)
         if monitoring.parameter("monitor", "retrain") and config.retrain:
             console.line("== training run 2: the same sources plus production telemetry")
-            runs.append(
-                run_training(workspace, console, sources + ["telemetry"], config.epochs, config.seed, config.min_auroc)
-            )
+            runs.append(run_training(workspace, console, sources + ["telemetry"], **config.parameters))
             console.lines(verdict_lines(runs[-1]))
     elif not pointer:
         console.line("== no model was blessed, so nothing is served; see the validation report for why")

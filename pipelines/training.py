@@ -25,6 +25,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         epochs: int = 10,
         seed: int = 0,
         min_auroc: float = 0.80,
+        min_participants_per_class: int = 10,
         class_map: dict = DEFAULT_CLASS_MAP,
         serving_image: str = SERVING_IMAGE,
         serving_gpus: int = 1,
@@ -39,7 +40,10 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         with_pseudonym_key(with_store(sized(ingested, "1", "2G"), placement), placement).set_caching_options(False)
         curated = curate(table=ingested.outputs["table"], store_uri=store_uri)
         with_store(sized(curated, "2", "4G"), placement)
-        labelled = sized(label(table=curated.outputs["curated"], class_map=class_map), "1", "2G")
+        labelled = label(
+            table=curated.outputs["curated"], class_map=class_map, min_participants_per_class=min_participants_per_class
+        )
+        sized(labelled, "1", "2G")
         prepared = with_store(sized(prep(table=labelled.outputs["labelled"], seed=seed), "2", "8G"), placement)
         trained = train(prepared=prepared.outputs["prepared"], epochs=epochs, seed=seed)
         on_gpu(sized(trained, "4", "16G"), placement)
@@ -48,6 +52,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
             prepared=prepared.outputs["prepared"],
             store_uri=store_uri,
             min_auroc=min_auroc,
+            min_participants_per_class=min_participants_per_class,
         )
         # Validation compares with the production model, which changes between runs.
         with_store(sized(checked, "2", "8G"), placement).set_caching_options(False)

@@ -122,3 +122,20 @@ def test_every_option_has_help_and_one_default(command):
     text = sub.format_help()
     assert "(default: None)" not in text
     assert not [line for line in text.splitlines() if line.count("(default:") > 1]
+
+
+def test_run_s_defaults_are_the_loop_s():
+    from pipelines.loop import LoopConfig
+
+    args = parser().parse_args(["run"])
+    defaults = LoopConfig()
+    for name in (
+        "participants",
+        "traffic_participants",
+        "effect",
+        "epochs",
+        "seed",
+        "min_auroc",
+        "min_participants_per_class",
+    ):
+        assert getattr(args, name) == getattr(defaults, name), name

@@ -26,8 +26,9 @@ from auscult import audio
 from auscult.serving import contract
 from auscult.task import CLASSES
 
-MAX_SECONDS = 60.0
 MAX_TAGS = 32
+# An encoded file of the longest recording accepted, with room to spare: 48 kHz stereo float WAV, in base64.
+MAX_FILE_CHARS = int(audio.MAX_DURATION_S * 48_000 * 2 * 4 * 4 / 3) + 4096
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -107,8 +108,8 @@ def _from_array(value: object) -> np.ndarray:
         value = value[0]
     if not isinstance(value, list) or not value:
         raise BadRequest("'data.ndarray' must be a non-empty list of samples (one mono 16 kHz waveform)")
-    if len(value) > MAX_SECONDS * audio.SAMPLE_RATE:
-        raise BadRequest(f"the waveform is longer than {MAX_SECONDS:.0f} s at 16 kHz")
+    if len(value) > audio.MAX_DURATION_S * audio.SAMPLE_RATE:
+        raise BadRequest(f"the waveform is longer than {audio.MAX_DURATION_S:.0f} s at 16 kHz")
     try:
         wave = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
@@ -117,14 +118,18 @@ def _from_array(value: object) -> np.ndarray:
         raise BadRequest(f"'data.ndarray' must be one waveform, got an array of shape {list(wave.shape)}")
     if not np.all(np.isfinite(wave)):
         raise BadRequest("the waveform holds NaN or infinite values")
-    if len(wave) < audio.SAMPLE_RATE // 10:
-        raise BadRequest("the waveform is shorter than 0.1 s")
+    if len(wave) < audio.MIN_DURATION_S * audio.SAMPLE_RATE:
+        raise BadRequest(f"the waveform is shorter than {audio.MIN_DURATION_S} s")
     return audio.trim(wave)
 
 
 def _from_file(value: object) -> np.ndarray:
     if not isinstance(value, str):
         raise BadRequest("'binData' must be a base64 string")
+    if len(value) > MAX_FILE_CHARS:
+        raise BadRequest(
+            f"'binData' is larger than a {audio.MAX_DURATION_S:.0f}-s recording can be ({MAX_FILE_CHARS} characters)"
+        )
     try:
         data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
@@ -133,8 +138,8 @@ def _from_file(value: object) -> np.ndarray:
         decoded = audio.decode(data)
     except audio.DecodeError as error:
         raise BadRequest(f"'binData' is not an audio file this server can read: {error}") from None
-    if decoded.duration_s > MAX_SECONDS:
-        raise BadRequest(f"the audio is longer than {MAX_SECONDS:.0f} s")
-    if decoded.duration_s < 0.1:
-        raise BadRequest("the audio is shorter than 0.1 s")
+    if decoded.duration_s > audio.MAX_DURATION_S:
+        raise BadRequest(f"the audio is longer than {audio.MAX_DURATION_S:.0f} s")
+    if decoded.duration_s < audio.MIN_DURATION_S:
+        raise BadRequest(f"the audio is shorter than {audio.MIN_DURATION_S} s")
     return audio.prepare(decoded.samples, decoded.sample_rate)

@@ -22,7 +22,7 @@ from auscult.store import ObjectStore, read_uri
 @dataclass(frozen=True)
 class QualityRules:
     min_duration_s: float = 0.5
-    max_duration_s: float = 600.0
+    max_duration_s: float = audio.MAX_DURATION_S
     silent_below_dbfs: float = -55.0
     min_active_s: float = 0.15
     max_clipped_fraction: float = 0.01

@@ -111,6 +111,16 @@ def model_card(metrics: dict, validation: list[str], table_bytes: bytes, code_ve
         "code_version": code_version or os.environ.get(CODE_VERSION_ENV) or __version__,
         "data_table_sha256": hashlib.sha256(table_bytes).hexdigest(),
         "metrics": metrics,
+        # Where the model says "positive": chosen on validation participants for a target specificity.
+        "operating_point": {
+            name: metrics.get(name)
+            for name in (
+                "threshold",
+                "target_specificity",
+                "sensitivity_at_target_specificity",
+                "specificity_at_threshold",
+            )
+        },
         "validation": validation,
         "input": {"name": "waveform", "sample_rate": SAMPLE_RATE, "channels": 1, "dtype": "float32"},
         "output": {"name": "probabilities", "classes": list(CLASSES)},

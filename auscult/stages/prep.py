@@ -1,11 +1,14 @@
 """prep: 16 kHz mono windows for the model, and a train/validation/test split grouped by participant.
 
 Only usable, labelled recordings are prepared. The split assigns whole participants, stratified by their
-label, so the same person never appears on both sides of an evaluation.
+label, so the same person never appears on both sides of an evaluation. It is a function of the recordings
+and the seed alone, not of the pseudonymisation key: the same data splits the same way in any workspace.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -15,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from auscult import audio, table
+from auscult.errors import InputError
 from auscult.parallel import ordered_map
 from auscult.progress import Tracker, emit
 from auscult.stages.label import LABELLED
@@ -29,6 +33,14 @@ class PrepConfig:
     validation_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 0
+    # Validation and test each need this many participants of each class for a verdict to mean anything.
+    min_participants_per_class: int = 10
+
+    @property
+    def participants_needed_per_class(self) -> int:
+        """Enough participants of a class that validation and test each get the minimum, and training more."""
+        smallest = min(self.validation_fraction, self.test_fraction)
+        return max(3 * self.min_participants_per_class, math.ceil(self.min_participants_per_class / smallest - 1e-9))
 
 
 WINDOWS_FILE = "windows.npy"
@@ -110,13 +122,38 @@ class WindowWriter:
         return self.handle.tell()
 
 
-def split_participants(people: pd.Series, config: PrepConfig) -> dict[str, str]:
-    """participant -> split, stratified by each participant's label (``people``: participant -> label)."""
-    rng = np.random.default_rng(config.seed)
+def participants_by_class(frame: pd.DataFrame) -> dict[str, int]:
+    """How many participants have usable, labelled recordings, per class (every class, zeros included)."""
+    frame = frame[(frame["status"] == table.OK) & (frame["label_status"] == LABELLED)]
+    counts = frame.groupby("label")["participant_id"].nunique()
+    return {cls: int(counts.get(cls, 0)) for cls in CLASSES}
+
+
+def require_enough_participants(frame: pd.DataFrame, config: PrepConfig = PrepConfig()) -> dict[str, int]:
+    """Participants per class, or an InputError saying the data cannot support a model, with the counts."""
+    counts = participants_by_class(frame)
+    needed = config.participants_needed_per_class
+    if min(counts.values()) < needed:
+        have = ", ".join(f"{cls}: {count} participants" for cls, count in counts.items())
+        raise InputError(
+            f"{have}; training needs at least {needed} of each (validation and test each need "
+            f"{config.min_participants_per_class} per class and take {config.validation_fraction:.0%} and "
+            f"{config.test_fraction:.0%}); add labelled recordings or lower min_participants_per_class"
+        )
+    return counts
+
+
+def split_participants(frame: pd.DataFrame, config: PrepConfig) -> dict[str, str]:
+    """participant -> split, stratified by label, for the usable labelled rows of ``frame``.
+
+    Participants are ordered by a hash of the seed and their first recording's id (a content hash), so the
+    split follows the data and the seed, not the keyed pseudonyms.
+    """
+    people = frame.groupby("participant_id").agg(label=("label", "first"), first=("recording_id", "min"))
+    people["order"] = [hashlib.sha256(f"{config.seed}:{first}".encode()).hexdigest() for first in people["first"]]
     assignment: dict[str, str] = {}
-    for cls in sorted(people.unique()):
-        members = sorted(people.index[people == cls])
-        rng.shuffle(members)
+    for cls in sorted(people["label"].unique()):
+        members = list(people[people["label"] == cls].sort_values("order").index)
         count = len(members)
         n_test = int(round(count * config.test_fraction)) if count >= 3 else 0
         n_validation = int(round(count * config.validation_fraction)) if count >= 3 else 0
@@ -143,9 +180,8 @@ def prep(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     usable = (frame["status"] == table.OK) & (frame["label_status"] == LABELLED)
-    people = frame[usable].groupby("participant_id")["label"].first()
-    assignment = split_participants(people, config)
     chosen = frame[usable]
+    assignment = split_participants(chosen, config)
     columns = ["recording_id", "participant_id", "split", "label", "window"]
     index_rows: list[tuple] = []
     extra = {name: pd.Series(pd.NA, index=frame.index, dtype=dtype) for name, dtype in table.PREP_COLUMNS.items()}

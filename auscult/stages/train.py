@@ -69,9 +69,12 @@ def predict(model: nn.Module, windows: SplitWindows, batch_size: int = 64) -> np
 
 
 def per_recording(index: pd.DataFrame, window_scores: np.ndarray) -> pd.DataFrame:
-    """Average window scores per recording: recording_id, label, score."""
+    """Average window scores per recording: recording_id, participant_id, label, score."""
     frame = index.assign(score=window_scores)
-    return frame.groupby("recording_id", sort=True).agg(label=("label", "first"), score=("score", "mean")).reset_index()
+    grouped = frame.groupby("recording_id", sort=True)
+    return grouped.agg(
+        participant_id=("participant_id", "first"), label=("label", "first"), score=("score", "mean")
+    ).reset_index()
 
 
 def train(

@@ -1,8 +1,11 @@
 """validate: is the trained model fit to serve? Metrics with confidence intervals, torch-vs-ONNX parity, a
 check in the serving runtime, and a comparison with the model in production. Blessed, or not, with reasons.
 
-Every figure is computed on the ONNX model, the artifact that will be served, at recording level (window
-probabilities averaged), on the held-out test participants.
+Every figure is computed on the ONNX model, the artifact that will be served, per recording (window
+probabilities averaged), on the held-out test participants; every interval is a bootstrap over participants
+(:mod:`auscult.assessment`). A model is blessed only on evidence: enough participants of each class in
+validation and test, the lower bound of its AUROC above the minimum, and the lower bound of its paired
+difference from production above the allowed regression.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from auscult import audio, layout, metrics, report
+from auscult import assessment, audio, layout, metrics, report
 from auscult.errors import InputError
 from auscult.model import ScreeningNet, export_onnx
 from auscult.registry import Registry
@@ -25,15 +28,17 @@ from auscult.stages.prep import Prepared, SplitWindows
 from auscult.stages.train import per_recording
 from auscult.task import CLASSES
 
-SUBGROUPS = ("sex", "age_band", "device", "source", "sound_type")
+# Besides the target, operating points the report shows (thresholds chosen on validation participants too).
+OTHER_SPECIFICITIES = (0.80, 0.95)
 
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    min_auroc: float = 0.80
+    min_auroc: float = 0.80  # the lower bound of the test AUROC's participant interval must reach it
     target_specificity: float = 0.90
+    min_participants_per_class: int = 10  # in each of validation and test
     parity_tolerance: float = 1e-4
-    max_regression: float = 0.02  # how much worse than production a candidate may be on the same test set
+    max_regression: float = 0.02  # lower bound of (candidate - production) AUROC on the same test participants
     bootstrap: int = 1000
     seed: int = 0
 
@@ -75,10 +80,8 @@ class Validation:
     blessed: bool
     reasons: list[str]
     metrics: dict[str, float]
-    roc: tuple[np.ndarray, np.ndarray, np.ndarray]
-    confusion: np.ndarray
-    subgroups: pd.DataFrame
-    scores: pd.DataFrame  # test recordings: recording_id, label, score
+    assessment: assessment.Assessment  # the test participants' figures, operating points and subgroups
+    splits: pd.DataFrame  # per split: participants and recordings of each class
     reference: dict = field(default_factory=dict)  # what monitoring compares production traffic with
 
     @property
@@ -116,23 +119,6 @@ def serving_check(predictor: Predictor, windows: SplitWindows) -> str | None:
     return None
 
 
-def subgroup_metrics(scores: pd.DataFrame, recordings: pd.DataFrame) -> pd.DataFrame:
-    joined = scores.merge(recordings[["recording_id", *SUBGROUPS]], on="recording_id")
-    rows = []
-    for column in SUBGROUPS:
-        for value, group in joined.groupby(joined[column].fillna("unknown")):
-            rows.append(
-                {
-                    "attribute": column,
-                    "value": str(value),
-                    "recordings": len(group),
-                    "positives": int(group["label"].sum()),
-                    "auroc": metrics.roc_auc(group["label"].to_numpy(), group["score"].to_numpy()),
-                }
-            )
-    return pd.DataFrame(rows, columns=["attribute", "value", "recordings", "positives", "auroc"])
-
-
 def reference_of(prepared: Prepared, scores: pd.DataFrame, limit: int = 2000) -> dict:
     """Training-time distributions of the input statistics and of the predicted positive probability."""
     train = prepared.table[prepared.table["split"] == "train"]
@@ -141,6 +127,13 @@ def reference_of(prepared: Prepared, scores: pd.DataFrame, limit: int = 2000) ->
         "input": {name: train[f"input_{name}"].dropna().astype(float).tolist()[:limit] for name in audio.STAT_NAMES},
         "prediction": scores["score"].astype(float).tolist()[:limit],
     }
+
+
+def split_counts(index: pd.DataFrame) -> pd.DataFrame:
+    """Participants and recordings of each class in each split (``index``: the prepared windows' index)."""
+    recordings = index.drop_duplicates("recording_id")
+    rows = [{"split": split, **assessment.counts(group)} for split, group in recordings.groupby("split")]
+    return pd.DataFrame(rows)
 
 
 def validate(
@@ -160,30 +153,21 @@ def validate(
     if len(test_windows) == 0:
         raise InputError("the test split is empty: too few labelled participants to validate; add recordings")
     scores = onnx_scores(predictor, test_windows, test_index)
-    labels, values = scores["label"].to_numpy(), scores["score"].to_numpy()
-    auroc = metrics.roc_auc(labels, values)
-    low, high = metrics.bootstrap_ci(labels, values, n=config.bootstrap, seed=config.seed)
-    # The operating threshold is chosen on validation participants, then applied to test ones.
+    # Operating thresholds are chosen on validation participants, then applied to test ones.
     chosen_on = onnx_scores(predictor, validation_windows, validation_index) if len(validation_windows) else scores
-    threshold = metrics.threshold_at_specificity(
-        chosen_on["label"].to_numpy(), chosen_on["score"].to_numpy(), config.target_specificity
-    )
-    sensitivity, specificity = metrics.sensitivity_specificity(labels, values, threshold)
-    max_difference = parity(model, predictor, test_windows)
-    figures = {
-        "auroc": auroc,
-        "auroc_ci_low": low,
-        "auroc_ci_high": high,
-        "sensitivity_at_target_specificity": sensitivity,
-        "specificity_at_threshold": specificity,
-        "target_specificity": config.target_specificity,
-        "threshold": threshold,
-        "brier": metrics.brier_score(labels, values),
-        "ece": metrics.expected_calibration_error(labels, values),
-        "onnx_max_abs_difference": max_difference,
-        "test_recordings": float(len(scores)),
-        "test_positives": float(labels.sum()),
+    thresholds = {
+        specificity: metrics.threshold_at_specificity(
+            chosen_on["label"].to_numpy(), chosen_on["score"].to_numpy(), specificity
+        )
+        for specificity in {config.target_specificity, *OTHER_SPECIFICITIES}
     }
+    result = assessment.assess(
+        scores, prepared.table, thresholds, config.target_specificity, config.bootstrap, config.seed
+    )
+    splits = split_counts(prepared.index)
+    figures = dict(result.figures)
+    for row in splits.itertuples(index=False):
+        figures |= {f"{row.split}_{k}": v for k, v in row._asdict().items() if k != "split"}
     reasons, blessed = [], True
 
     def check(passed: bool, text: str) -> None:
@@ -191,10 +175,22 @@ def validate(
         blessed &= passed
         reasons.append(("pass: " if passed else "FAIL: ") + text)
 
+    for split in ("validation", "test"):
+        found = {k: int(figures.get(f"{split}_{k}", 0)) for k in assessment.counts(scores.iloc[:0])}
+        fewest = min(found[f"{cls}_participants"] for cls in CLASSES)
+        check(
+            fewest >= config.min_participants_per_class,
+            f"{split}: {assessment.describe_counts(found)}, against a minimum of "
+            f"{config.min_participants_per_class} participants per class",
+        )
+    auroc, low, high = figures["auroc"], figures["auroc_ci_low"], figures["auroc_ci_high"]
     check(
-        not np.isnan(auroc) and auroc >= config.min_auroc,
-        f"test AUROC {auroc:.3f} (95% CI {low:.3f}-{high:.3f}) against a minimum of {config.min_auroc}",
+        not np.isnan(low) and low >= config.min_auroc,
+        f"test AUROC {auroc:.3f}, 95% CI over participants {low:.3f}-{high:.3f}: its lower bound against a "
+        f"minimum of {config.min_auroc}",
     )
+    max_difference = parity(model, predictor, test_windows)
+    figures["onnx_max_abs_difference"] = max_difference
     check(
         max_difference <= config.parity_tolerance,
         f"torch vs ONNX max abs difference {max_difference:.2e} (tolerance {config.parity_tolerance:.0e})",
@@ -203,46 +199,65 @@ def validate(
     check(problem is None, problem or "the serving runtime loads the model and answers a request")
     pointer = registry.production() if registry else None
     if pointer:
-        production = onnx_scores(
-            Predictor(registry.onnx(pointer["version"]), pointer["version"]), test_windows, test_index
-        )
-        production_auroc = metrics.roc_auc(production["label"].to_numpy(), production["score"].to_numpy())
-        figures["production_auroc"] = production_auroc
+        production = Predictor(registry.onnx(pointer["version"]), pointer["version"])
+        figures |= compare_with_production(scores, onnx_scores(production, test_windows, test_index), config)
+        difference_low = figures["auroc_difference_ci_low"]
         check(
-            np.isnan(production_auroc) or auroc >= production_auroc - config.max_regression,
-            f"AUROC {auroc:.3f} against production {pointer['version']} at {production_auroc:.3f} "
-            f"on the same test recordings (allowed regression {config.max_regression})",
+            np.isnan(difference_low) or difference_low >= -config.max_regression,
+            f"AUROC {auroc:.3f} against production {pointer['version']} at {figures['production_auroc']:.3f} on "
+            f"the same test participants: difference {figures['auroc_difference']:+.3f}, 95% CI "
+            f"{difference_low:+.3f} to {figures['auroc_difference_ci_high']:+.3f}; its lower bound against an "
+            f"allowed regression of {config.max_regression}",
         )
     else:
         reasons.append("pass: no model in production yet, nothing to compare with")
-    predicted = (values >= threshold).astype(int)
-    result = Validation(
+    validation = Validation(
         blessed=bool(blessed),
-        reasons=reasons,
+        reasons=reasons + result.notes,
         metrics={k: float(v) for k, v in figures.items()},
-        roc=metrics.roc_curve(labels, values),
-        confusion=metrics.confusion_matrix(labels, predicted, len(CLASSES)),
-        subgroups=subgroup_metrics(scores, prepared.table),
-        scores=scores,
+        assessment=result,
+        splits=splits,
         reference=reference_of(prepared, scores),
     )
-    result.verdict.save(folder)
-    return result
+    validation.verdict.save(folder)
+    return validation
+
+
+def compare_with_production(candidate: pd.DataFrame, production: pd.DataFrame, config: ValidateConfig) -> dict:
+    """The candidate's AUROC minus production's on the same test recordings, with a paired participant interval
+    (each resample scores both models on the same participants)."""
+    paired = candidate.merge(production[["recording_id", "score"]], on="recording_id", suffixes=("", "_production"))
+    labels, ours, theirs = (paired[c].to_numpy() for c in ("label", "score", "score_production"))
+
+    def difference(pick: np.ndarray) -> float:
+        return metrics.roc_auc(labels[pick], ours[pick]) - metrics.roc_auc(labels[pick], theirs[pick])
+
+    low, high = metrics.bootstrap_ci(
+        difference, assessment.participant_groups(paired), n=config.bootstrap, seed=config.seed
+    )
+    production_auroc = metrics.roc_auc(labels, theirs)
+    return {
+        "production_auroc": production_auroc,
+        "auroc_difference": metrics.roc_auc(labels, ours) - production_auroc,
+        "auroc_difference_ci_low": low,
+        "auroc_difference_ci_high": high,
+    }
 
 
 def report_html(result: Validation, history: list[dict] | None = None) -> str:
     import matplotlib.pyplot as plt
 
-    fpr, tpr, _ = result.roc
+    fpr, tpr, _ = result.assessment.roc
+    scores = result.assessment.scores
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     axes[0].plot(fpr, tpr, color="#4c72b0")
     axes[0].plot([0, 1], [0, 1], ":", color="grey")
     axes[0].set(title=f"ROC (AUROC {result.metrics['auroc']:.3f})", xlabel="1 - specificity", ylabel="sensitivity")
-    labels, scores = result.scores["label"].to_numpy(), result.scores["score"].to_numpy()
+    labels, values = scores["label"].to_numpy(), scores["score"].to_numpy()
     edges = np.linspace(0, 1, 11)
-    which = np.clip(np.digitize(scores, edges[1:-1]), 0, 9)
+    which = np.clip(np.digitize(values, edges[1:-1]), 0, 9)
     filled = [b for b in range(10) if (which == b).any()]
-    axes[1].plot([scores[which == b].mean() for b in filled], [labels[which == b].mean() for b in filled], "o-")
+    axes[1].plot([values[which == b].mean() for b in filled], [labels[which == b].mean() for b in filled], "o-")
     axes[1].plot([0, 1], [0, 1], ":", color="grey")
     axes[1].set(title=f"Calibration (ECE {result.metrics['ece']:.3f})", xlabel="predicted", ylabel="observed")
     if history:
@@ -251,6 +266,7 @@ def report_html(result: Validation, history: list[dict] | None = None) -> str:
         axes[2].legend()
         axes[2].set(title="Training", xlabel="epoch")
     plots = report.figure(fig)
+    split_columns = [c for c in result.splits.columns if c != "split"]
     return report.page(
         "auscult model validation",
         [
@@ -259,15 +275,14 @@ def report_html(result: Validation, history: list[dict] | None = None) -> str:
                 report.verdict(result.blessed, "blessed" if result.blessed else "not blessed")
                 + report.bullets(result.reasons),
             ),
-            ("Metrics (test participants, recording level)", report.table(["metric", "value"], result.metrics.items())),
-            ("Curves", plots),
             (
-                "Confusion matrix at the chosen threshold",
+                "Splits (by participant)",
                 report.table(
-                    ["true \\ predicted", *CLASSES],
-                    [[c, *row] for c, row in zip(CLASSES, result.confusion.tolist(), strict=True)],
+                    ["split", *(c.replace("_", " ") for c in split_columns)], result.splits.itertuples(index=False)
                 ),
             ),
-            ("Subgroups", report.table(list(result.subgroups.columns), result.subgroups.itertuples(index=False))),
+            *assessment.sections(result.assessment, "the test participants"),
+            ("Curves", plots),
+            ("All figures", report.table(["metric", "value"], result.metrics.items())),
         ],
     )

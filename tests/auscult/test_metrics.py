@@ -24,8 +24,41 @@ def test_bootstrap_interval_contains_the_estimate():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 300)
     scores = labels * 0.4 + rng.random(300)
-    low, high = metrics.bootstrap_ci(labels, scores, n=300)
+    low, high = metrics.auroc_ci(labels, scores, np.arange(300), n=300)
     assert low < metrics.roc_auc(labels, scores) < high
+
+
+def test_the_cluster_bootstrap_draws_people_not_recordings():
+    """Participant A has three recordings scoring 1, B one scoring 0. Drawing two people with replacement gives
+    AA (mean 1), AB or BA (3 of 4 recordings: 0.75) and BB (0) with probabilities 1/4, 1/2, 1/4. Drawing four
+    recordings instead gives a mean of 0 only with probability (1/4)^4."""
+    values = np.array([1.0, 1.0, 1.0, 0.0])
+    people = np.array(["A", "A", "A", "B"])
+    means = np.array([values[pick].mean() for pick in metrics.group_resamples(people, n=4000, seed=0)])
+    shares = {v: np.mean(means == v) for v in (1.0, 0.75, 0.0)}
+    assert shares == pytest.approx({1.0: 0.25, 0.75: 0.5, 0.0: 0.25}, abs=0.03)
+    assert metrics.bootstrap_ci(lambda pick: values[pick].mean(), people, n=4000) == (0.0, 1.0)
+    recordings_low, _ = metrics.bootstrap_ci(lambda pick: values[pick].mean(), np.arange(4), n=4000)
+    assert recordings_low >= 0.25
+
+
+def test_a_participant_s_recordings_stay_together_and_their_order_does_not_matter():
+    people = np.array(["p2", "p1", "p2", "p3", "p1", "p2"])
+    for pick in metrics.group_resamples(people, n=50, seed=1):
+        drawn = people[pick]
+        for person in set(drawn):
+            assert np.sum(drawn == person) % np.sum(people == person) == 0
+    # Renaming people in the same order changes nothing: intervals follow data, not pseudonyms.
+    renamed = np.array(["b", "a", "b", "c", "a", "b"])
+    first = [p.tolist() for p in metrics.group_resamples(people, n=20, seed=5)]
+    assert first == [p.tolist() for p in metrics.group_resamples(renamed, n=20, seed=5)]
+
+
+def test_an_interval_that_cannot_be_had_warns():
+    labels = np.array([1, 1, 1])
+    with pytest.warns(UserWarning, match="undefined"):
+        low, high = metrics.auroc_ci(labels, np.array([0.1, 0.2, 0.3]), np.arange(3), n=20)
+    assert np.isnan(low) and np.isnan(high)
 
 
 def test_threshold_meets_the_specificity():

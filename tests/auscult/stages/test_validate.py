@@ -1,16 +1,20 @@
+import json
 from html import escape
 
 import pytest
 
 from auscult import report
 from auscult.registry import Registry
+from auscult.stages.prep import Prepared
 from auscult.stages.validate import ValidateConfig, Verdict, report_html, validate
+
+SMALL = {"min_participants_per_class": 1, "bootstrap": 200}  # the test cohort is small
 
 
 @pytest.fixture(scope="module")
 def validation(trained, prepared, tmp_path_factory):
     folder = tmp_path_factory.mktemp("validate")
-    return validate(trained.model, prepared, folder, None, ValidateConfig(min_auroc=0.5, bootstrap=200)), folder
+    return validate(trained.model, prepared, folder, None, ValidateConfig(min_auroc=0.5, **SMALL)), folder
 
 
 def test_metrics_and_parity(validation):
@@ -20,45 +24,68 @@ def test_metrics_and_parity(validation):
     assert m["auroc_ci_low"] <= m["auroc"] <= m["auroc_ci_high"]
     assert m["onnx_max_abs_difference"] < 1e-4
     assert 0 <= m["sensitivity_at_target_specificity"] <= 1
-    assert result.confusion.sum() == m["test_recordings"]
-    assert set(result.subgroups["attribute"]) >= {"sex", "device"}
+    assert m["sensitivity_ci_low"] <= m["sensitivity_at_target_specificity"] <= m["sensitivity_ci_high"]
+    assert result.assessment.confusion.sum() == m["test_negative_recordings"] + m["test_positive_recordings"]
+    assert set(result.assessment.subgroups["attribute"]) >= {"sex", "device"}
+    assert {"positive_participants", "negative_recordings"} <= set(result.assessment.subgroups.columns)
     assert set(result.reference["input"]) == {"duration_s", "rms_dbfs", "zero_crossing_rate", "spectral_centroid_hz"}
+
+
+def test_every_split_reports_participants_and_recordings_per_class(validation):
+    result, _ = validation
+    assert set(result.splits["split"]) == {"train", "validation", "test"}
+    for row in result.splits.itertuples():
+        assert 0 < row.positive_participants <= row.positive_recordings
+        assert 0 < row.negative_participants <= row.negative_recordings
 
 
 def test_the_verdict_is_saved_beside_the_model_for_deploy(validation):
     result, folder = validation
     saved = Verdict.load(folder)
-    assert saved == result.verdict
-    assert saved.reference["stats_version"] == result.reference["stats_version"]
+    assert json.dumps(saved.__dict__) == json.dumps(result.verdict.__dict__)
 
 
 def test_reasons_cover_every_check(validation):
     result, _ = validation
     text = "\n".join(result.reasons)
-    for words in ("AUROC", "ONNX", "serving runtime", "production"):
+    for words in ("validation:", "test:", "lower bound", "ONNX", "serving runtime", "production"):
         assert words in text
 
 
 def test_an_unreachable_bar_is_not_blessed(trained, prepared, tmp_path):
-    result = validate(trained.model, prepared, tmp_path, None, ValidateConfig(min_auroc=1.01, bootstrap=50))
+    result = validate(trained.model, prepared, tmp_path, None, ValidateConfig(min_auroc=1.01, **SMALL))
     assert not result.blessed
     assert any(r.startswith("FAIL: test AUROC") for r in result.reasons)
 
 
-def test_comparison_with_production(trained, prepared, tmp_path, store, validation):
+def test_a_verdict_drawn_from_two_test_recordings_is_never_blessed(trained, prepared, tmp_path):
+    """Whatever its AUROC: one test recording of each class is no evidence."""
+    test = prepared.index[prepared.index["split"] == "test"]
+    keep = [test.loc[test["label"] == c, "recording_id"].iloc[0] for c in (0, 1)]
+    index = prepared.index.copy()
+    index.loc[(index["split"] == "test") & ~index["recording_id"].isin(keep), "split"] = "train"
+    two = Prepared(prepared.table, prepared.windows, index)
+    result = validate(trained.model, two, tmp_path, None, ValidateConfig(min_auroc=0.0, bootstrap=200))
+    assert not result.blessed
+    assert result.metrics["test_positive_recordings"] + result.metrics["test_negative_recordings"] == 2
+    assert any(r.startswith("FAIL: test: 1 negative participants") and "minimum of 10" in r for r in result.reasons)
+
+
+def test_comparison_with_production_is_paired_on_the_same_participants(trained, prepared, tmp_path, store, validation):
     _, folder = validation
     registry = Registry(store)
     registry.promote(registry.register(Verdict.onnx(folder), {}, {}), "test")
-    result = validate(
-        trained.model, prepared, tmp_path / "candidate", registry, ValidateConfig(min_auroc=0.5, bootstrap=50)
-    )
-    assert result.metrics["production_auroc"] == pytest.approx(result.metrics["auroc"], abs=1e-6)
-    assert any("against production" in r for r in result.reasons)
+    result = validate(trained.model, prepared, tmp_path / "candidate", registry, ValidateConfig(min_auroc=0.5, **SMALL))
+    m = result.metrics
+    assert m["production_auroc"] == pytest.approx(m["auroc"], abs=1e-6)
+    assert m["auroc_difference_ci_low"] == pytest.approx(0, abs=1e-6) == m["auroc_difference_ci_high"]
+    assert any("against production" in r and "lower bound" in r for r in result.reasons if r.startswith("pass"))
 
 
-def test_report_has_plots_and_verdict(validation, trained):
+def test_report_has_plots_verdict_and_counts(validation, trained):
     result, _ = validation
     html = report_html(result, trained.history)
     assert "data:image/png;base64" in html
     assert report.verdict(result.blessed, "blessed" if result.blessed else "not blessed") in html
     assert all(escape(reason) in html for reason in result.reasons)
+    assert "95% CI over participants" in html and "Operating points" in html and "positive participants" in html
