@@ -27,7 +27,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from auscult.errors import InputError
 
@@ -233,7 +233,7 @@ def open_store(uri: str) -> ObjectStore:
     if parsed.scheme == "s3":
         return S3Store(parsed.netloc, parsed.path)
     if parsed.scheme in ("file", ""):
-        return FileStore(parsed.path if parsed.scheme else uri)
+        return FileStore(unquote(parsed.path) if parsed.scheme else uri)
     raise InputError(f"unsupported store URI {uri!r}: use file:///path or s3://bucket/prefix")
 
 
@@ -241,7 +241,7 @@ def read_uri(uri: str) -> bytes:
     """The bytes of one object named by its full URI."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
-        return Path(parsed.path).read_bytes()
+        return Path(unquote(parsed.path)).read_bytes()
     if parsed.scheme == "s3":
         return _bucket(parsed.netloc).get(parsed.path.lstrip("/"))
     raise ValueError(f"unsupported object URI {uri!r}")

@@ -154,6 +154,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from auscult.evaluate import evaluate, report_html, summary_lines
+    from auscult.registry import Registry
+    from auscult.stages.ingest import parse_source
+    from auscult.store import open_store
+    from pipelines.console import Console
+
+    for spec in args.source:
+        parse_source(spec)
+    registry = Registry(open_store(args.store or (args.workdir / "store").resolve().as_uri()))
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    with Console(args.workdir / "logs" / f"evaluate-{stamp}.log") as console:
+        result = evaluate(registry, args.source, args.version, bootstrap=args.bootstrap, progress=console.hear)
+        report = args.report or args.workdir / "evaluations" / f"{result.version}-{stamp}.html"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(report_html(result))
+        console.lines([*summary_lines(result), f"report: {report}"])
+    return 0
+
+
 def _monitor(args: argparse.Namespace) -> int:
     from auscult import layout
     from auscult.registry import Registry
@@ -346,6 +366,24 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--version", help="a registered version instead of the production one")
     serve.add_argument("--port", type=int, default=contract.HTTP_PORT, help="HTTP port on 127.0.0.1")
     serve.set_defaults(handler=_serve)
+
+    evaluate = _command(
+        commands,
+        "evaluate",
+        "score a registered model on recordings it has never seen",
+        "External validation: read any source the pipeline accepts (checked, quarantined and labelled as in "
+        "training), score it with the serving runtime, and report AUROC with a 95% CI over participants and "
+        "sensitivity and specificity at the operating point the model was registered with, per subgroup too.",
+    )
+    evaluate.add_argument(
+        "--source", action="append", required=True, metavar="PATH", help="dataset folder or CSV manifest; repeatable"
+    )
+    evaluate.add_argument("--version", help="a registered version (default: the production one)")
+    evaluate.add_argument("--store", help="object store URI holding the registry (default: the store in --workdir)")
+    evaluate.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="a local run's workdir; logs, report")
+    evaluate.add_argument("--report", type=Path, help="where to write the HTML report (default: under --workdir)")
+    evaluate.add_argument("--bootstrap", type=int, default=1000, help="participant resamples for each interval")
+    evaluate.set_defaults(handler=_evaluate)
 
     monitor = _command(
         commands,

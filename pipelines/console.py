@@ -48,6 +48,7 @@ class Console:
         self.verbose = verbose
         self.interactive = self.terminal.isatty() if interactive is None else interactive
         self._bar_shown = False
+        self._started = time.perf_counter()
 
     def line(self, text: str) -> None:
         """A line for the person (and the log)."""
@@ -55,6 +56,13 @@ class Console:
         self._clear_bar()
         self.terminal.write(text + "\n")
         self.terminal.flush()
+
+    def hear(self, line: str) -> None:
+        """A progress line of work running in this process: kept in the log, drawn as a bar."""
+        self.log.write(line + "\n")
+        event = progress.parse(line)
+        if isinstance(event, progress.Step):
+            self.bar(event, time.perf_counter() - self._started)
 
     def lines(self, texts: list[str]) -> None:
         for text in texts:

@@ -9,7 +9,7 @@ from auscult import layout
 from pipelines.cli import main, parser
 
 
-@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor", "submit"])
+@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor", "submit", "evaluate"])
 def test_help_explains_each_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -112,7 +112,7 @@ def test_readme_and_help_say_the_same():
         assert f"| `auscult {action.dest}` | {action.help} |" in readme, action.dest
 
 
-@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor", "submit"])
+@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor", "submit", "evaluate"])
 def test_every_option_has_help_and_one_default(command):
     commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
     sub = commands.choices[command]
@@ -139,3 +139,28 @@ def test_run_s_defaults_are_the_loop_s():
         "min_participants_per_class",
     ):
         assert getattr(args, name) == getattr(defaults, name), name
+
+
+def test_a_source_with_one_class_stops_after_label_with_the_counts(tmp_path):
+    from auscult import synth
+
+    synth.generate(tmp_path / "cohort", synth.CohortSpec(participants=12, seed=1))
+    manifest = tmp_path / "negatives.csv"
+    rows = ["path,label,participant"] + [
+        f"{path},negative,{path.parent.name}" for path in sorted((tmp_path / "cohort").glob("*/*/*.wav"))
+    ]
+    manifest.write_text("\n".join(rows) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--source", str(manifest), "--workdir", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("auscult run: label failed: negative: ")
+    assert "positive: 0 participants; training needs at least 67 of each" in line
+    assert "Traceback" not in result.stdout + result.stderr
+    shown = result.stdout
+    assert "  curate " in shown and "  prep " not in shown, "the run stops after label"
+    assert "label failed" in (tmp_path / "w" / "report.html").read_text()

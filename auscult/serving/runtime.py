@@ -62,9 +62,13 @@ class Predictor:
         """Class probabilities for a batch of windows (n, samples)."""
         return self.session.run(["probabilities"], {"waveform": np.ascontiguousarray(windows, dtype=np.float32)})[0]
 
+    def probabilities(self, wave: np.ndarray) -> np.ndarray:
+        """Class probabilities of a prepared 16 kHz waveform: the mean over its model windows."""
+        return self.windows_scores(audio.windows(wave)).mean(axis=0)
+
     def answer(self, message: object) -> Answer:
         wave, tags = parse(message)
-        probabilities = self.windows_scores(audio.windows(wave)).mean(axis=0)
+        probabilities = self.probabilities(wave)
         return Answer(
             request_id=str(tags.pop("request_id", None) or uuid.uuid4()),
             probabilities=[float(p) for p in probabilities],

@@ -131,3 +131,10 @@ def test_an_s3_store_without_an_endpoint_says_what_to_set(monkeypatch):
     monkeypatch.delenv(ENDPOINT, raising=False)
     with pytest.raises(InputError, match=ENDPOINT):
         open_store("s3://bucket/prefix")
+
+
+def test_a_folder_whose_name_needs_quoting_in_a_uri(tmp_path):
+    store = FileStore(tmp_path / "my store #1")
+    uri = store.put("a.bin", b"x")
+    assert "%20" in uri and read_uri(uri) == b"x"
+    assert open_store(store.root).get("a.bin") == b"x"

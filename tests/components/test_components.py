@@ -7,11 +7,11 @@ import components
 EXPECTED = {
     "ingest": ({"sources", "store_uri"}, {"table", "metrics"}),
     "curate": ({"table", "store_uri"}, {"curated", "profile", "metrics"}),
-    "label": ({"table", "class_map"}, {"labelled", "review_queue", "metrics"}),
+    "label": ({"table", "class_map", "min_participants_per_class"}, {"labelled", "review_queue", "metrics"}),
     "prep": ({"table", "seed"}, {"prepared", "metrics"}),
     "train": ({"prepared", "epochs", "seed"}, {"model", "metrics"}),
     "validate": (
-        {"model", "prepared", "store_uri", "min_auroc"},
+        {"model", "prepared", "store_uri", "min_auroc", "min_participants_per_class"},
         {"onnx_model", "metrics", "classification", "report", "Output"},
     ),
     "deploy": (

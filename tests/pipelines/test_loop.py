@@ -19,8 +19,15 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch):
     # A fixed key fixes the participant split; 48 participants and 10 epochs learn the synthetic difference
     # reliably (AUROC 1.0 under four different keys), 36 and 6 did not.
     monkeypatch.setenv(PSEUDONYM_KEY_ENV, "e2e-test-key")
+    # A small cohort: validation and test hold a few participants of each class, not the default ten.
     config = LoopConfig(
-        workdir=tmp_path / "run", participants=48, traffic_participants=12, epochs=10, min_auroc=0.6, effect=1.0
+        workdir=tmp_path / "run",
+        participants=48,
+        traffic_participants=12,
+        epochs=10,
+        min_auroc=0.6,
+        effect=1.0,
+        min_participants_per_class=3,
     )
     terminal = io.StringIO()
     with Console(tmp_path / "run.log", terminal=terminal) as console:

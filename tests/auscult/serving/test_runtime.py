@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from auscult import audio
-from auscult.serving.runtime import BadRequest, parse
+from auscult.serving.runtime import MAX_FILE_CHARS, BadRequest, parse
 
 WAVE = (0.2 * np.sin(np.arange(16000) / 3.0)).astype(np.float32)
 
@@ -49,3 +49,28 @@ def test_malformed_requests_are_refused_with_a_reason(message, words):
 def test_overlong_audio_is_refused():
     with pytest.raises(BadRequest, match="longer than 60 s"):
         parse({"data": {"ndarray": [0.1] * (61 * 16000)}})
+
+
+def _tone_file(seconds: float, rate: int = 8000) -> str:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 300 * t) * (1 + np.sin(2 * np.pi * 0.5 * t))).astype(np.float32) / 2
+    return base64.b64encode(audio.encode_wav(wave, rate)).decode()
+
+
+def test_one_duration_limit_for_training_and_serving():
+    """A recording curate would keep is served; one it would quarantine as too long is refused."""
+    from auscult.stages.curate import QualityRules, judge, measure
+
+    just_under = _tone_file(audio.MAX_DURATION_S - 0.5)
+    too_long = _tone_file(audio.MAX_DURATION_S + 0.5)
+    wave, _ = parse({"binData": just_under})
+    assert len(wave) > 50 * audio.SAMPLE_RATE
+    assert judge(measure(base64.b64decode(just_under)), QualityRules()) is None
+    assert "too long" in judge(measure(base64.b64decode(too_long)), QualityRules())
+    with pytest.raises(BadRequest, match=f"longer than {audio.MAX_DURATION_S:.0f} s"):
+        parse({"binData": too_long})
+
+
+def test_a_body_larger_than_the_longest_recording_is_refused_before_decoding():
+    with pytest.raises(BadRequest, match="larger than"):
+        parse({"binData": "A" * (MAX_FILE_CHARS + 4)})

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from auscult import progress
-from auscult.stages.prep import Prepared, PrepConfig, prep
+from auscult.errors import InputError
+from auscult.stages.prep import Prepared, PrepConfig, participants_by_class, prep, require_enough_participants
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -60,3 +61,34 @@ def test_nothing_usable_gives_an_empty_but_loadable_result(labelled, tmp_path):
     assert result.windows.shape == (0, 32000) and len(result.index) == 0
     assert result.table["split"].isna().all()
     assert Prepared.load(tmp_path).windows.shape == (0, 32000)
+
+
+def test_the_split_follows_the_data_and_the_seed_not_the_pseudonym_key(cohort, tmp_path):
+    """Two workspaces with different keys split the same recordings the same way."""
+    from auscult.stages.curate import curate
+    from auscult.stages.ingest import ingest
+    from auscult.stages.label import label
+    from auscult.store import FileStore
+
+    splits = []
+    for key in (b"one key", b"another key"):
+        store = FileStore(tmp_path / key.decode())
+        frame, _ = ingest([str(cohort)], store, key, progress=lambda _: None)
+        labelled = label(curate(frame, store, progress=lambda _: None)[0])
+        result = prep(labelled, tmp_path / f"prep-{key.decode()}", progress=lambda _: None)
+        splits.append(result.table.set_index("recording_id")["split"].sort_index())
+    assert splits[0].equals(splits[1])
+    assert set(splits[0].dropna()) == {"train", "validation", "test"}
+
+
+def test_too_few_participants_of_a_class_is_refused_with_the_counts(labelled):
+    counts = participants_by_class(labelled)
+    assert min(counts.values()) > 3
+    assert require_enough_participants(labelled, PrepConfig(min_participants_per_class=1)) == counts
+    with pytest.raises(
+        InputError, match=r"negative: \d+ participants, positive: \d+ participants; training needs at least 67 of each"
+    ):
+        require_enough_participants(labelled, PrepConfig())
+    one_class = labelled.assign(label=labelled["label"].where(labelled["label"] != "positive"))
+    with pytest.raises(InputError, match="positive: 0 participants"):
+        require_enough_participants(one_class, PrepConfig(min_participants_per_class=1))

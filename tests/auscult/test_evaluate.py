@@ -1,0 +1,49 @@
+"""External evaluation of a registered model on a source it has never seen."""
+
+import pytest
+
+from auscult.errors import InputError
+from auscult.evaluate import evaluate, report_html, summary_lines
+from auscult.model import export_onnx
+from auscult.registry import Registry
+from auscult.stages.deploy import model_card
+from pipelines.cli import main
+
+
+@pytest.fixture
+def registry(trained, store, tmp_path):
+    export_onnx(trained.model, tmp_path / "candidate.onnx")
+    registry = Registry(store)
+    metrics = {"threshold": 0.5, "target_specificity": 0.9, "auroc": 0.9}
+    version = registry.register((tmp_path / "candidate.onnx").read_bytes(), model_card(metrics, [], b"t"), {})
+    registry.promote(version, "test")
+    return registry
+
+
+def test_a_source_is_scored_per_participant_at_the_registered_operating_point(registry, cohort, labelled):
+    result = evaluate(registry, [str(cohort)], bootstrap=200, progress=lambda _: None)
+    f = result.assessment.figures
+    usable = (labelled["status"] == "ok") & (labelled["label_status"] == "labelled")
+    assert f["negative_recordings"] + f["positive_recordings"] == usable.sum()
+    assert f["positive_participants"] < f["positive_recordings"], "several recordings per participant"
+    assert result.quarantined == (labelled["status"] != "ok").sum()
+    assert result.operating_point == {"threshold": 0.5, "target_specificity": 0.9}
+    assert f["threshold"] == 0.5
+    assert f["auroc_ci_low"] <= f["auroc"] <= f["auroc_ci_high"]
+    assert f["sensitivity_ci_low"] <= f["sensitivity_at_target_specificity"] <= f["sensitivity_ci_high"]
+    assert "95% CI over participants" in "\n".join(summary_lines(result))
+    assert "Subgroups" in report_html(result)
+
+
+def test_an_unknown_version_is_an_input_error(registry, cohort):
+    with pytest.raises(InputError, match="no version 'v9999'"):
+        evaluate(registry, [str(cohort)], version="v9999", progress=lambda _: None)
+
+
+def test_the_command_prints_the_figures_and_writes_a_report(registry, cohort, tmp_path, capsys):
+    report = tmp_path / "evaluation.html"
+    args = ["evaluate", "--source", str(cohort), "--store", registry.store.root, "--workdir", str(tmp_path / "w")]
+    assert main([*args, "--report", str(report), "--bootstrap", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "AUROC" in out and "sensitivity" in out and "at the model's operating point (threshold 0.500" in out
+    assert report.is_file()
