@@ -38,7 +38,7 @@ def counts(scores: pd.DataFrame) -> dict[str, int]:
 
 def describe_counts(found: dict[str, int]) -> str:
     return ", ".join(
-        f"{found[f'{cls}_participants']} {cls} participants ({found[f'{cls}_recordings']} recordings)"
+        f"{int(found[f'{cls}_participants'])} {cls} participants ({int(found[f'{cls}_recordings'])} recordings)"
         for cls in CLASSES
     )
 

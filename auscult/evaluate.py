@@ -71,8 +71,10 @@ def evaluate(
         curated, _ = curate(frame, store, progress=progress)
         labelled = label(curated, class_map)
         usable = labelled[(labelled["status"] == table.OK) & (labelled["label_status"] == LABELLED)]
-        if usable.empty:
-            raise InputError(f"no usable, labelled recording in {', '.join(sources)}: nothing to evaluate")
+        per_class = usable.groupby("label")["participant_id"].nunique()
+        if any(per_class.get(cls, 0) == 0 for cls in CLASSES):
+            found = ", ".join(f"{cls}: {int(per_class.get(cls, 0))} participants" for cls in CLASSES)
+            raise InputError(f"{', '.join(sources)} has {found}: an evaluation needs recordings of each class")
         predictor = Predictor(registry.onnx(version), version)
         values = list(
             ordered_map(

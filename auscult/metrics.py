@@ -79,7 +79,7 @@ def auroc_ci(
 def threshold_at_specificity(labels: np.ndarray, scores: np.ndarray, specificity: float) -> float:
     """The lowest threshold whose specificity is at least ``specificity``."""
     fpr, _, thresholds = roc_curve(labels, scores)
-    allowed = np.flatnonzero(fpr <= 1 - specificity)
+    allowed = np.flatnonzero(fpr <= 1 - specificity + 1e-9)  # 1 - 0.9 is 0.0999...98 in floating point
     return float(thresholds[allowed[-1]])
 
 

@@ -1,3 +1,8 @@
-"""The screening task: its classes, in the order of the model's outputs."""
+"""The screening task: its classes, in the order of the model's outputs, and the evidence a verdict needs."""
 
 CLASSES = ("negative", "positive")
+
+# A model is blessed only when validation and test each hold this many participants of each class ...
+MIN_PARTICIPANTS_PER_CLASS = 10
+# ... and the lower bound of its test AUROC's 95% interval over participants reaches this.
+MIN_AUROC = 0.80

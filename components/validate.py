@@ -21,6 +21,8 @@ def validate(
     Returns whether the model is blessed (a single output: KFP's local runner resolves conditions on it);
     the reasons are in the report and in the verdict saved beside the ONNX model.
     """
+    import math
+
     from auscult.progress import Note, emit, task
     from auscult.registry import Registry
     from auscult.stages.prep import Prepared
@@ -39,9 +41,11 @@ def validate(
             Registry(open_store(store_uri)),
             ValidateConfig(min_auroc=min_auroc, min_participants_per_class=min_participants_per_class),
         )
-        onnx_model.metadata.update({"framework": "onnx", "blessed": result.blessed, **result.metrics})
-        for name, value in result.metrics.items():
-            metrics.log_metric(name, round(value, 4))
+        # An undefined figure (NaN: an interval with too few participants) is left out: it is not a number.
+        figures = {name: round(value, 4) for name, value in result.metrics.items() if math.isfinite(value)}
+        onnx_model.metadata.update({"framework": "onnx", "blessed": result.blessed, **figures})
+        for name, value in figures.items():
+            metrics.log_metric(name, value)
         fpr, tpr, thresholds = result.assessment.roc
         classification.log_roc_curve(fpr.tolist(), tpr.tolist(), [min(1.0, float(t)) for t in thresholds])
         classification.log_confusion_matrix(list(CLASSES), result.assessment.confusion.tolist())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from auscult import __version__
 from auscult.serving import contract
+from auscult.task import MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
 
 DEFAULT_WORKDIR = Path(".auscult/run")
 LOGS = Path(".auscult/logs")  # where commands without a workdir keep the traceback of a failure
@@ -291,13 +292,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--min-auroc",
         type=float,
-        default=0.80,
+        default=MIN_AUROC,
         help="what the lower bound of the test AUROC's 95%% CI (over participants) must reach to bless a model",
     )
     run.add_argument(
         "--min-participants-per-class",
         type=int,
-        default=10,
+        default=MIN_PARTICIPANTS_PER_CLASS,
         help="participants of each class that validation and test each need; the run stops after label when "
         "the data cannot provide them",
     )

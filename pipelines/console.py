@@ -20,6 +20,7 @@ from auscult import progress
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_STARTED = re.compile(r"Executing task '(?P<task>[^']+)'")
 _TASK_FINISHED = re.compile(r"Task '(?P<task>[^']+)' finished with status (?P<status>[A-Z]+)")
+_KFP_LOG = re.compile(r"^\d\d:\d\d:\d\d\.\d+ - [A-Z]+ - ")  # the local runner's own lines, not a task's
 BAR_WIDTH = 24
 
 
@@ -93,9 +94,12 @@ class Console:
         ``finished(task, seconds)`` gives the line to show when a task succeeds.
         """
         watcher = TaskWatcher(self, finished)
-        with contextlib.redirect_stdout(watcher), contextlib.redirect_stderr(watcher):
-            yield watcher
-        watcher.flush()
+        try:
+            with contextlib.redirect_stdout(watcher), contextlib.redirect_stderr(watcher):
+                yield watcher
+        finally:
+            watcher.write("\n" if watcher._pending else "")
+            watcher.flush()
 
     def close(self) -> None:
         self._clear_bar()
@@ -160,7 +164,7 @@ class TaskWatcher(io.TextIOBase):
             self.console.bar(event, time.perf_counter() - self.started, note)
         elif isinstance(event, progress.Note):
             self._notes[event.stage] = event.text
-        if self.task and line.strip() and event is None:
+        if self.task and line.strip() and event is None and not _KFP_LOG.match(line):
             self.last_words[self.task] = line.strip()
 
     def _show(self, text: str) -> None:

@@ -18,6 +18,7 @@ from auscult.stages.curate import reason_counts
 from auscult.stages.label import DEFAULT_CLASS_MAP, invert
 from auscult.stages.validate import Verdict
 from auscult.store import open_store
+from auscult.task import MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
 from pipelines.console import Console, StageFailed
 from pipelines.local import RunResult, Workspace, run_monitor, run_training
 
@@ -34,8 +35,8 @@ class LoopConfig:
     effect: float = synth.CohortSpec.effect  # how different the classes sound in the synthetic cohort
     epochs: int = 10
     seed: int = 0
-    min_auroc: float = 0.80
-    min_participants_per_class: int = 10
+    min_auroc: float = MIN_AUROC
+    min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS
     retrain: bool = True
 
     @property
@@ -78,7 +79,13 @@ def synthetic_sources(folder: Path, config: LoopConfig, console: Console) -> tup
     """The training cohort and a later, shifted cohort (new phones) that production will hear."""
     cohort, shifted = folder / "cohort", folder / "cohort-shifted"
     specs = (
-        (cohort, synth.CohortSpec(participants=config.participants, seed=config.seed, effect=config.effect)),
+        # Balanced classes, so that any seed's cohort clears the participant minimums.
+        (
+            cohort,
+            synth.CohortSpec(
+                participants=config.participants, seed=config.seed, effect=config.effect, positive_fraction=0.5
+            ),
+        ),
         (
             shifted,
             synth.CohortSpec(
@@ -138,21 +145,18 @@ def send_traffic(url: str, cohort: Path, console: Console) -> Traffic:
 
 
 def run_loop(config: LoopConfig, console: Console) -> LoopResult:
-    """The loop; ``console`` hears each stage and keeps the full log. Raises StageFailed when a task fails,
-    after writing why into the run report."""
+    """The loop; ``console`` hears each stage and keeps the full log. Raises StageFailed when a task fails;
+    whatever stops it, the run report says why."""
     try:
         return _loop(config, console)
-    except StageFailed as failure:
+    except Exception as error:
+        what, why = (
+            (f"{error.stage} failed", error.cause) if isinstance(error, StageFailed) else ("failed", repr(error))
+        )
         (config.workdir / "report.html").write_text(
             report.page(
                 "auscult: the run stopped",
-                [
-                    (
-                        f"{failure.stage} failed",
-                        report.verdict(False, "not finished")
-                        + report.bullets([failure.cause, f"log: {failure.log_path}"]),
-                    )
-                ],
+                [(what, report.verdict(False, "not finished") + report.bullets([why, f"log: {console.log_path}"]))],
             )
         )
         raise

@@ -8,6 +8,7 @@ compiles for a cluster, where ``Placement`` puts training on GPU nodes and wires
 from kfp import dsl
 
 from auscult.stages.label import DEFAULT_CLASS_MAP
+from auscult.task import MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
 from components import curate, deploy, ingest, label, monitor, prep, train, validate
 from components.image import SERVING_IMAGE
 from pipelines.placement import Placement, on_gpu, sized, with_pseudonym_key, with_store
@@ -24,8 +25,8 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         sources: list = ["telemetry"],  # noqa: B006 - KFP reads defaults from the signature
         epochs: int = 10,
         seed: int = 0,
-        min_auroc: float = 0.80,
-        min_participants_per_class: int = 10,
+        min_auroc: float = MIN_AUROC,
+        min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS,
         class_map: dict = DEFAULT_CLASS_MAP,
         serving_image: str = SERVING_IMAGE,
         serving_gpus: int = 1,

@@ -132,7 +132,8 @@ def _from_file(value: object) -> np.ndarray:
         raise BadRequest("'binData' must be a base64 string")
     if len(value) > MAX_FILE_CHARS:
         raise BadRequest(
-            f"'binData' is larger than a {audio.MAX_DURATION_S:.0f}-s recording can be ({MAX_FILE_CHARS} characters)"
+            f"'binData' is longer than the {MAX_FILE_CHARS} characters this server accepts (a "
+            f"{audio.MAX_DURATION_S:.0f}-s recording at 48 kHz, stereo, 32-bit)"
         )
     try:
         data = base64.b64decode(value, validate=True)

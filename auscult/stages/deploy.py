@@ -154,7 +154,7 @@ instance_group [{{ kind: KIND_AUTO }}]
 
 def publish_for_triton(registry: Registry, version: str) -> str:
     """Triton's model-repository layout (config.pbtxt, 1/model.onnx) beside the registry entry."""
-    base = layout.triton_model(registry.name, version)
+    base = layout.triton_model(contract.MODEL_NAME, version)
     registry.store.put_if_absent(f"{base}/{layout.TRITON_CONFIG_FILE}", TRITON_CONFIG.encode())
     registry.store.put_if_absent(f"{base}/1/{layout.ONNX_FILE}", registry.onnx(version))
     return registry.store.uri(base)

@@ -23,7 +23,7 @@ from auscult.parallel import ordered_map
 from auscult.progress import Tracker, emit
 from auscult.stages.label import LABELLED
 from auscult.store import read_uri
-from auscult.task import CLASSES
+from auscult.task import CLASSES, MIN_PARTICIPANTS_PER_CLASS
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,14 @@ class PrepConfig:
     test_fraction: float = 0.15
     seed: int = 0
     # Validation and test each need this many participants of each class for a verdict to mean anything.
-    min_participants_per_class: int = 10
+    min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS
 
     @property
     def participants_needed_per_class(self) -> int:
         """Enough participants of a class that validation and test each get the minimum, and training more."""
         smallest = min(self.validation_fraction, self.test_fraction)
-        return max(3 * self.min_participants_per_class, math.ceil(self.min_participants_per_class / smallest - 1e-9))
+        floor = 3 * self.min_participants_per_class
+        return max(floor, math.ceil(self.min_participants_per_class / smallest - 1e-9)) if smallest > 0 else floor
 
 
 WINDOWS_FILE = "windows.npy"

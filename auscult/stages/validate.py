@@ -26,7 +26,7 @@ from auscult.registry import Registry
 from auscult.serving.runtime import Predictor
 from auscult.stages.prep import Prepared, SplitWindows
 from auscult.stages.train import per_recording
-from auscult.task import CLASSES
+from auscult.task import CLASSES, MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
 
 # Besides the target, operating points the report shows (thresholds chosen on validation participants too).
 OTHER_SPECIFICITIES = (0.80, 0.95)
@@ -34,9 +34,9 @@ OTHER_SPECIFICITIES = (0.80, 0.95)
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    min_auroc: float = 0.80  # the lower bound of the test AUROC's participant interval must reach it
+    min_auroc: float = MIN_AUROC  # the lower bound of the test AUROC's participant interval must reach it
     target_specificity: float = 0.90
-    min_participants_per_class: int = 10  # in each of validation and test
+    min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS  # in each of validation and test
     parity_tolerance: float = 1e-4
     max_regression: float = 0.02  # lower bound of (candidate - production) AUROC on the same test participants
     bootstrap: int = 1000
@@ -154,7 +154,9 @@ def validate(
         raise InputError("the test split is empty: too few labelled participants to validate; add recordings")
     scores = onnx_scores(predictor, test_windows, test_index)
     # Operating thresholds are chosen on validation participants, then applied to test ones.
-    chosen_on = onnx_scores(predictor, validation_windows, validation_index) if len(validation_windows) else scores
+    if len(validation_windows) == 0:
+        raise InputError("the validation split is empty: no participants to choose an operating threshold on")
+    chosen_on = onnx_scores(predictor, validation_windows, validation_index)
     thresholds = {
         specificity: metrics.threshold_at_specificity(
             chosen_on["label"].to_numpy(), chosen_on["score"].to_numpy(), specificity
@@ -165,7 +167,9 @@ def validate(
         scores, prepared.table, thresholds, config.target_specificity, config.bootstrap, config.seed
     )
     splits = split_counts(prepared.index)
-    figures = dict(result.figures)
+    # Counts are kept per split (test_negative_participants, ...), not as the assessment's unprefixed ones.
+    counted = assessment.counts(scores.iloc[:0])
+    figures = {k: v for k, v in result.figures.items() if k not in counted}
     for row in splits.itertuples(index=False):
         figures |= {f"{row.split}_{k}": v for k, v in row._asdict().items() if k != "split"}
     reasons, blessed = [], True
@@ -176,7 +180,7 @@ def validate(
         reasons.append(("pass: " if passed else "FAIL: ") + text)
 
     for split in ("validation", "test"):
-        found = {k: int(figures.get(f"{split}_{k}", 0)) for k in assessment.counts(scores.iloc[:0])}
+        found = {k: int(figures.get(f"{split}_{k}", 0)) for k in counted}
         fewest = min(found[f"{cls}_participants"] for cls in CLASSES)
         check(
             fewest >= config.min_participants_per_class,
@@ -203,7 +207,7 @@ def validate(
         figures |= compare_with_production(scores, onnx_scores(production, test_windows, test_index), config)
         difference_low = figures["auroc_difference_ci_low"]
         check(
-            np.isnan(difference_low) or difference_low >= -config.max_regression,
+            not np.isnan(difference_low) and difference_low >= -config.max_regression,
             f"AUROC {auroc:.3f} against production {pointer['version']} at {figures['production_auroc']:.3f} on "
             f"the same test participants: difference {figures['auroc_difference']:+.3f}, 95% CI "
             f"{difference_low:+.3f} to {figures['auroc_difference_ci_high']:+.3f}; its lower bound against an "

@@ -47,3 +47,11 @@ def test_the_command_prints_the_figures_and_writes_a_report(registry, cohort, tm
     out = capsys.readouterr().out
     assert "AUROC" in out and "sensitivity" in out and "at the model's operating point (threshold 0.500" in out
     assert report.is_file()
+
+
+def test_a_source_with_one_class_cannot_be_evaluated(registry, cohort, tmp_path):
+    manifest = tmp_path / "one-class.csv"
+    files = sorted(cohort.glob("*/*/*.wav"))[:8]
+    manifest.write_text("path,label,participant\n" + "".join(f"{p},negative,{p.parent.name}\n" for p in files))
+    with pytest.raises(InputError, match="positive: 0 participants"):
+        evaluate(registry, [str(manifest)], progress=lambda _: None)

@@ -84,3 +84,11 @@ def test_calibration_measures():
     assert metrics.brier_score(labels, labels.astype(float)) == 0
     assert metrics.expected_calibration_error(labels, np.array([0.9, 0.1, 0.9, 0.1])) == pytest.approx(0.9)
     assert metrics.confusion_matrix(labels, np.array([0, 1, 1, 1])).tolist() == [[1, 1], [0, 2]]
+
+
+def test_a_threshold_for_exactly_the_target_specificity_is_found():
+    # Ten negatives: specificity 0.9 means one false positive, which 1 - 0.9 in floating point must allow.
+    labels = np.array([0] * 10 + [1] * 10)
+    scores = np.r_[np.arange(10) / 10, np.full(10, 0.85)]
+    threshold = metrics.threshold_at_specificity(labels, scores, 0.9)
+    assert metrics.sensitivity_specificity(labels, scores, threshold) == (1.0, 0.9)

@@ -92,3 +92,16 @@ def test_too_few_participants_of_a_class_is_refused_with_the_counts(labelled):
     one_class = labelled.assign(label=labelled["label"].where(labelled["label"] != "positive"))
     with pytest.raises(InputError, match="positive: 0 participants"):
         require_enough_participants(one_class, PrepConfig(min_participants_per_class=1))
+
+
+def test_the_split_stays_put_as_the_cohort_grows(labelled):
+    """Participants are ordered once by a content hash: new ones slot in, and nobody a model trained on moves
+    into a later run's test split, where a comparison with that model would be scored on its own training data."""
+    from auscult.stages.prep import split_participants
+
+    usable = labelled[(labelled["status"] == "ok") & (labelled["label_status"] == "labelled")]
+    people = sorted(usable["participant_id"].unique())
+    before = usable[usable["participant_id"].isin(people[: int(len(people) * 0.75)])]
+    first, second = split_participants(before, PrepConfig()), split_participants(usable, PrepConfig())
+    trained_on = {p for p, split in first.items() if split == "train"}
+    assert trained_on and not [p for p in trained_on if second[p] == "test"]
