@@ -9,6 +9,12 @@ from auscult import layout
 from pipelines.cli import main, parser
 
 
+def auscult(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The command line as a person runs it: a process of its own."""
+    command = [sys.executable, "-m", "pipelines.cli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor", "submit", "evaluate"])
 def test_help_explains_each_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -61,21 +67,7 @@ def test_monitor_command_records_a_decision(tmp_path, capsys):
 
 
 def test_a_missing_source_fails_at_once_with_one_line(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "run",
-            "--source",
-            str(tmp_path / "no-such-dir"),
-            "--workdir",
-            str(tmp_path / "w"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = auscult("run", "--source", tmp_path / "no-such-dir", "--workdir", tmp_path / "w", timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"auscult run: source '{tmp_path / 'no-such-dir'}' does not exist: "
@@ -89,12 +81,7 @@ def test_a_stage_that_fails_on_its_input_ends_the_run_with_one_line_naming_it(tm
     """An unreadable manifest fails inside the ingest task, once, and the run says so in one line."""
     manifest = tmp_path / "manifest.csv"
     manifest.write_bytes(b"\xff\xfe not a CSV")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", "--source", str(manifest), "--workdir", str(tmp_path / "w")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = auscult("run", "--source", manifest, "--workdir", tmp_path / "w")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"auscult run: ingest failed: cannot read {manifest}: ")
@@ -150,12 +137,7 @@ def test_a_source_with_one_class_stops_after_label_with_the_counts(tmp_path):
         f"{path},negative,{path.parent.name}" for path in sorted((tmp_path / "cohort").glob("*/*/*.wav"))
     ]
     manifest.write_text("\n".join(rows) + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", "--source", str(manifest), "--workdir", str(tmp_path / "w")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = auscult("run", "--source", manifest, "--workdir", tmp_path / "w")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("auscult run: label failed: negative: ")
