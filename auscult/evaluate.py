@@ -38,6 +38,7 @@ class Evaluation:
     recordings: int  # read from the sources
     quarantined: int
     unlabelled: int  # usable, but without a label the class map knows
+    seen: int  # usable recordings the model was trained or tuned on: left out
 
 
 def _score(uri: str, predictor: Predictor) -> float:
@@ -64,6 +65,7 @@ def evaluate(
         raise InputError(f"{registry.store.root} has no version {version!r} (it has: {registry.versions() or 'none'})")
     card = registry.card(version)
     point = card.get("operating_point") or card["metrics"]
+    trained_on = set(registry.reference(version).get("recordings", []))
     with tempfile.TemporaryDirectory(prefix="auscult-evaluate-") as scratch:
         store = FileStore(scratch)
         # Pseudonyms only group a participant's recordings here; the key is thrown away with the scratch store.
@@ -71,6 +73,9 @@ def evaluate(
         curated, _ = curate(frame, store, progress=progress)
         labelled = label(curated, class_map)
         usable = labelled[(labelled["status"] == table.OK) & (labelled["label_status"] == LABELLED)]
+        # A recording the model learnt from would flatter it: identical bytes have the same id anywhere.
+        seen = usable["recording_id"].isin(trained_on)
+        usable = usable[~seen]
         per_class = usable.groupby("label")["participant_id"].nunique()
         if any(per_class.get(cls, 0) == 0 for cls in CLASSES):
             found = ", ".join(f"{cls}: {int(per_class.get(cls, 0))} participants" for cls in CLASSES)
@@ -101,6 +106,7 @@ def evaluate(
         recordings=len(labelled),
         quarantined=int((~ok).sum()),
         unlabelled=int((ok & (labelled["label_status"] != LABELLED)).sum()),
+        seen=int(seen.sum()),
     )
 
 
@@ -109,7 +115,8 @@ def summary_lines(result: Evaluation) -> list[str]:
     point = result.operating_point
     return [
         f"{result.version} on {result.recordings} recordings: {assessment.describe_counts(f)} scored; "
-        f"{result.quarantined} quarantined, {result.unlabelled} without a usable label",
+        f"{result.quarantined} quarantined, {result.unlabelled} without a usable label, {result.seen} left out "
+        "because the model was trained or tuned on them",
         f"AUROC {f['auroc']:.3f} (95% CI over participants {f['auroc_ci_low']:.3f}-{f['auroc_ci_high']:.3f})",
         f"at the model's operating point (threshold {point['threshold']:.3f}, chosen for specificity "
         f"{point['target_specificity']:.2f} on its validation participants): "

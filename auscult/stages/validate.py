@@ -120,12 +120,15 @@ def serving_check(predictor: Predictor, windows: SplitWindows) -> str | None:
 
 
 def reference_of(prepared: Prepared, scores: pd.DataFrame, limit: int = 2000) -> dict:
-    """Training-time distributions of the input statistics and of the predicted positive probability."""
+    """Training-time distributions of the input statistics and of the predicted positive probability, and the
+    recordings the model learnt from or was tuned on (content ids), which no later evaluation may count."""
     train = prepared.table[prepared.table["split"] == "train"]
+    seen = prepared.table.loc[prepared.table["split"].isin(["train", "validation"]), "recording_id"]
     return {
         "stats_version": audio.STATS_VERSION,
         "input": {name: train[f"input_{name}"].dropna().astype(float).tolist()[:limit] for name in audio.STAT_NAMES},
         "prediction": scores["score"].astype(float).tolist()[:limit],
+        "recordings": sorted(seen.astype(str)),
     }
 
 

@@ -55,3 +55,17 @@ def test_a_source_with_one_class_cannot_be_evaluated(registry, cohort, tmp_path)
     manifest.write_text("path,label,participant\n" + "".join(f"{p},negative,{p.parent.name}\n" for p in files))
     with pytest.raises(InputError, match="positive: 0 participants"):
         evaluate(registry, [str(manifest)], progress=lambda _: None)
+
+
+def test_recordings_the_model_learnt_from_are_left_out(trained, store, tmp_path, cohort, labelled):
+    usable = labelled[(labelled["status"] == "ok") & (labelled["label_status"] == "labelled")]
+    learnt = sorted(usable["recording_id"])[:5]
+    export_onnx(trained.model, tmp_path / "m.onnx")
+    registry = Registry(store)
+    card = model_card({"threshold": 0.5, "target_specificity": 0.9}, [], b"t")
+    version = registry.register((tmp_path / "m.onnx").read_bytes(), card, {"recordings": learnt})
+    result = evaluate(registry, [str(cohort)], version, bootstrap=50, progress=lambda _: None)
+    f = result.assessment.figures
+    assert result.seen == 5
+    assert f["negative_recordings"] + f["positive_recordings"] == len(usable) - 5
+    assert not set(result.assessment.scores["recording_id"]) & set(learnt)
