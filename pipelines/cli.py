@@ -167,7 +167,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     registry = Registry(open_store(args.store or (args.workdir / "store").resolve().as_uri()))
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     with Console(args.workdir / "logs" / f"evaluate-{stamp}.log") as console:
-        result = evaluate(registry, args.source, args.version, bootstrap=args.bootstrap, progress=console.hear)
+        with console.native_errors_to_log():
+            result = evaluate(registry, args.source, args.version, bootstrap=args.bootstrap, progress=console.hear)
         report = args.report or args.workdir / "evaluations" / f"{result.version}-{stamp}.html"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(report_html(result))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import sys
 import time
@@ -100,6 +101,21 @@ class Console:
         finally:
             watcher.write("\n" if watcher._pending else "")
             watcher.flush()
+
+    @contextlib.contextmanager
+    def native_errors_to_log(self) -> Iterator[None]:
+        """C libraries write to file descriptor 2 directly (libmpg123 warns about a broken mp3): in work done in
+        this process, send that to the log; the terminal keeps stdout, bars and lines."""
+        sys.stderr.flush()
+        saved = os.dup(2)
+        self.log.flush()
+        os.dup2(self.log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
     def close(self) -> None:
         self._clear_bar()
