@@ -54,6 +54,9 @@ def page(title: str, sections: Sequence[tuple[str, str]]) -> str:
 
 
 def _fmt(value: object) -> str:
+    """A count as a count (89, not 89.000), a tiny figure in scientific notation (3.6e-07, not 0.000)."""
     if isinstance(value, float):
-        return f"{value:.3f}"
+        if value.is_integer():
+            return str(int(value))
+        return f"{value:.2e}" if abs(value) < 1e-3 else f"{value:.3f}"
     return "" if value is None else str(value)

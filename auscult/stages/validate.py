@@ -28,6 +28,7 @@ from auscult.stages.prep import Prepared, SplitWindows
 from auscult.stages.train import per_recording
 from auscult.task import CLASSES, MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
 
+SPLITS = ("train", "validation", "test")
 # Besides the target, operating points the report shows (thresholds chosen on validation participants too).
 OTHER_SPECIFICITIES = (0.80, 0.95)
 
@@ -135,7 +136,7 @@ def reference_of(prepared: Prepared, scores: pd.DataFrame, limit: int = 2000) ->
 def split_counts(index: pd.DataFrame) -> pd.DataFrame:
     """Participants and recordings of each class in each split (``index``: the prepared windows' index)."""
     recordings = index.drop_duplicates("recording_id")
-    rows = [{"split": split, **assessment.counts(group)} for split, group in recordings.groupby("split")]
+    rows = [{"split": split, **assessment.counts(recordings[recordings["split"] == split])} for split in SPLITS]
     return pd.DataFrame(rows)
 
 
