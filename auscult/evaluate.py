@@ -24,10 +24,10 @@ from auscult.progress import Tracker, emit
 from auscult.registry import Registry
 from auscult.serving.runtime import Predictor
 from auscult.stages.curate import curate
-from auscult.stages.ingest import ingest
+from auscult.stages.ingest import TELEMETRY, ingest
 from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED, label
 from auscult.store import FileStore, read_uri
-from auscult.task import CLASSES
+from auscult.task import CLASSES, MIN_PARTICIPANTS_PER_CLASS
 
 
 @dataclass
@@ -53,6 +53,7 @@ def evaluate(
     class_map: dict[str, list[str]] = DEFAULT_CLASS_MAP,
     bootstrap: int = 1000,
     seed: int = 0,
+    min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS,
     progress: Callable[[str], None] = emit,
 ) -> Evaluation:
     """Score ``version`` (default: production) on every usable, labelled recording of ``sources``."""
@@ -61,6 +62,8 @@ def evaluate(
         if pointer is None:
             raise InputError(f"{registry.store.root} has no production model: name one with a version")
         version = pointer["version"]
+    if TELEMETRY in sources:
+        raise InputError("evaluate reads dataset folders and manifests; production telemetry is `auscult monitor`'s")
     if version not in registry.versions():
         raise InputError(f"{registry.store.root} has no version {version!r} (it has: {registry.versions() or 'none'})")
     card = registry.card(version)
@@ -77,9 +80,12 @@ def evaluate(
         seen = usable["recording_id"].isin(trained_on)
         usable = usable[~seen]
         per_class = usable.groupby("label")["participant_id"].nunique()
-        if any(per_class.get(cls, 0) == 0 for cls in CLASSES):
+        if any(per_class.get(cls, 0) < min_participants_per_class for cls in CLASSES):
             found = ", ".join(f"{cls}: {int(per_class.get(cls, 0))} participants" for cls in CLASSES)
-            raise InputError(f"{', '.join(sources)} has {found}: an evaluation needs recordings of each class")
+            raise InputError(
+                f"{', '.join(sources)} has {found} with usable, labelled recordings: a figure drawn from fewer "
+                f"than {min_participants_per_class} of each class is no evidence"
+            )
         predictor = Predictor(registry.onnx(version), version)
         values = list(
             ordered_map(

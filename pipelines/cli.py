@@ -9,8 +9,11 @@ and exit status 1.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 import sys
+import tempfile
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,7 +94,7 @@ def _placement(args: argparse.Namespace):
 
     default = Placement()
     return Placement(
-        gpu_node_selector=dict(pair.split("=", 1) for pair in args.gpu_node_selector) or default.gpu_node_selector,
+        gpu_node_selector=dict(args.gpu_node_selector) or default.gpu_node_selector,
         gpu_tolerations=tuple({"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in args.gpu_toleration)
         or default.gpu_tolerations,
         store_secret=args.store_secret,
@@ -140,9 +143,17 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from auscult.errors import InputError
+    from auscult.registry import Registry
     from auscult.serving import server
+    from auscult.store import open_store
 
     store_uri = args.store or (args.workdir / "store").resolve().as_uri()
+    registry = Registry(open_store(store_uri))
+    if args.version and args.version not in registry.versions():
+        raise InputError(f"{store_uri} has no version {args.version!r} (it has: {registry.versions() or 'none'})")
+    if not args.version and registry.production() is None:
+        raise InputError(f"{store_uri} has no production model: run `auscult run` first, or name a --version")
     running = server.start(store_uri, args.workdir / "logs" / "server.log", args.version, http_port=args.port)
     print(f"serving {store_uri} at {running.url}/api/v1.0/predictions (Ctrl-C stops it; log: {running.log_path})")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -168,7 +179,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     with Console(args.workdir / "logs" / f"evaluate-{stamp}.log") as console:
         with console.native_errors_to_log():
-            result = evaluate(registry, args.source, args.version, bootstrap=args.bootstrap, progress=console.hear)
+            result = evaluate(
+                registry,
+                args.source,
+                args.version,
+                bootstrap=args.bootstrap,
+                min_participants_per_class=args.min_participants_per_class,
+                progress=console.hear,
+            )
         report = args.report or args.workdir / "evaluations" / f"{result.version}-{stamp}.html"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(report_html(result))
@@ -194,6 +212,34 @@ def _monitor(args: argparse.Namespace) -> int:
         print(f"  {reason}")
     print(f"decision: {decision}\nreport: {report}")
     return 0
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+
+    parse.__name__ = f"a whole number from {minimum}"
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _at_least(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not key or not equals:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -231,6 +277,7 @@ def _add_build_options(command: argparse.ArgumentParser) -> None:
         "--gpu-node-selector",
         action="append",
         default=[],
+        type=_label,
         metavar="KEY=VALUE",
         help="node label for GPU tasks (training, serving); repeatable (default: "
         + ", ".join(f"{k}={v}" for k, v in contract.GPU_NODE_SELECTOR.items())
@@ -285,10 +332,14 @@ def parser() -> argparse.ArgumentParser:
         "Without it a synthetic cohort is generated, served and monitored.",
     )
     run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="object store, pipeline root, logs, report")
-    run.add_argument("--participants", type=int, default=180, help="synthetic cohort size")
-    run.add_argument("--traffic-participants", type=int, default=40, help="participants in the shifted traffic cohort")
+    run.add_argument("--participants", type=_at_least(1), default=180, help="synthetic cohort size")
+    run.add_argument(
+        "--traffic-participants", type=_at_least(1), default=40, help="participants in the shifted traffic cohort"
+    )
     run.add_argument("--effect", type=float, default=0.3, help="how different the synthetic classes sound")
-    run.add_argument("--epochs", type=int, default=10, help="training epochs (the best one on validation is kept)")
+    run.add_argument(
+        "--epochs", type=_at_least(1), default=10, help="training epochs (the best one on validation is kept)"
+    )
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic cohort, the split and training")
     run.add_argument(
         "--min-auroc",
@@ -298,7 +349,7 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--min-participants-per-class",
-        type=int,
+        type=_at_least(1),
         default=MIN_PARTICIPANTS_PER_CLASS,
         help="participants of each class that validation and test each need; the run stops after label when "
         "the data cannot provide them",
@@ -315,7 +366,7 @@ def parser() -> argparse.ArgumentParser:
         "acoustically, with age, sex and device metadata and a share of defective files.",
     )
     generate.add_argument("folder", type=Path, help="where to write it (combined_data.csv and a folder per person)")
-    generate.add_argument("--participants", type=int, default=120, help="how many people")
+    generate.add_argument("--participants", type=_at_least(1), default=120, help="how many people")
     generate.add_argument("--seed", type=int, default=0, help="the same seed writes the same files")
     generate.add_argument("--effect", type=float, default=0.3, help="how different the classes sound (0: not at all)")
     generate.add_argument(
@@ -347,7 +398,7 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--host", required=True, help="the KFP API, e.g. http://ml-pipeline.kubeflow:8888")
     submit.add_argument("--store", help="object store URI for the run, e.g. s3://auscult/prod (needed to start a run)")
     submit.add_argument("--source", action="append", default=[], help="ingest source; repeatable (default: telemetry)")
-    submit.add_argument("--epochs", type=int, default=10, help="training epochs")
+    submit.add_argument("--epochs", type=_at_least(1), default=10, help="training epochs")
     submit.add_argument("--schedule", metavar="CRON", help="also schedule the monitor pipeline, e.g. '0 3 * * *'")
     submit.add_argument("--version", help="pipeline version name (default: v<UTC timestamp>)")
     submit.add_argument("--upload-only", action="store_true", help="upload the new version, start nothing")
@@ -366,7 +417,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--store", help="object store URI (default: the store in --workdir)")
     serve.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="a local run's workdir")
     serve.add_argument("--version", help="a registered version instead of the production one")
-    serve.add_argument("--port", type=int, default=contract.HTTP_PORT, help="HTTP port on 127.0.0.1")
+    serve.add_argument("--port", type=_port, default=contract.HTTP_PORT, help="HTTP port on 127.0.0.1")
     serve.set_defaults(handler=_serve)
 
     evaluate = _command(
@@ -384,7 +435,15 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--store", help="object store URI holding the registry (default: the store in --workdir)")
     evaluate.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="a local run's workdir; logs, report")
     evaluate.add_argument("--report", type=Path, help="where to write the HTML report (default: under --workdir)")
-    evaluate.add_argument("--bootstrap", type=int, default=1000, help="participant resamples for each interval")
+    evaluate.add_argument(
+        "--bootstrap", type=_at_least(100), default=1000, help="participant resamples for each interval"
+    )
+    evaluate.add_argument(
+        "--min-participants-per-class",
+        type=_at_least(1),
+        default=MIN_PARTICIPANTS_PER_CLASS,
+        help="participants of each class the source must have for figures worth reporting",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     monitor = _command(
@@ -400,18 +459,39 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _log_file(command: str) -> Path:
+    """Where this command's log goes: under the current folder, or the temporary folder if that is read-only."""
+    name = f"{command}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
+    for folder in (LOGS, Path(tempfile.gettempdir()) / "auscult-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return folder / name
+        except OSError:
+            continue
+    return Path(os.devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from auscult.errors import InputError
 
+    log = _log_file(args.command)
+    # Library warnings and retries (the store's, kfp's) go to the log; the terminal gets the command's own lines.
+    logging.basicConfig(level=logging.INFO, handlers=[logging.FileHandler(log, delay=True)], force=True)
+    logging.captureWarnings(True)
     try:
         return args.handler(args)
     except (InputError, CommandFailed) as error:
         print(f"auscult {args.command}: {error}", file=sys.stderr)
-    except Exception as error:  # noqa: BLE001 - a fault of ours: one line here, the traceback in a file
-        log = LOGS / f"{args.command}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc())
+    except KeyboardInterrupt:
+        print(f"auscult {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as error:  # a path or a host the command was given: the message names it
+        logging.exception("auscult %s failed", args.command)
+        print(f"auscult {args.command}: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - a fault of ours: one line here, the traceback in the log
+        logging.exception("auscult %s failed", args.command)
         print(f"auscult {args.command}: {type(error).__name__}: {error} (traceback: {log})", file=sys.stderr)
     return 1
 

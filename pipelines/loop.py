@@ -149,7 +149,7 @@ def run_loop(config: LoopConfig, console: Console) -> LoopResult:
     whatever stops it, the run report says why."""
     try:
         return _loop(config, console)
-    except Exception as error:
+    except BaseException as error:  # an interrupted run too: the report must not look like the last good one
         what, why = (
             (f"{error.stage} failed", error.cause) if isinstance(error, StageFailed) else ("failed", repr(error))
         )

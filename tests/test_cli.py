@@ -146,3 +146,37 @@ def test_a_source_with_one_class_stops_after_label_with_the_counts(tmp_path):
     shown = result.stdout
     assert "  curate " in shown and "  prep " not in shown, "the run stops after label"
     assert "label failed" in (tmp_path / "w" / "report.html").read_text()
+
+
+def test_serving_an_empty_store_fails_in_one_line_before_starting_anything(tmp_path, capsys):
+    assert main(["serve", "--workdir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"auscult serve: {(tmp_path / 'store').resolve().as_uri()} has no production model: "
+        "run `auscult run` first, or name a --version"
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--epochs", "0"],
+        ["run", "--min-participants-per-class", "0"],
+        ["generate", "x", "--participants", "-2"],
+        ["serve", "--port", "80000"],
+        ["compile", "--gpu-node-selector", "novalue"],
+        ["evaluate", "--source", "x", "--bootstrap", "3"],
+    ],
+)
+def test_impossible_options_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+def test_a_path_the_command_cannot_write_is_one_line_naming_it(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["generate", str(blocker / "cohort"), "--participants", "2"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("auscult generate: ") and str(blocker) in line

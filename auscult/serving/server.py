@@ -8,6 +8,7 @@ project's ``.venv-serve`` is used, then whatever is on PATH.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -119,15 +120,30 @@ def start(
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(process, f"http://127.0.0.1:{http_port}", log_path)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the model server exited with {process.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/api/v1.0/health/status", timeout=2) as response:
-                if response.status == 200:
-                    return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise TimeoutError(f"the model server did not become healthy within {timeout_s:.0f} s; see {log_path}")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServerFailed(f"the model server exited: {_first_error(log_path)} (log: {log_path})")
+            try:
+                with urllib.request.urlopen(f"{server.url}/api/v1.0/health/status", timeout=2) as response:
+                    if response.status == 200:
+                        return server
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.3)
+        raise ServerFailed(f"the model server did not become healthy within {timeout_s:.0f} s (log: {log_path})")
+    except BaseException:  # Ctrl-C while it starts too: never leave a server holding the port
+        server.stop()
+        raise
+
+
+class ServerFailed(RuntimeError):
+    """The model server could not start; the message carries its own last word."""
+
+
+def _first_error(log_path: Path) -> str:
+    """What went wrong first, in the server's log: the first exception's message (later ones follow from it,
+    such as gunicorn's own shutdown errors), else its last line."""
+    lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"[\w.]+(Error|Exception): ", line)]
+    return (errors or lines[-1:] or ["no output"])[0]

@@ -195,6 +195,9 @@ def _manifest(source: Source, report: IngestReport) -> Iterator[Candidate]:
         if not row.get("path") or not path.is_file():
             report.missing.append(f"{manifest.name} line {line}: no file at {row.get('path')!r}")
             continue
+        if path.suffix.lstrip(".").lower() not in FORMATS:
+            report.missing.append(f"{manifest.name} line {line}: {row['path']!r} is not a {'/'.join(FORMATS)} file")
+            continue
         yield Candidate(
             data=path.read_bytes(),
             original_path=str(path),

@@ -136,10 +136,17 @@ def require_enough_participants(frame: pd.DataFrame, config: PrepConfig = PrepCo
     needed = config.participants_needed_per_class
     if min(counts.values()) < needed:
         have = ", ".join(f"{cls}: {count} participants" for cls, count in counts.items())
+        usable = frame["status"] == table.OK
+        where = (
+            f"of {len(frame)} recordings, {int((~usable).sum())} are quarantined, "
+            f"{int((usable & (frame['label_status'] == LABELLED)).sum())} labelled, "
+            f"{int((usable & (frame['label_status'] != LABELLED)).sum())} without a usable label (review queue)"
+        )
         raise InputError(
             f"{have}; training needs at least {needed} of each (validation and test each need "
             f"{config.min_participants_per_class} per class and take {config.validation_fraction:.0%} and "
-            f"{config.test_fraction:.0%}); add labelled recordings or lower min_participants_per_class"
+            f"{config.test_fraction:.0%}); {where}. Add labelled recordings, or lower "
+            "--min-participants-per-class (pipeline parameter min_participants_per_class)"
         )
     return counts
 

@@ -21,7 +21,7 @@ def registry(trained, store, tmp_path):
 
 
 def test_a_source_is_scored_per_participant_at_the_registered_operating_point(registry, cohort, labelled):
-    result = evaluate(registry, [str(cohort)], bootstrap=200, progress=lambda _: None)
+    result = evaluate(registry, [str(cohort)], bootstrap=200, min_participants_per_class=2, progress=lambda _: None)
     f = result.assessment.figures
     usable = (labelled["status"] == "ok") & (labelled["label_status"] == "labelled")
     assert f["negative_recordings"] + f["positive_recordings"] == usable.sum()
@@ -43,7 +43,7 @@ def test_an_unknown_version_is_an_input_error(registry, cohort):
 def test_the_command_prints_the_figures_and_writes_a_report(registry, cohort, tmp_path, capsys):
     report = tmp_path / "evaluation.html"
     args = ["evaluate", "--source", str(cohort), "--store", registry.store.root, "--workdir", str(tmp_path / "w")]
-    assert main([*args, "--report", str(report), "--bootstrap", "100"]) == 0
+    assert main([*args, "--report", str(report), "--bootstrap", "100", "--min-participants-per-class", "2"]) == 0
     out = capsys.readouterr().out
     assert "AUROC" in out and "sensitivity" in out and "at the model's operating point (threshold 0.500" in out
     assert report.is_file()
@@ -57,6 +57,12 @@ def test_a_source_with_one_class_cannot_be_evaluated(registry, cohort, tmp_path)
         evaluate(registry, [str(manifest)], progress=lambda _: None)
 
 
+def test_a_verdict_from_a_handful_of_people_is_refused(registry, cohort):
+    """Two people, one of each class, would give AUROC 1.000 with an interval of 1.000-1.000."""
+    with pytest.raises(InputError, match="fewer than 1000 of each class is no evidence"):
+        evaluate(registry, [str(cohort)], min_participants_per_class=1000, progress=lambda _: None)
+
+
 def test_recordings_the_model_learnt_from_are_left_out(trained, store, tmp_path, cohort, labelled):
     usable = labelled[(labelled["status"] == "ok") & (labelled["label_status"] == "labelled")]
     learnt = sorted(usable["recording_id"])[:5]
@@ -64,7 +70,9 @@ def test_recordings_the_model_learnt_from_are_left_out(trained, store, tmp_path,
     registry = Registry(store)
     card = model_card({"threshold": 0.5, "target_specificity": 0.9}, [], b"t")
     version = registry.register((tmp_path / "m.onnx").read_bytes(), card, {"recordings": learnt})
-    result = evaluate(registry, [str(cohort)], version, bootstrap=50, progress=lambda _: None)
+    result = evaluate(
+        registry, [str(cohort)], version, bootstrap=100, min_participants_per_class=2, progress=lambda _: None
+    )
     f = result.assessment.figures
     assert result.seen == 5
     assert f["negative_recordings"] + f["positive_recordings"] == len(usable) - 5

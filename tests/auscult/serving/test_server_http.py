@@ -111,3 +111,10 @@ def test_smoke_test_fails_clearly_when_nothing_answers(capsys):
 
     assert smoke.main([f"http://127.0.0.1:{server.free_port()}"]) == 1
     assert "smoke test failed" in capsys.readouterr().err
+
+
+def test_a_server_that_cannot_start_says_why_and_leaves_nothing_running(tmp_path):
+    store = FileStore(tmp_path / "empty")
+    with pytest.raises(server.ServerFailed, match="no model to serve") as raised:
+        server.start(store.root, tmp_path / "server.log", timeout_s=60)
+    assert "server.log" in str(raised.value)

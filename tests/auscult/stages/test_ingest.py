@@ -129,3 +129,12 @@ def test_byte_identical_files_are_kept_once_and_named(tmp_path, store):
     frame, report = ingest([str(manifest)], store, KEY, **QUIET)
     assert len(frame) == 1
     assert report.duplicates == [f"{tmp_path / 'copy.wav'} is byte-identical to {tmp_path / 'one.wav'}: kept once"]
+
+
+def test_a_manifest_row_that_is_not_audio_is_reported_not_copied(tmp_path, store):
+    (tmp_path / "notes.txt").write_text("not audio")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,label\nnotes.txt,positive\n")
+    frame, report = ingest([str(manifest)], store, KEY, **QUIET)
+    assert frame.empty and not store.list(layout.LAKE)
+    assert report.missing == ["manifest.csv line 2: 'notes.txt' is not a wav/flac/ogg/mp3 file"]
