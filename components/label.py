@@ -18,8 +18,8 @@ def label(
     Stops the run when the data cannot support a model: too few participants of a class for the split.
     """
     from auscult import table as recording_table
-    from auscult.progress import task
-    from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED
+    from auscult.progress import Note, emit, task
+    from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED, quarantine_bias, quarantine_rates
     from auscult.stages.label import label as run
     from auscult.stages.label import review_queue as queue
     from auscult.stages.prep import PrepConfig, participants_by_class, require_enough_participants
@@ -37,4 +37,9 @@ def label(
             metrics.log_metric(f"class_{cls}", int(count))
         for cls, count in participants_by_class(frame).items():
             metrics.log_metric(f"{cls}_participants", count)
+        for row in quarantine_rates(frame).itertuples():
+            if row.by == "class":
+                metrics.log_metric(f"quarantined_share_{row.value}", round(row.share, 4))
+        if warning := quarantine_bias(frame):
+            emit(Note("label", warning))
         require_enough_participants(frame, PrepConfig(min_participants_per_class=min_participants_per_class))

@@ -8,8 +8,10 @@ to review with a note that names the file.
 from __future__ import annotations
 
 import pandas as pd
+from scipy.stats import fisher_exact
 
 from auscult import table
+from auscult.task import CLASSES
 
 DEFAULT_CLASS_MAP: dict[str, list[str]] = {
     "negative": ["negative", "healthy", "false", "covid-negative", "no_resp_illness_exposed"],
@@ -63,3 +65,35 @@ def review_queue(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[
         usable & (frame["label_status"] == REVIEW), ["recording_id", "original_path", "raw_label", "label_note"]
     ]
+
+
+def quarantine_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    """How many recordings curate quarantined, by class (where the label is known) and by source."""
+    frame = table.validate(frame, "label")
+    quarantined = frame["status"] == table.QUARANTINED
+    rows = []
+    for column, name in (("label", "class"), ("source", "source")):
+        for value, group in quarantined.groupby(frame[column].fillna("unknown")):
+            rows.append(
+                {"by": name, "value": str(value), "recordings": len(group), "quarantined": int(group.sum())}
+                | {"share": float(group.mean())}
+            )
+    return pd.DataFrame(rows, columns=["by", "value", "recordings", "quarantined", "share"])
+
+
+def quarantine_bias(frame: pd.DataFrame, alpha: float = 0.05) -> str | None:
+    """A warning when curation takes sides: the classes' quarantine shares differ beyond chance (Fisher's
+    exact test), so the usable data no longer has the classes' original make-up."""
+    rates = quarantine_rates(frame)
+    by_class = rates[rates["by"] == "class"].set_index("value")
+    if not set(CLASSES) <= set(by_class.index):
+        return None
+    counts = [
+        [int(by_class.at[c, "quarantined"]), int(by_class.at[c, "recordings"] - by_class.at[c, "quarantined"])]
+        for c in CLASSES
+    ]
+    _, p_value = fisher_exact(counts)
+    if p_value >= alpha:
+        return None
+    shares = ", ".join(f"{c} {by_class.at[c, 'share']:.1%} of {int(by_class.at[c, 'recordings'])}" for c in CLASSES)
+    return f"curation took sides: quarantined {shares} (Fisher's exact test p = {p_value:.2g})"

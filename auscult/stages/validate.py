@@ -24,6 +24,7 @@ from auscult.errors import InputError
 from auscult.model import ScreeningNet, export_onnx
 from auscult.registry import Registry
 from auscult.serving.runtime import Predictor
+from auscult.stages.label import quarantine_bias, quarantine_rates
 from auscult.stages.prep import Prepared, SplitWindows
 from auscult.stages.train import per_recording
 from auscult.task import CLASSES, MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
@@ -83,6 +84,7 @@ class Validation:
     metrics: dict[str, float]
     assessment: assessment.Assessment  # the test participants' figures, operating points and subgroups
     splits: pd.DataFrame  # per split: participants and recordings of each class
+    quarantine: pd.DataFrame  # what curate quarantined, by class and by source
     reference: dict = field(default_factory=dict)  # what monitoring compares production traffic with
 
     @property
@@ -221,10 +223,11 @@ def validate(
         reasons.append("pass: no model in production yet, nothing to compare with")
     validation = Validation(
         blessed=bool(blessed),
-        reasons=reasons + result.notes,
+        reasons=reasons + result.notes + [f"note: {w}" for w in [quarantine_bias(prepared.table)] if w],
         metrics={k: float(v) for k, v in figures.items()},
         assessment=result,
         splits=splits,
+        quarantine=quarantine_rates(prepared.table),
         reference=reference_of(prepared, scores),
     )
     validation.verdict.save(folder)
@@ -290,6 +293,12 @@ def report_html(result: Validation, history: list[dict] | None = None) -> str:
                 ),
             ),
             *assessment.sections(result.assessment, "the test participants"),
+            (
+                "Quarantine by class and source (curation must not take sides)",
+                report.table(
+                    ["by", "value", "recordings", "quarantined", "share"], result.quarantine.itertuples(index=False)
+                ),
+            ),
             ("Curves", plots),
             ("All figures", report.table(["metric", "value"], result.metrics.items())),
         ],

@@ -2,7 +2,16 @@ import pandas as pd
 import pytest
 
 from auscult import table
-from auscult.stages.label import LABELLED, REVIEW, UNLABELLED, invert, label, review_queue
+from auscult.stages.label import (
+    LABELLED,
+    REVIEW,
+    UNLABELLED,
+    invert,
+    label,
+    quarantine_bias,
+    quarantine_rates,
+    review_queue,
+)
 
 
 def curated(rows):
@@ -55,3 +64,22 @@ def test_custom_class_map_and_contradictions():
 def test_session_cohort_keeps_every_row(labelled):
     assert len(labelled) == 96
     assert (labelled["label_status"] != LABELLED).sum() > 0
+
+
+def test_quarantine_is_reported_by_class_and_source(labelled):
+    rates = quarantine_rates(labelled)
+    by_class = rates[rates["by"] == "class"].set_index("value")
+    assert set(by_class.index) >= {"negative", "positive"}
+    quarantined = labelled["status"] == "quarantined"
+    assert by_class["quarantined"].sum() == quarantined.sum()
+    assert set(rates.loc[rates["by"] == "source", "value"]) == set(labelled["source"])
+
+
+def test_curation_that_takes_sides_is_flagged(labelled):
+    assert quarantine_bias(labelled.assign(status="ok")) is None
+    positives = labelled.index[labelled["label"] == "positive"]
+    biased = labelled.copy()
+    biased.loc[positives[: len(positives) // 2], "status"] = "quarantined"
+    biased.loc[labelled["label"] != "positive", "status"] = "ok"
+    warning = quarantine_bias(biased)
+    assert warning.startswith("curation took sides: quarantined negative 0.0% of") and "Fisher" in warning

@@ -89,6 +89,7 @@ def test_report_has_plots_verdict_and_counts(validation, trained):
     assert report.verdict(result.blessed, "blessed" if result.blessed else "not blessed") in html
     assert all(escape(reason) in html for reason in result.reasons)
     assert "95% CI over participants" in html and "Operating points" in html and "positive participants" in html
+    assert "Quarantine by class and source" in html
 
 
 def test_the_reference_names_what_the_model_learnt_from(validation, prepared):
