@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from auscult import assessment, audio, layout, metrics, report
+from auscult import assessment, audio, audit, layout, metrics, report
 from auscult.errors import InputError
 from auscult.model import ScreeningNet, export_onnx
 from auscult.registry import Registry
@@ -85,6 +85,7 @@ class Validation:
     assessment: assessment.Assessment  # the test participants' figures, operating points and subgroups
     splits: pd.DataFrame  # per split: participants and recordings of each class
     quarantine: pd.DataFrame  # what curate quarantined, by class and by source
+    audit: pd.DataFrame  # per recording property: how well it alone predicts the label (training participants)
     reference: dict = field(default_factory=dict)  # what monitoring compares production traffic with
 
     @property
@@ -221,24 +222,31 @@ def validate(
         )
     else:
         reasons.append("pass: no model in production yet, nothing to compare with")
+    metadata, shortcut_notes = compare_with_metadata(prepared, scores, config)
+    found = metadata.pop("audit")
+    figures |= metadata
     validation = Validation(
         blessed=bool(blessed),
-        reasons=reasons + result.notes + [f"note: {w}" for w in [quarantine_bias(prepared.table)] if w],
+        reasons=reasons
+        + shortcut_notes
+        + result.notes
+        + [f"note: {w}" for w in [quarantine_bias(prepared.table)] if w],
         metrics={k: float(v) for k, v in figures.items()},
         assessment=result,
         splits=splits,
         quarantine=quarantine_rates(prepared.table),
+        audit=found,
         reference=reference_of(prepared, scores),
     )
     validation.verdict.save(folder)
     return validation
 
 
-def compare_with_production(candidate: pd.DataFrame, production: pd.DataFrame, config: ValidateConfig) -> dict:
-    """The candidate's AUROC minus production's on the same test recordings, with a paired participant interval
-    (each resample scores both models on the same participants)."""
-    paired = candidate.merge(production[["recording_id", "score"]], on="recording_id", suffixes=("", "_production"))
-    labels, ours, theirs = (paired[c].to_numpy() for c in ("label", "score", "score_production"))
+def auroc_difference(candidate: pd.DataFrame, other: pd.DataFrame, config: ValidateConfig) -> tuple[float, ...]:
+    """(the other scorer's AUROC, the candidate's minus it, and that difference's paired participant interval)
+    on the recordings both scored: each resample scores both on the same participants."""
+    paired = candidate.merge(other[["recording_id", "score"]], on="recording_id", suffixes=("", "_other"))
+    labels, ours, theirs = (paired[c].to_numpy() for c in ("label", "score", "score_other"))
 
     def difference(pick: np.ndarray) -> float:
         return metrics.roc_auc(labels[pick], ours[pick]) - metrics.roc_auc(labels[pick], theirs[pick])
@@ -246,13 +254,53 @@ def compare_with_production(candidate: pd.DataFrame, production: pd.DataFrame, c
     low, high = metrics.bootstrap_ci(
         difference, assessment.participant_groups(paired), n=config.bootstrap, seed=config.seed
     )
-    production_auroc = metrics.roc_auc(labels, theirs)
-    return {
-        "production_auroc": production_auroc,
-        "auroc_difference": metrics.roc_auc(labels, ours) - production_auroc,
-        "auroc_difference_ci_low": low,
-        "auroc_difference_ci_high": high,
+    other_auroc = metrics.roc_auc(labels, theirs)
+    return other_auroc, metrics.roc_auc(labels, ours) - other_auroc, low, high
+
+
+def compare_with_production(candidate: pd.DataFrame, production: pd.DataFrame, config: ValidateConfig) -> dict:
+    names = ("production_auroc", "auroc_difference", "auroc_difference_ci_low", "auroc_difference_ci_high")
+    return dict(zip(names, auroc_difference(candidate, production, config), strict=True))
+
+
+def compare_with_metadata(prepared: Prepared, candidate: pd.DataFrame, config: ValidateConfig) -> tuple[dict, list]:
+    """What recording properties alone achieve (:mod:`auscult.audit`): the metadata baseline's figures beside
+    the candidate's on the same test participants, and notes naming properties that predict the label."""
+    used = prepared.table[prepared.table["split"].notna()]
+    train, test = used[used["split"] == "train"], used[used["split"] == "test"]
+    found = audit.property_audit(train, config.bootstrap, config.seed)
+    baseline = audit.metadata_baseline(train, test)
+    low, high = metrics.auroc_ci(
+        baseline["label"].to_numpy(),
+        baseline["score"].to_numpy(),
+        assessment.participant_groups(baseline),
+        n=config.bootstrap,
+        seed=config.seed,
+    )
+    baseline_auroc, margin, margin_low, margin_high = auroc_difference(candidate, baseline, config)
+    figures = {
+        "metadata_auroc": baseline_auroc,
+        "metadata_auroc_ci_low": low,
+        "metadata_auroc_ci_high": high,
+        "margin_over_metadata": margin,
+        "margin_over_metadata_ci_low": margin_low,
+        "margin_over_metadata_ci_high": margin_high,
     }
+    notes = [
+        f"note: recording properties alone (a model that never listened) reach AUROC {baseline_auroc:.3f} (95% CI "
+        f"{low:.3f}-{high:.3f}) on the test participants; this model's margin over them is {margin:+.3f} (95% CI "
+        f"{margin_low:+.3f} to {margin_high:+.3f})"
+    ]
+    notes += [
+        f"note: {row.property} alone predicts the label on the training participants: AUROC {row.auroc:.3f} over "
+        f"{row.strata} strata"
+        for row in found[found["flagged"]].itertuples()
+    ]
+    return figures | {"audit": found}, notes
+
+
+def _ci(figures: dict[str, float], name: str) -> str:
+    return f"{figures[name + '_ci_low']:.3f} to {figures[name + '_ci_high']:.3f}"
 
 
 def report_html(result: Validation, history: list[dict] | None = None) -> str:
@@ -293,6 +341,32 @@ def report_html(result: Validation, history: list[dict] | None = None) -> str:
                 ),
             ),
             *assessment.sections(result.assessment, "the test participants"),
+            (
+                "Could a model that never listened have done as well?",
+                report.table(
+                    ["scorer", "AUROC on the test participants", "95% CI"],
+                    [
+                        ["this model", result.metrics["auroc"], _ci(result.metrics, "auroc")],
+                        [
+                            "recording properties alone",
+                            result.metrics["metadata_auroc"],
+                            _ci(result.metrics, "metadata_auroc"),
+                        ],
+                        [
+                            "margin of this model over them",
+                            result.metrics["margin_over_metadata"],
+                            _ci(result.metrics, "margin_over_metadata"),
+                        ],
+                    ],
+                )
+                + report.table(
+                    ["property", "strata", "AUROC alone (training participants)", "95% CI", "flagged"],
+                    [
+                        [r.property, r.strata, r.auroc, f"{r.auroc_ci_low:.3f}-{r.auroc_ci_high:.3f}", r.flagged]
+                        for r in result.audit.itertuples()
+                    ],
+                ),
+            ),
             (
                 "Quarantine by class and source (curation must not take sides)",
                 report.table(

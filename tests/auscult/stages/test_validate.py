@@ -89,7 +89,7 @@ def test_report_has_plots_verdict_and_counts(validation, trained):
     assert report.verdict(result.blessed, "blessed" if result.blessed else "not blessed") in html
     assert all(escape(reason) in html for reason in result.reasons)
     assert "95% CI over participants" in html and "Operating points" in html and "positive participants" in html
-    assert "Quarantine by class and source" in html
+    assert "Quarantine by class and source" in html and "never listened" in html
 
 
 def test_the_reference_names_what_the_model_learnt_from(validation, prepared):
@@ -97,3 +97,12 @@ def test_the_reference_names_what_the_model_learnt_from(validation, prepared):
     learnt = prepared.table.loc[prepared.table["split"].isin(["train", "validation"]), "recording_id"]
     assert result.reference["recordings"] == sorted(learnt)
     assert not set(result.reference["recordings"]) & set(result.assessment.scores["recording_id"])
+
+
+def test_the_model_is_set_beside_one_that_never_listened(validation):
+    result, _ = validation
+    m = result.metrics
+    assert 0 <= m["metadata_auroc_ci_low"] <= m["metadata_auroc"] <= m["metadata_auroc_ci_high"] <= 1
+    assert m["margin_over_metadata"] == pytest.approx(m["auroc"] - m["metadata_auroc"])
+    assert any(r.startswith("note: recording properties alone") for r in result.reasons)
+    assert {"device", "sample_rate", "duration_s"} <= set(result.audit["property"])

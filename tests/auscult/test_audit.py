@@ -1,0 +1,62 @@
+"""The shortcut audit on tables whose labels are planted in a recording property."""
+
+import numpy as np
+import pandas as pd
+
+from auscult import audit
+
+
+def planted(n: int = 200, seed: int = 0, tied: bool = True) -> pd.DataFrame:
+    """Recordings whose label is the device (when ``tied``), as in a set collected on two channels."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, n)
+    device = np.where(label == 1, "call-center", "telegram") if tied else rng.choice(["call-center", "telegram"], n)
+    return pd.DataFrame(
+        {
+            "recording_id": [f"r{i:04d}" for i in range(n)],
+            "participant_id": [f"p{i // 2:04d}" for i in range(n)],
+            "label": np.where(label == 1, "positive", "negative"),
+            "source": "set",
+            "device": device,
+            "format": "wav",
+            "sample_rate": np.where(device == "call-center", 8000, 48000),
+            "channels": 1,
+            "sex": rng.choice(["female", "male"], n),
+            "age_band": pd.NA,
+            "duration_s": rng.uniform(1, 5, n),
+            "size_bytes": rng.integers(10_000, 100_000, n),
+            "rms_dbfs": rng.normal(-25, 4, n),
+            "split": np.where(np.arange(n) % 5 == 0, "test", "train"),
+        }
+    )
+
+
+def test_a_property_that_is_the_label_is_flagged_and_the_baseline_finds_it():
+    table = planted()
+    train, test = table[table["split"] == "train"], table[table["split"] == "test"]
+    found = audit.property_audit(train, bootstrap=100).set_index("property")
+    assert found.loc["device", "flagged"] and found.loc["sample_rate", "flagged"]
+    assert found.loc["device", "auroc"] == 1.0
+    assert not found.loc["duration_s", "flagged"] and found.loc["duration_s", "strata"] == audit.BINS
+    baseline = audit.metadata_baseline(train, test)
+    assert list(baseline.columns) == ["recording_id", "participant_id", "label", "score"]
+    from auscult.metrics import roc_auc
+
+    assert roc_auc(baseline["label"], baseline["score"]) == 1.0
+
+
+def test_properties_unrelated_to_the_label_leave_the_baseline_near_chance():
+    table = planted(n=600, tied=False)
+    train, test = table[table["split"] == "train"], table[table["split"] == "test"]
+    assert not audit.property_audit(train, bootstrap=100)["flagged"].any()
+    from auscult.metrics import roc_auc
+
+    baseline = audit.metadata_baseline(train, test)
+    assert abs(roc_auc(baseline["label"], baseline["score"]) - 0.5) < 0.15
+
+
+def test_continuous_properties_are_binned_at_the_training_quintiles():
+    table = planted()
+    bins = audit.strata(table, "duration_s", table[table["split"] == "train"])
+    assert set(bins) == {"q1", "q2", "q3", "q4", "q5"}
+    assert audit.strata(table.assign(duration_s=np.nan), "duration_s", table).eq("unknown").all()
