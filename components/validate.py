@@ -46,6 +46,9 @@ def validate(
         onnx_model.metadata.update({"framework": "onnx", "blessed": result.blessed, **figures})
         for name, value in figures.items():
             metrics.log_metric(name, value)
+        for row in result.audit.itertuples():  # how well each recording property alone predicts the label
+            if math.isfinite(row.auroc):
+                metrics.log_metric(f"property_auroc_{row.property}", round(row.auroc, 4))
         fpr, tpr, thresholds = result.assessment.roc
         classification.log_roc_curve(fpr.tolist(), tpr.tolist(), [min(1.0, float(t)) for t in thresholds])
         classification.log_confusion_matrix(list(CLASSES), result.assessment.confusion.tolist())
