@@ -37,9 +37,9 @@ def label(
             metrics.log_metric(f"class_{cls}", int(count))
         for cls, count in participants_by_class(frame).items():
             metrics.log_metric(f"{cls}_participants", count)
-        for row in quarantine_rates(frame).itertuples():
-            if row.by == "class":
-                metrics.log_metric(f"quarantined_share_{row.value}", round(row.share, 4))
-        if warning := quarantine_bias(frame):
+        rates = quarantine_rates(frame)
+        for row in rates[rates["by"] == "class"].itertuples():
+            metrics.log_metric(f"quarantined_share_{row.value}", round(row.share, 4))
+        if warning := quarantine_bias(rates):
             emit(Note("label", warning))
         require_enough_participants(frame, PrepConfig(min_participants_per_class=min_participants_per_class))

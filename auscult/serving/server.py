@@ -46,6 +46,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class ServerFailed(RuntimeError):
+    """The model server could not start; the message carries its own last word."""
+
+
 @dataclass
 class Server:
     process: subprocess.Popen
@@ -135,10 +139,6 @@ def start(
     except BaseException:  # Ctrl-C while it starts too: never leave a server holding the port
         server.stop()
         raise
-
-
-class ServerFailed(RuntimeError):
-    """The model server could not start; the message carries its own last word."""
 
 
 def _first_error(log_path: Path) -> str:

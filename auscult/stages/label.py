@@ -81,10 +81,9 @@ def quarantine_rates(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["by", "value", "recordings", "quarantined", "share"])
 
 
-def quarantine_bias(frame: pd.DataFrame, alpha: float = 0.05) -> str | None:
-    """A warning when curation takes sides: the classes' quarantine shares differ beyond chance (Fisher's
-    exact test), so the usable data no longer has the classes' original make-up."""
-    rates = quarantine_rates(frame)
+def quarantine_bias(rates: pd.DataFrame, alpha: float = 0.05) -> str | None:
+    """A warning when curation takes sides (``rates``: :func:`quarantine_rates`): the classes' quarantine
+    shares differ beyond chance (Fisher's exact test), so the usable data lost the classes' original make-up."""
     by_class = rates[rates["by"] == "class"].set_index("value")
     if not set(CLASSES) <= set(by_class.index):
         return None

@@ -223,18 +223,16 @@ def validate(
     else:
         reasons.append("pass: no model in production yet, nothing to compare with")
     metadata, shortcut_notes = compare_with_metadata(prepared, scores, config)
+    quarantine = quarantine_rates(prepared.table)
     found = metadata.pop("audit")
     figures |= metadata
     validation = Validation(
         blessed=bool(blessed),
-        reasons=reasons
-        + shortcut_notes
-        + result.notes
-        + [f"note: {w}" for w in [quarantine_bias(prepared.table)] if w],
+        reasons=reasons + shortcut_notes + result.notes + [f"note: {w}" for w in [quarantine_bias(quarantine)] if w],
         metrics={k: float(v) for k, v in figures.items()},
         assessment=result,
         splits=splits,
-        quarantine=quarantine_rates(prepared.table),
+        quarantine=quarantine,
         audit=found,
         reference=reference_of(prepared, scores),
     )

@@ -76,10 +76,10 @@ def test_quarantine_is_reported_by_class_and_source(labelled):
 
 
 def test_curation_that_takes_sides_is_flagged(labelled):
-    assert quarantine_bias(labelled.assign(status="ok")) is None
+    assert quarantine_bias(quarantine_rates(labelled.assign(status="ok"))) is None
     positives = labelled.index[labelled["label"] == "positive"]
     biased = labelled.copy()
     biased.loc[positives[: len(positives) // 2], "status"] = "quarantined"
     biased.loc[labelled["label"] != "positive", "status"] = "ok"
-    warning = quarantine_bias(biased)
+    warning = quarantine_bias(quarantine_rates(biased))
     assert warning.startswith("curation took sides: quarantined negative 0.0% of") and "Fisher" in warning
