@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 import soundfile as sf
 import soxr
 
@@ -84,11 +85,30 @@ def to_db(value: np.ndarray | float) -> np.ndarray | float:
     return 20.0 * np.log10(np.maximum(value, 1e-10))
 
 
-def active_frames(wave: np.ndarray, rate: int, threshold_db: float = -50.0) -> np.ndarray:
-    """Frames that are clearly above both an absolute floor and the recording's own noise floor."""
+def active_frames(wave: np.ndarray, rate: int, threshold_db: float = -50.0, rise_db: float = 6.0) -> np.ndarray:
+    """Frames above an absolute floor that rise above the recording's own noise floor (its 10th percentile).
+
+    They must rise ``rise_db``, or half the recording's dynamic range (95th minus 10th percentile) when that is
+    smaller: a steady cough over a constant line noise spans only a few decibels, and demanding a fixed rise
+    would call it silence (on covid19-cough that quarantined call-centre coughs, nearly all positive).
+    """
     levels = to_db(frame_rms(wave, rate))
-    noise_floor = np.percentile(levels, 10)
-    return (levels > threshold_db) & (levels > noise_floor + 6.0)
+    noise_floor, loud = np.percentile(levels, [10, 95])
+    rise = min(rise_db, (loud - noise_floor) / 2)
+    return (levels > threshold_db) & (levels > noise_floor + rise)
+
+
+def bandwidth(wave: np.ndarray, rate: int, below_peak_db: float = 50.0) -> float:
+    """Estimated bandwidth (Hz): the highest frequency at which the recording's average spectrum is within
+    ``below_peak_db`` of its peak. A channel gives itself away here (an 8 kHz phone line stops near 3.4-4 kHz,
+    a lossy codec at its low-pass) whatever the file's sample rate says."""
+    size = min(len(wave), 2048)
+    if size < 16:
+        return 0.0
+    _, power = scipy.signal.welch(wave.astype(np.float64), fs=rate, nperseg=size)
+    level = 10 * np.log10(np.maximum(power, 1e-30))
+    inside = np.flatnonzero(level >= level.max() - below_peak_db)
+    return float(inside[-1] * rate / (2 * (len(power) - 1)))
 
 
 def trim(wave: np.ndarray, rate: int = SAMPLE_RATE, pad_s: float = 0.1) -> np.ndarray:
@@ -121,8 +141,9 @@ def prepare(samples: np.ndarray, rate: int) -> np.ndarray:
 
 STAT_NAMES = ("duration_s", "rms_dbfs", "zero_crossing_rate", "spectral_centroid_hz")
 # Raised whenever a statistic's definition changes: monitoring compares only statistics of the same version.
+# 3: silence is trimmed relative to the recording's dynamic range (see active_frames).
 # 2: the centroid over Hann-windowed 32 ms frames (1: one FFT over the first 10 s).
-STATS_VERSION = 2
+STATS_VERSION = 3
 
 
 CENTROID_FRAME = 512  # 32 ms at 16 kHz

@@ -12,13 +12,29 @@ import numpy as np
 import pandas as pd
 
 from auscult import assessment, metrics
-from auscult.task import CLASSES
+from auscult.task import CLASSES, MIN_PARTICIPANTS_PER_CLASS
 
 CATEGORICAL = ("source", "device", "format", "sample_rate", "channels", "sex", "age_band")
-CONTINUOUS = ("duration_s", "size_bytes", "rms_dbfs")  # binned at the training recordings' quintiles
+# Binned at the training recordings' quintiles.
+CONTINUOUS = ("duration_s", "size_bytes", "rms_dbfs", "bandwidth_hz")
+# The properties of the recording channel: when one of them predicts the label, training deafens the model to it.
+CHANNEL = ("device", "format", "sample_rate", "channels", "bandwidth_hz")
+NAMES = {
+    "sample_rate": "sample rate",
+    "age_band": "age band",
+    "duration_s": "duration",
+    "size_bytes": "file size",
+    "rms_dbfs": "level",
+    "bandwidth_hz": "bandwidth",
+}
 BINS = 5
 FOLDS = 5
 FLAG_AUROC = 0.6  # a property whose strata alone reach this on the training participants is flagged
+
+
+def name(column: str) -> str:
+    """The property as a reader says it."""
+    return NAMES.get(column, column)
 
 
 def strata(frame: pd.DataFrame, column: str, reference: pd.DataFrame) -> pd.Series:
@@ -63,6 +79,12 @@ def property_audit(train: pd.DataFrame, bootstrap: int = 1000, seed: int = 0) ->
             fallback = positive[~held_out].mean() if (~held_out).any() else 0.5
             share[held_out] = groups[held_out].map(others).fillna(fallback).to_numpy()
         scored = _scored(train, share)
+        if groups.nunique() < 2:  # one stratum says nothing (out of fold, its share would even mislead)
+            rows.append(
+                {"property": column, "strata": 1, "auroc": np.nan, "auroc_ci_low": np.nan}
+                | {"auroc_ci_high": np.nan, "flagged": False}
+            )
+            continue
         auroc = metrics.roc_auc(scored["label"], scored["score"])
         low, high = metrics.auroc_ci(
             scored["label"].to_numpy(),
@@ -101,3 +123,102 @@ def metadata_baseline(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     model = LogisticRegression(max_iter=1000, C=1.0).fit(fitted.to_numpy(float), labels)
     scoring = features(test).reindex(columns=fitted.columns, fill_value=False)
     return _scored(test, model.predict_proba(scoring.to_numpy(float))[:, 1])
+
+
+def within_strata(
+    scores: pd.DataFrame,
+    recordings: pd.DataFrame,
+    train: pd.DataFrame,
+    column: str,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    min_participants: int = MIN_PARTICIPANTS_PER_CLASS,
+) -> tuple[dict, pd.DataFrame]:
+    """How well ``scores`` (:data:`assessment.SCORE_COLUMNS`) separate the classes *within* the strata of
+    ``column`` (defined on the training recordings ``train``; values from ``recordings``).
+
+    Returns the stratified AUROC (positives ranked only against negatives of their own stratum) with its
+    participant interval and the participants of each class that share a stratum with the other class (its
+    evidence), and one row per stratum: its counts and, where it holds ``min_participants`` of each class,
+    its own AUROC and interval.
+    """
+    joined = scores.merge(recordings[["recording_id", column]], on="recording_id", how="left")
+    groups = strata(joined, column, train).to_numpy()
+    labels, values = joined["label"].to_numpy(), joined["score"].to_numpy()
+    participants = assessment.participant_groups(joined)
+    auroc = metrics.stratified_auroc(labels, values, groups)
+    low, high = (
+        metrics.bootstrap_ci(
+            lambda pick: metrics.stratified_auroc(labels[pick], values[pick], groups[pick]),
+            participants,
+            n=bootstrap,
+            seed=seed,
+        )
+        if not np.isnan(auroc)
+        else (float("nan"), float("nan"))
+    )
+    rows, mixed = [], np.zeros(len(joined), dtype=bool)
+    for stratum in sorted(set(groups)):
+        members = groups == stratum
+        group = joined[members]
+        found = assessment.counts(group)
+        both = all(found[f"{cls}_participants"] for cls in CLASSES)
+        mixed |= members & both
+        enough = all(found[f"{cls}_participants"] >= min_participants for cls in CLASSES)
+        stratum_low, stratum_high = (
+            metrics.auroc_ci(labels[members], values[members], participants[members], n=bootstrap, seed=seed)
+            if enough
+            else (float("nan"), float("nan"))
+        )
+        rows.append(
+            {"property": column, "stratum": stratum, **found}
+            | {
+                "auroc": metrics.roc_auc(labels[members], values[members]) if enough else float("nan"),
+                "auroc_ci_low": stratum_low,
+                "auroc_ci_high": stratum_high,
+            }
+        )
+    evidence = assessment.counts(joined[mixed])
+    summary = {
+        "property": column,
+        "auroc": auroc,
+        "auroc_ci_low": low,
+        "auroc_ci_high": high,
+        **{f"{cls}_participants": evidence[f"{cls}_participants"] for cls in CLASSES},
+    }
+    return summary, pd.DataFrame(rows)
+
+
+def acoustic_baseline(train: pd.DataFrame, test: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """A simple listener for context: a logistic regression on per-recording MFCC statistics (``features``,
+    indexed by recording id: :func:`mfcc_statistics`), fitted on ``train`` and scoring ``test``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    labels = np.array([CLASSES.index(c) for c in train["label"]])
+    if len(np.unique(labels)) < 2:
+        return _scored(test, np.full(len(test), 0.5))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=0.1))
+    model.fit(features.loc[train["recording_id"]].to_numpy(), labels)
+    return _scored(test, model.predict_proba(features.loc[test["recording_id"]].to_numpy())[:, 1])
+
+
+def mfcc_statistics(windows: np.ndarray, index: pd.DataFrame, f_max: float, batch: int = 256) -> pd.DataFrame:
+    """Mean and standard deviation over time of 20 MFCCs (up to ``f_max`` Hz), averaged over each recording's
+    windows (``index``: the windows' recording ids, in order): one row per recording id."""
+    import torch
+    import torchaudio
+
+    from auscult.audio import SAMPLE_RATE
+
+    transform = torchaudio.transforms.MFCC(
+        SAMPLE_RATE, n_mfcc=20, melkwargs={"n_fft": 512, "hop_length": 256, "n_mels": 40, "f_max": f_max}
+    )
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(index), batch):
+            coefficients = transform(torch.from_numpy(np.asarray(windows[start : start + batch])))
+            rows.append(torch.cat([coefficients.mean(dim=-1), coefficients.std(dim=-1)], dim=1).numpy())
+    values = np.concatenate(rows) if rows else np.zeros((0, 40))
+    return pd.DataFrame(values, index=index["recording_id"].to_numpy()).groupby(level=0).mean()

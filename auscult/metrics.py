@@ -19,6 +19,22 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def stratified_auroc(labels: np.ndarray, scores: np.ndarray, strata: np.ndarray) -> float:
+    """AUROC with each positive ranked only against negatives of its own stratum: the share of within-stratum
+    (positive, negative) pairs in the right order, ties half. What a score knows beyond the strata; NaN when no
+    stratum holds both classes."""
+    labels, scores, strata = np.asarray(labels, dtype=bool), np.asarray(scores), np.asarray(strata)
+    concordant, pairs = 0.0, 0
+    for stratum in np.unique(strata):
+        members = strata == stratum
+        positives, negatives = int(labels[members].sum()), int((~labels[members]).sum())
+        if positives and negatives:
+            ranks = rankdata(scores[members])
+            concordant += ranks[labels[members]].sum() - positives * (positives + 1) / 2
+            pairs += positives * negatives
+    return float(concordant / pairs) if pairs else float("nan")
+
+
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate, threshold), from the strictest threshold down."""
     labels = np.asarray(labels, dtype=bool)

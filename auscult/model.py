@@ -17,6 +17,10 @@ from auscult.audio import SAMPLE_RATE
 @dataclass(frozen=True)
 class ModelConfig:
     n_mels: int = 64
+    f_min: float = 50.0
+    # The mel filterbank's upper edge (Hz). Nothing above it reaches the network, in any runtime: training
+    # lowers it to the narrowest band in its data when the recording channel predicts the label.
+    f_max: float = SAMPLE_RATE / 2
     n_fft: int = 512
     win_length: int = 400
     hop_length: int = 256
@@ -42,8 +46,8 @@ class LogMel(nn.Module):
         self.config = config
         filterbank = torchaudio.functional.melscale_fbanks(
             n_freqs=config.n_fft // 2 + 1,
-            f_min=50.0,
-            f_max=SAMPLE_RATE / 2,
+            f_min=config.f_min,
+            f_max=config.f_max,
             n_mels=config.n_mels,
             sample_rate=SAMPLE_RATE,
         )

@@ -53,6 +53,17 @@ def page(title: str, sections: Sequence[tuple[str, str]]) -> str:
     )
 
 
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table, as KFP's UI renders a Markdown artifact."""
+
+    def cell(value: object) -> str:
+        return _fmt(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(value: object) -> str:
     """A count as a count (89, not 89.000), a tiny figure in scientific notation (3.6e-07, not 0.000)."""
     if isinstance(value, float):

@@ -47,6 +47,11 @@ SHIFTED_DEVICES = (
     Device("budget-phone", 8_000, 1, "mp3", 12.0, gain_db=-14.0, lowpass_hz=3_400.0),
     Device("android", 44_100, 1, "ogg", 25.0),
 )
+# Two collection channels, as in covid19-cough: a narrow-band phone line and an app recording at 48 kHz.
+CHANNELS = (
+    Device("call-line", 8_000, 1, "wav", 20.0, gain_db=-6.0, lowpass_hz=3_400.0),
+    Device("app", 48_000, 1, "ogg", 30.0),
+)
 POSITIVE_STATUSES = ("positive_mild", "positive_asymp", "positive_moderate")
 NEGATIVE_STATUSES = ("healthy",)
 UNUSABLE_STATUSES = ("under_validation", "postive")  # pending results, and a typo seen in real metadata
@@ -63,6 +68,9 @@ class CohortSpec:
     unusable_label_rate: float = 0.03
     shifted: bool = False
     id_prefix: str = "P"
+    # None: the usual device mix, whatever the label. A number c in [0, 1]: two channels (CHANNELS) tied to the
+    # label, a positive recording through the call line with probability (1 + c) / 2, a negative (1 - c) / 2.
+    confound: float | None = None
 
 
 def _resonance(noise: np.ndarray, rate: int, centre: float, width: float) -> np.ndarray:
@@ -142,7 +150,11 @@ def generate(folder: str | Path, spec: CohortSpec = CohortSpec()) -> dict[str, i
     for index in range(spec.participants):
         pid = f"{spec.id_prefix}{spec.seed:02d}{index:04d}"
         positive = bool(rng.random() < spec.positive_fraction)
-        device = devices[int(rng.choice(len(devices), p=device_weights))]
+        if spec.confound is None:
+            device = devices[int(rng.choice(len(devices), p=device_weights))]
+        else:
+            call_line = (1 + spec.confound) / 2 if positive else (1 - spec.confound) / 2
+            device = CHANNELS[0] if rng.random() < call_line else CHANNELS[1]
         if rng.random() < spec.unusable_label_rate:
             status = str(rng.choice(UNUSABLE_STATUSES))
             counts["unusable_label"] += 1

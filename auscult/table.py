@@ -36,6 +36,7 @@ CURATE_COLUMNS: dict[str, str] = {
     "silence_fraction": "Float64",
     "snr_db": "Float64",
     "active_s": "Float64",
+    "bandwidth_hz": "Float64",  # estimated from the spectrum (audio.bandwidth), whatever the sample rate says
     "status": "string",  # "ok" or "quarantined"
     "reason": "string",  # why it was quarantined, naming the file
 }

@@ -6,3 +6,6 @@ CLASSES = ("negative", "positive")
 MIN_PARTICIPANTS_PER_CLASS = 10
 # ... and the lower bound of its test AUROC's 95% interval over participants reaches this.
 MIN_AUROC = 0.80
+# ... and it beats recording properties alone (a model that never listened) by this much, at the lower bound of
+# the paired participant interval of the difference.
+MIN_MARGIN_OVER_METADATA = 0.05

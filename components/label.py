@@ -39,7 +39,7 @@ def label(
             metrics.log_metric(f"{cls}_participants", count)
         rates = quarantine_rates(frame)
         for row in rates[rates["by"] == "class"].itertuples():
-            metrics.log_metric(f"quarantined_share_{row.value}", round(row.share, 4))
+            metrics.log_metric(f"quarantined_share_{row.value}", round(row.quarantined_share, 4))
         if warning := quarantine_bias(rates):
             emit(Note("label", warning))
         require_enough_participants(frame, PrepConfig(min_participants_per_class=min_participants_per_class))

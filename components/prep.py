@@ -1,15 +1,20 @@
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Output
+from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
 
 from components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def prep(table: Input[Dataset], seed: int, prepared: Output[Dataset], metrics: Output[Metrics]):
-    """16 kHz mono windows; train/validation/test split by participant, stratified by label."""
+def prep(
+    table: Input[Dataset], seed: int, prepared: Output[Dataset], metrics: Output[Metrics], audit: Output[Markdown]
+):
+    """16 kHz mono windows; train/validation/test split by participant, stratified by label; and the audit:
+    how well each recording property alone predicts the label on the training participants."""
+    import math
+
     from auscult import table as recording_table
-    from auscult.progress import task
-    from auscult.stages.prep import PrepConfig
+    from auscult.progress import Note, emit, task
+    from auscult.stages.prep import PrepConfig, audit_markdown
     from auscult.stages.prep import prep as run
 
     with task("prep", metrics):
@@ -18,3 +23,10 @@ def prep(table: Input[Dataset], seed: int, prepared: Output[Dataset], metrics: O
             metrics.log_metric(f"{split}_windows", len(group))
             metrics.log_metric(f"{split}_participants", int(group["participant_id"].nunique()))
         metrics.log_metric("recordings", int(result.table["split"].notna().sum()))
+        for row in result.audit.itertuples():
+            if math.isfinite(row.auroc):
+                metrics.log_metric(f"property_auroc_{row.property}", round(row.auroc, 4))
+        with open(audit.path, "w") as handle:
+            handle.write(audit_markdown(result))
+        for row in result.audit[result.audit["flagged"]].itertuples():
+            emit(Note("prep", f"{row.property} alone predicts the label: AUROC {row.auroc:.3f} (training)"))

@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components.image import IMAGE
 
@@ -11,10 +11,12 @@ def validate(
     store_uri: str,
     min_auroc: float,
     min_participants_per_class: int,
+    min_margin_over_metadata: float,
     onnx_model: Output[Model],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     report: Output[HTML],
+    summary: Output[Markdown],
 ) -> bool:
     """Metrics with CIs, torch-vs-ONNX parity, a serving-runtime check and a production comparison.
 
@@ -27,7 +29,7 @@ def validate(
     from auscult.registry import Registry
     from auscult.stages.prep import Prepared
     from auscult.stages.train import TrainResult
-    from auscult.stages.validate import ValidateConfig, report_html
+    from auscult.stages.validate import ValidateConfig, report_html, summary_markdown
     from auscult.stages.validate import validate as run
     from auscult.store import open_store
     from auscult.task import CLASSES
@@ -35,25 +37,28 @@ def validate(
     with task("validate", metrics):
         trained = TrainResult.load(model.path)
         result = run(
-            trained.model,
+            trained,
             Prepared.load(prepared.path),
             onnx_model.path,
             Registry(open_store(store_uri)),
-            ValidateConfig(min_auroc=min_auroc, min_participants_per_class=min_participants_per_class),
+            ValidateConfig(
+                min_auroc=min_auroc,
+                min_participants_per_class=min_participants_per_class,
+                min_margin_over_metadata=min_margin_over_metadata,
+            ),
         )
         # An undefined figure (NaN: an interval with too few participants) is left out: it is not a number.
         figures = {name: round(value, 4) for name, value in result.metrics.items() if math.isfinite(value)}
         onnx_model.metadata.update({"framework": "onnx", "blessed": result.blessed, **figures})
         for name, value in figures.items():
             metrics.log_metric(name, value)
-        for row in result.audit.itertuples():  # how well each recording property alone predicts the label
-            if math.isfinite(row.auroc):
-                metrics.log_metric(f"property_auroc_{row.property}", round(row.auroc, 4))
         fpr, tpr, thresholds = result.assessment.roc
         classification.log_roc_curve(fpr.tolist(), tpr.tolist(), [min(1.0, float(t)) for t in thresholds])
         classification.log_confusion_matrix(list(CLASSES), result.assessment.confusion.tolist())
         with open(report.path, "w") as handle:
             handle.write(report_html(result, trained.history))
+        with open(summary.path, "w") as handle:
+            handle.write(summary_markdown(result))
         for reason in result.reasons:
             emit(Note("validate", reason))
     return result.blessed

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from auscult import __version__
 from auscult.serving import contract
-from auscult.task import MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
+from auscult.task import MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 
 DEFAULT_WORKDIR = Path(".auscult/run")
 LOGS = Path(".auscult/logs")  # where commands without a workdir keep the traceback of a failure
@@ -50,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         min_auroc=args.min_auroc,
         min_participants_per_class=args.min_participants_per_class,
+        min_margin_over_metadata=args.min_margin_over_metadata,
+        guard_channel=not args.no_channel_guard,
         retrain=not args.no_retrain,
     )
     with Console(log_path(args.workdir), verbose=args.verbose) as console:
@@ -79,6 +81,8 @@ def _generate(args: argparse.Namespace) -> int:
         effect=args.effect,
         defect_rate=args.defect_rate,
         shifted=args.shifted,
+        positive_fraction=args.positive_fraction,
+        confound=args.confound,
     )
     counts = synth.generate(args.folder, spec)
     print(
@@ -228,6 +232,19 @@ def _at_least(minimum: int):
     return parse
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
+    return value
+
+
+_fraction.__name__ = "a number from 0 to 1"
+
+
 def _port(text: str) -> int:
     value = _at_least(1)(text)
     if value > 65535:
@@ -354,6 +371,19 @@ def parser() -> argparse.ArgumentParser:
         help="participants of each class that validation and test each need; the run stops after label when "
         "the data cannot provide them",
     )
+    run.add_argument(
+        "--min-margin-over-metadata",
+        type=float,
+        default=MIN_MARGIN_OVER_METADATA,
+        help="how much the model's AUROC must beat recording properties alone (a model that never listened) by, "
+        "at the lower bound of the paired 95%% CI over participants",
+    )
+    run.add_argument(
+        "--no-channel-guard",
+        action="store_true",
+        help="train as if the recording channel did not predict the label (no front-end cap, no channel "
+        "augmentation); for comparing",
+    )
     run.add_argument("--no-retrain", action="store_true", help="stop after monitoring, whatever it decides")
     run.add_argument("--verbose", action="store_true", help="show everything KFP prints, not only stage lines")
     run.set_defaults(handler=_run)
@@ -366,13 +396,29 @@ def parser() -> argparse.ArgumentParser:
         "acoustically, with age, sex and device metadata and a share of defective files.",
     )
     generate.add_argument("folder", type=Path, help="where to write it (combined_data.csv and a folder per person)")
-    generate.add_argument("--participants", type=_at_least(1), default=120, help="how many people")
+    generate.add_argument(
+        "--participants",
+        type=_at_least(1),
+        default=180,
+        help="how many people (180 with balanced classes clears the participant minimums of a run)",
+    )
+    generate.add_argument(
+        "--positive-fraction", type=_fraction, default=0.5, help="share of participants who are positive"
+    )
     generate.add_argument("--seed", type=int, default=0, help="the same seed writes the same files")
     generate.add_argument("--effect", type=float, default=0.3, help="how different the classes sound (0: not at all)")
     generate.add_argument(
         "--defect-rate", type=float, default=0.06, help="share of silent/clipped/truncated/empty files"
     )
     generate.add_argument("--shifted", action="store_true", help="record with the later, narrow-band device mix")
+    generate.add_argument(
+        "--confound",
+        type=_fraction,
+        metavar="C",
+        help="plant a shortcut: record through two channels tied to the label (an 8 kHz call line for a positive "
+        "with probability (1+C)/2, for a negative (1-C)/2; the rest through a 48 kHz app). 1 makes the channel "
+        "the label; with --effect 0 the channel is all there is to learn",
+    )
     generate.set_defaults(handler=_generate)
 
     compile_ = _command(

@@ -18,7 +18,7 @@ from auscult.stages.curate import reason_counts
 from auscult.stages.label import DEFAULT_CLASS_MAP, invert
 from auscult.stages.validate import Verdict
 from auscult.store import open_store
-from auscult.task import MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
+from auscult.task import MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 from pipelines.console import Console, StageFailed
 from pipelines.local import RunResult, Workspace, run_monitor, run_training
 
@@ -37,6 +37,8 @@ class LoopConfig:
     seed: int = 0
     min_auroc: float = MIN_AUROC
     min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS
+    min_margin_over_metadata: float = MIN_MARGIN_OVER_METADATA
+    guard_channel: bool = True
     retrain: bool = True
 
     @property
@@ -47,6 +49,8 @@ class LoopConfig:
             "seed": self.seed,
             "min_auroc": self.min_auroc,
             "min_participants_per_class": self.min_participants_per_class,
+            "min_margin_over_metadata": self.min_margin_over_metadata,
+            "guard_channel": self.guard_channel,
         }
 
 

@@ -8,7 +8,7 @@ compiles for a cluster, where ``Placement`` puts training on GPU nodes and wires
 from kfp import dsl
 
 from auscult.stages.label import DEFAULT_CLASS_MAP
-from auscult.task import MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
+from auscult.task import MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 from components import curate, deploy, ingest, label, monitor, prep, train, validate
 from components.image import SERVING_IMAGE
 from pipelines.placement import Placement, on_gpu, sized, with_pseudonym_key, with_store
@@ -27,6 +27,8 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         seed: int = 0,
         min_auroc: float = MIN_AUROC,
         min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS,
+        min_margin_over_metadata: float = MIN_MARGIN_OVER_METADATA,
+        guard_channel: bool = True,
         class_map: dict = DEFAULT_CLASS_MAP,
         serving_image: str = SERVING_IMAGE,
         serving_gpus: int = 1,
@@ -46,7 +48,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         )
         sized(labelled, "1", "2G")
         prepared = with_store(sized(prep(table=labelled.outputs["labelled"], seed=seed), "2", "8G"), placement)
-        trained = train(prepared=prepared.outputs["prepared"], epochs=epochs, seed=seed)
+        trained = train(prepared=prepared.outputs["prepared"], epochs=epochs, seed=seed, guard_channel=guard_channel)
         on_gpu(sized(trained, "4", "16G"), placement)
         checked = validate(
             model=trained.outputs["model"],
@@ -54,6 +56,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
             store_uri=store_uri,
             min_auroc=min_auroc,
             min_participants_per_class=min_participants_per_class,
+            min_margin_over_metadata=min_margin_over_metadata,
         )
         # Validation compares with the production model, which changes between runs.
         with_store(sized(checked, "2", "8G"), placement).set_caching_options(False)

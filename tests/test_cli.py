@@ -29,6 +29,14 @@ def test_generate_writes_a_cohort(tmp_path, capsys):
     assert "3 participants" in capsys.readouterr().out
 
 
+def test_generate_plants_a_channel_confound(tmp_path, capsys):
+    argv = ["generate", str(tmp_path / "c"), "--participants", "8", "--confound", "1", "--positive-fraction", "0.5"]
+    assert main(argv) == 0
+    rows = (tmp_path / "c" / "combined_data.csv").read_text().splitlines()[1:]
+    for row in rows:  # a confound of 1 makes the channel the label
+        assert ("positive" in row) == row.endswith("call-line"), row
+
+
 def test_compile_writes_yaml(tmp_path):
     assert (
         main(
@@ -124,8 +132,10 @@ def test_run_s_defaults_are_the_loop_s():
         "seed",
         "min_auroc",
         "min_participants_per_class",
+        "min_margin_over_metadata",
     ):
         assert getattr(args, name) == getattr(defaults, name), name
+    assert args.no_channel_guard != defaults.guard_channel
 
 
 def test_a_source_with_one_class_stops_after_label_with_the_counts(tmp_path):
@@ -165,6 +175,7 @@ def test_serving_an_empty_store_fails_in_one_line_before_starting_anything(tmp_p
         ["serve", "--port", "80000"],
         ["compile", "--gpu-node-selector", "novalue"],
         ["evaluate", "--source", "x", "--bootstrap", "3"],
+        ["generate", "x", "--confound", "1.5"],
     ],
 )
 def test_impossible_options_are_refused_by_the_parser(argv, capsys):

@@ -45,6 +45,7 @@ def measure(data: bytes) -> dict[str, float | int]:
         "silence_fraction": float(1.0 - active.mean()),
         "snr_db": float(np.percentile(levels, 95) - np.percentile(levels, 10)),
         "active_s": float(active.sum() * audio.FRAME_S),
+        "bandwidth_hz": audio.bandwidth(mono, decoded.sample_rate),
     }
 
 

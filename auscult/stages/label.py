@@ -68,17 +68,37 @@ def review_queue(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def quarantine_rates(frame: pd.DataFrame) -> pd.DataFrame:
-    """How many recordings curate quarantined, by class (where the label is known) and by source."""
+    """How many recordings curate quarantined, and how many usable ones wait for a person's label, by class
+    (the source's own label, mapped) and by source."""
     frame = table.validate(frame, "label")
     quarantined = frame["status"] == table.QUARANTINED
+    review = (frame["status"] == table.OK) & (frame["label_status"] == REVIEW)
     rows = []
-    for column, name in (("label", "class"), ("source", "source")):
-        for value, group in quarantined.groupby(frame[column].fillna("unknown")):
+    for name, by in (("class", frame["label"]), ("source", frame["source"])):
+        for value, members in quarantined.groupby(by.fillna("unknown")).groups.items():
             rows.append(
-                {"by": name, "value": str(value), "recordings": len(group), "quarantined": int(group.sum())}
-                | {"share": float(group.mean())}
+                {
+                    "by": name,
+                    "value": str(value),
+                    "recordings": len(members),
+                    "quarantined": int(quarantined[members].sum()),
+                    "quarantined_share": float(quarantined[members].mean()),
+                    "review": int(review[members].sum()),
+                    "review_share": float(review[members].mean()),
+                }
             )
-    return pd.DataFrame(rows, columns=["by", "value", "recordings", "quarantined", "share"])
+    return pd.DataFrame(rows, columns=RATE_COLUMNS)
+
+
+RATE_COLUMNS = ["by", "value", "recordings", "quarantined", "quarantined_share", "review", "review_share"]
+
+
+def describe_rates(rates: pd.DataFrame) -> str:
+    """One line: the quarantine share of each class (``rates``: :func:`quarantine_rates`)."""
+    by_class = rates[rates["by"] == "class"]
+    return "quarantined by class: " + ", ".join(
+        f"{r.value} {r.quarantined} of {r.recordings} ({r.quarantined_share:.1%})" for r in by_class.itertuples()
+    )
 
 
 def quarantine_bias(rates: pd.DataFrame, alpha: float = 0.05) -> str | None:
@@ -94,5 +114,7 @@ def quarantine_bias(rates: pd.DataFrame, alpha: float = 0.05) -> str | None:
     _, p_value = fisher_exact(counts)
     if p_value >= alpha:
         return None
-    shares = ", ".join(f"{c} {by_class.at[c, 'share']:.1%} of {int(by_class.at[c, 'recordings'])}" for c in CLASSES)
+    shares = ", ".join(
+        f"{c} {by_class.at[c, 'quarantined_share']:.1%} of {int(by_class.at[c, 'recordings'])}" for c in CLASSES
+    )
     return f"curation took sides: quarantined {shares} (Fisher's exact test p = {p_value:.2g})"

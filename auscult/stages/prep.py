@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auscult import audio, table
+from auscult import audio, audit, report, table
 from auscult.errors import InputError
 from auscult.parallel import ordered_map
 from auscult.progress import Tracker, emit
-from auscult.stages.label import LABELLED
+from auscult.stages.label import LABELLED, quarantine_bias, quarantine_rates
 from auscult.store import read_uri
 from auscult.task import CLASSES, MIN_PARTICIPANTS_PER_CLASS
 
@@ -47,6 +47,7 @@ class PrepConfig:
 WINDOWS_FILE = "windows.npy"
 TABLE_FILE = "recordings.parquet"
 INDEX_FILE = "windows.parquet"
+AUDIT_FILE = "audit.parquet"
 
 
 class SplitWindows:
@@ -69,11 +70,17 @@ class SplitWindows:
 
 @dataclass
 class Prepared:
-    """The recording table (with splits), the model windows, and which recording each window came from."""
+    """The recording table (with splits), the model windows, which recording each window came from, and the
+    recording-property audit of the training participants."""
 
     table: pd.DataFrame
     windows: np.ndarray  # float32 (n_windows, samples), memory-mapped from the prep folder
     index: pd.DataFrame  # per window: recording_id, participant_id, split, label (class index)
+    audit: pd.DataFrame  # per recording property: how well it alone predicts the label (audit.property_audit)
+
+    @property
+    def training_recordings(self) -> pd.DataFrame:
+        return self.table[self.table["split"] == "train"]
 
     def split(self, name: str) -> tuple[SplitWindows, pd.DataFrame]:
         mask = (self.index["split"] == name).to_numpy()
@@ -86,6 +93,7 @@ class Prepared:
             table.read(folder / TABLE_FILE, "prep"),
             np.load(folder / WINDOWS_FILE, mmap_mode="r"),
             pd.read_parquet(folder / INDEX_FILE),
+            pd.read_parquet(folder / AUDIT_FILE),
         )
 
 
@@ -215,8 +223,12 @@ def prep(
     extra["windows"][chosen.index] = counts
     for name, values in stats.items():
         extra[f"input_{name}"][chosen.index] = values
-    table.write(frame.assign(**extra), folder / TABLE_FILE, "prep")
+    prepared = frame.assign(**extra)
+    table.write(prepared, folder / TABLE_FILE, "prep")
     pd.DataFrame(index_rows, columns=columns).to_parquet(folder / INDEX_FILE, index=False)
+    # Before any model: could the label be told from how a recording was made rather than from its sound?
+    found = audit.property_audit(prepared[prepared["split"] == "train"], seed=config.seed)
+    found.to_parquet(folder / AUDIT_FILE, index=False)
     return Prepared.load(folder)
 
 
@@ -224,3 +236,29 @@ def _window(uri: str, config: PrepConfig) -> tuple[np.ndarray, dict[str, float]]
     decoded = audio.decode(read_uri(uri))
     wave = audio.prepare(decoded.samples, decoded.sample_rate)
     return audio.windows(wave, config.window_s, config.max_windows), audio.input_stats(wave)
+
+
+def audit_markdown(prepared: Prepared) -> str:
+    """The data audit for KFP's UI: what each recording property alone says about the label on the training
+    participants, and whether curation took sides."""
+    found, rates = prepared.audit, quarantine_rates(prepared.table)
+    lines = [
+        "# Could the label be told without listening?",
+        "",
+        f"Each property's strata (continuous ones binned at the training recordings' {audit.BINS}-quantiles) "
+        f"scored by the share of positives among other participants; flagged at AUROC >= {audit.FLAG_AUROC}.",
+        "",
+        report.markdown_table(
+            ["property", "strata", "AUROC alone", "95% CI", "flagged"],
+            [
+                [audit.name(r.property), r.strata, r.auroc, f"{r.auroc_ci_low:.3f}-{r.auroc_ci_high:.3f}", r.flagged]
+                for r in found.itertuples()
+            ],
+        ),
+        "# Quarantine and review by class and source",
+        "",
+        report.markdown_table([c.replace("_", " ") for c in rates.columns], rates.itertuples(index=False)),
+    ]
+    if warning := quarantine_bias(rates):
+        lines.append(f"**{warning}**")
+    return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from auscult import metrics
+from auscult import audio, audit, metrics
 from auscult import model as screening_model
 from auscult.errors import InputError
 from auscult.model import ModelConfig, ScreeningNet
@@ -31,11 +31,80 @@ class TrainConfig:
     weight_decay: float = 1e-4
     gain_jitter_db: float = 10.0  # random level changes, so the model does not key on loudness
     seed: int = 0
+    # When the audit finds the recording channel predictive: cap the front end and augment (ChannelGuard).
+    guard_channel: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
 CHECKPOINT_FILE = "model.pt"
 HISTORY_FILE = "history.json"
+# The front end is never capped below this: the cough's own sound lies under it.
+MIN_BAND_HZ = 2_000.0
+
+
+@dataclass(frozen=True)
+class ChannelGuard:
+    """How training was kept from learning the recording channel: the properties that betrayed it, the front
+    end's upper edge, and whether channel augmentation was on."""
+
+    properties: tuple[str, ...]
+    f_max_hz: float
+    augmentation: bool = True
+
+    def describe(self) -> str:
+        return (
+            f"{', '.join(self.properties)} predict the label on the training participants: the front end hears "
+            f"nothing above {self.f_max_hz:.0f} Hz (the narrowest band in training) and training varied the "
+            "channel (band limit, noise, level, 8-bit mu-law coding)"
+        )
+
+
+def channel_guard(found: pd.DataFrame, training: pd.DataFrame) -> ChannelGuard | None:
+    """A guard when the audit (``found``) flags a property of the recording channel, else None. The upper edge is
+    the narrowest band among the ``training`` recordings: half the lowest sample rate, or the estimated bandwidth
+    that all but 5% of them exceed, if lower (never below :data:`MIN_BAND_HZ`)."""
+    flagged = tuple(found.loc[found["flagged"] & found["property"].isin(audit.CHANNEL), "property"])
+    if not flagged:
+        return None
+    band = min(float(training["sample_rate"].min()) / 2, audio.SAMPLE_RATE / 2)
+    bandwidths = training["bandwidth_hz"].dropna().astype(float)
+    if len(bandwidths):
+        band = min(band, float(np.percentile(bandwidths, 5)))
+    return ChannelGuard(flagged, max(MIN_BAND_HZ, band))
+
+
+class ChannelAugment(nn.Module):
+    """Training-time channel variation, in the manner of ``torchaudio.transforms``: each window is, with
+    probability ``p`` each, band-limited below a random edge, given noise at a random SNR, and coded as 8-bit
+    mu-law (a telephone codec). Seeded through ``generator``; the identity in eval mode."""
+
+    def __init__(self, f_max_hz: float, p: float = 0.5, snr_db: tuple[float, float] = (10.0, 40.0)):
+        super().__init__()
+        self.f_max_hz, self.p, self.snr_db = f_max_hz, p, snr_db
+
+    def forward(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if not self.training:
+            return batch
+        count, length = batch.shape
+
+        def chosen() -> torch.Tensor:
+            return (torch.rand(count, generator=generator) < self.p)[:, None]
+
+        spectrum = torch.fft.rfft(batch)
+        freqs = torch.fft.rfftfreq(length, 1 / audio.SAMPLE_RATE)
+        edge = MIN_BAND_HZ + torch.rand(count, 1, generator=generator) * max(0.0, self.f_max_hz - MIN_BAND_HZ)
+        limited = torch.fft.irfft(spectrum * (freqs[None, :] <= edge), n=length)
+        batch = torch.where(chosen(), limited, batch)
+        level = batch.square().mean(dim=1, keepdim=True).sqrt()
+        snr = self.snr_db[0] + torch.rand(count, 1, generator=generator) * (self.snr_db[1] - self.snr_db[0])
+        noise = torch.randn(batch.shape, generator=generator) * level * 10 ** (-snr / 20)
+        batch = torch.where(chosen(), batch + noise, batch)
+        mu = 255.0
+        peak = batch.abs().amax(dim=1, keepdim=True).clamp_min(1e-6)
+        coded = torch.sign(batch / peak) * torch.log1p(mu * (batch / peak).abs()) / np.log1p(mu)
+        coded = torch.round(coded * 127) / 127
+        decoded = torch.sign(coded) * torch.expm1(coded.abs() * np.log1p(mu)) / mu * peak
+        return torch.where(chosen(), decoded, batch)
 
 
 @dataclass
@@ -43,18 +112,28 @@ class TrainResult:
     model: ScreeningNet
     history: list[dict]  # per epoch: loss, validation AUROC (recording level), seconds
     best_epoch: int
+    guard: ChannelGuard | None = None
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         screening_model.save(self.model, folder / CHECKPOINT_FILE)
-        (folder / HISTORY_FILE).write_text(json.dumps({"best_epoch": self.best_epoch, "epochs": self.history}))
+        guard = asdict(self.guard) if self.guard else None
+        (folder / HISTORY_FILE).write_text(
+            json.dumps({"best_epoch": self.best_epoch, "epochs": self.history, "channel_guard": guard})
+        )
 
     @classmethod
     def load(cls, folder: str | Path) -> TrainResult:
         folder = Path(folder)
         history = json.loads((folder / HISTORY_FILE).read_text())
-        return cls(screening_model.load(folder / CHECKPOINT_FILE), history["epochs"], history["best_epoch"])
+        guard = history.get("channel_guard")
+        return cls(
+            screening_model.load(folder / CHECKPOINT_FILE),
+            history["epochs"],
+            history["best_epoch"],
+            ChannelGuard(**{**guard, "properties": tuple(guard["properties"])}) if guard else None,
+        )
 
 
 def predict(model: nn.Module, windows: SplitWindows, batch_size: int = 64) -> np.ndarray:
@@ -91,7 +170,12 @@ def train(
             f"training needs both classes, and the training split has {len(labels)} windows of "
             f"{'one class' if len(labels) else 'none'}: add labelled recordings of each class"
         )
-    model = ScreeningNet(config.model)
+    guard = channel_guard(prepared.audit, prepared.training_recordings) if config.guard_channel else None
+    model = ScreeningNet(replace(config.model, f_max=guard.f_max_hz) if guard else config.model)
+    augment = ChannelAugment(guard.f_max_hz) if guard else None
+    generator = torch.Generator().manual_seed(config.seed)
+    if guard:
+        progress(str(Note("train", guard.describe())))
     # Weight classes inversely to their frequency so the minority class is not ignored.
     counts = np.bincount(labels, minlength=config.model.n_classes)
     weights = torch.tensor(len(labels) / (config.model.n_classes * np.maximum(counts, 1)), dtype=torch.float32)
@@ -114,6 +198,8 @@ def train(
             gains = 10 ** (torch.from_numpy(rng.uniform(-1, 1, len(pick))).float() * config.gain_jitter_db / 20)
             shifts = rng.integers(0, batch.shape[1], len(pick))
             batch = torch.stack([torch.roll(w, int(s)) for w, s in zip(batch * gains[:, None], shifts, strict=True)])
+            if augment:
+                batch = augment(batch, generator)
             loss = loss_fn(model.logits(batch), torch.from_numpy(labels[pick]))
             optimiser.zero_grad()
             loss.backward()
@@ -139,4 +225,4 @@ def train(
             best_auroc = -1.0 if np.isnan(auroc) else auroc
             best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
     model.load_state_dict(best_state)
-    return TrainResult(model.eval(), history, best_epoch)
+    return TrainResult(model.eval(), history, best_epoch, guard)

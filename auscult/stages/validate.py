@@ -24,10 +24,10 @@ from auscult.errors import InputError
 from auscult.model import ScreeningNet, export_onnx
 from auscult.registry import Registry
 from auscult.serving.runtime import Predictor
-from auscult.stages.label import quarantine_bias, quarantine_rates
+from auscult.stages.label import describe_rates, quarantine_bias, quarantine_rates
 from auscult.stages.prep import Prepared, SplitWindows
-from auscult.stages.train import per_recording
-from auscult.task import CLASSES, MIN_AUROC, MIN_PARTICIPANTS_PER_CLASS
+from auscult.stages.train import TrainResult, per_recording
+from auscult.task import CLASSES, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 
 SPLITS = ("train", "validation", "test")
 # Besides the target, operating points the report shows (thresholds chosen on validation participants too).
@@ -41,6 +41,8 @@ class ValidateConfig:
     min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS  # in each of validation and test
     parity_tolerance: float = 1e-4
     max_regression: float = 0.02  # lower bound of (candidate - production) AUROC on the same test participants
+    # Lower bound of (candidate - recording properties alone) AUROC on the same test participants.
+    min_margin_over_metadata: float = MIN_MARGIN_OVER_METADATA
     bootstrap: int = 1000
     seed: int = 0
 
@@ -84,8 +86,10 @@ class Validation:
     metrics: dict[str, float]
     assessment: assessment.Assessment  # the test participants' figures, operating points and subgroups
     splits: pd.DataFrame  # per split: participants and recordings of each class
-    quarantine: pd.DataFrame  # what curate quarantined, by class and by source
+    quarantine: pd.DataFrame  # what curate quarantined (and left for review), by class and by source
     audit: pd.DataFrame  # per recording property: how well it alone predicts the label (training participants)
+    within: pd.DataFrame  # per flagged property: the model's stratified AUROC on the test participants
+    strata: pd.DataFrame  # per stratum of each flagged property: counts, the model's AUROC where it can be judged
     reference: dict = field(default_factory=dict)  # what monitoring compares production traffic with
 
     @property
@@ -144,13 +148,14 @@ def split_counts(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def validate(
-    model: ScreeningNet,
+    trained: TrainResult,
     prepared: Prepared,
     folder: str | Path,
     registry: Registry | None = None,
     config: ValidateConfig = ValidateConfig(),
 ) -> Validation:
-    """Export ``model`` to ONNX in ``folder``, judge it, and save the :class:`Verdict` beside it."""
+    """Export the trained model to ONNX in ``folder``, judge it, and save the :class:`Verdict` beside it."""
+    model = trained.model
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     export_onnx(model, folder / layout.ONNX_FILE)
@@ -222,22 +227,48 @@ def validate(
         )
     else:
         reasons.append("pass: no model in production yet, nothing to compare with")
-    metadata, shortcut_notes = compare_with_metadata(prepared, scores, config)
+    shortcuts = shortcut_checks(prepared, scores, config)
+    figures |= shortcuts.figures
+    for passed, text in shortcuts.checks:
+        check(passed, text)
+    figures["min_auroc"] = config.min_auroc
+    figures["front_end_f_max_hz"] = model.config.f_max
+    figures["channel_augmentation"] = float(bool(trained.guard and trained.guard.augmentation))
     quarantine = quarantine_rates(prepared.table)
-    found = metadata.pop("audit")
-    figures |= metadata
+    notes = shortcuts.notes + channel_notes(result.subgroups) + result.notes + [f"note: {describe_rates(quarantine)}"]
+    notes += [f"note: {warning}" for warning in [quarantine_bias(quarantine)] if warning]
+    notes += [f"note: trained deaf to the channel: {trained.guard.describe()}"] if trained.guard else []
     validation = Validation(
         blessed=bool(blessed),
-        reasons=reasons + shortcut_notes + result.notes + [f"note: {w}" for w in [quarantine_bias(quarantine)] if w],
+        reasons=reasons + notes,
         metrics={k: float(v) for k, v in figures.items()},
         assessment=result,
         splits=splits,
         quarantine=quarantine,
-        audit=found,
+        audit=prepared.audit,
+        within=shortcuts.within,
+        strata=shortcuts.strata,
         reference=reference_of(prepared, scores),
     )
     validation.verdict.save(folder)
     return validation
+
+
+def channel_notes(subgroups: pd.DataFrame) -> list[str]:
+    """The model's AUROC within each collection channel (device) and source, when there is more than one."""
+    notes = []
+    for attribute in ("device", "source"):
+        rows = subgroups[subgroups["attribute"] == attribute]
+        if len(rows) > 1:
+            notes.append(
+                f"note: AUROC per {attribute}: "
+                + "; ".join(
+                    f"{r.value} {r.auroc:.3f} (95% CI {r.auroc_ci_low:.3f}-{r.auroc_ci_high:.3f}, "
+                    f"{r.positive_participants} positive / {r.negative_participants} negative participants)"
+                    for r in rows.itertuples()
+                )
+            )
+    return notes
 
 
 def auroc_difference(candidate: pd.DataFrame, other: pd.DataFrame, config: ValidateConfig) -> tuple[float, ...]:
@@ -261,20 +292,27 @@ def compare_with_production(candidate: pd.DataFrame, production: pd.DataFrame, c
     return dict(zip(names, auroc_difference(candidate, production, config), strict=True))
 
 
-def compare_with_metadata(prepared: Prepared, candidate: pd.DataFrame, config: ValidateConfig) -> tuple[dict, list]:
-    """What recording properties alone achieve (:mod:`auscult.audit`): the metadata baseline's figures beside
-    the candidate's on the same test participants, and notes naming properties that predict the label."""
+@dataclass
+class Shortcuts:
+    """What validate learns from scorers that never listened: the checks it gates on, figures and notes."""
+
+    checks: list[tuple[bool, str]]
+    figures: dict[str, float]
+    notes: list[str]
+    within: pd.DataFrame
+    strata: pd.DataFrame
+
+
+def shortcut_checks(prepared: Prepared, candidate: pd.DataFrame, config: ValidateConfig) -> Shortcuts:
+    """Could a model that never listened have done as well? The candidate must beat recording properties alone
+    (:func:`audit.metadata_baseline`) by ``min_margin_over_metadata`` on the paired participant bootstrap, and
+    within the strata of every property the audit flags its stratified AUROC must reach ``min_auroc``. An
+    acoustic baseline (MFCC statistics) is reported beside them for context."""
     used = prepared.table[prepared.table["split"].notna()]
     train, test = used[used["split"] == "train"], used[used["split"] == "test"]
-    found = audit.property_audit(train, config.bootstrap, config.seed)
+    found = prepared.audit
     baseline = audit.metadata_baseline(train, test)
-    low, high = metrics.auroc_ci(
-        baseline["label"].to_numpy(),
-        baseline["score"].to_numpy(),
-        assessment.participant_groups(baseline),
-        n=config.bootstrap,
-        seed=config.seed,
-    )
+    low, high = _auroc_ci(baseline, config)
     baseline_auroc, margin, margin_low, margin_high = auroc_difference(candidate, baseline, config)
     figures = {
         "metadata_auroc": baseline_auroc,
@@ -284,17 +322,100 @@ def compare_with_metadata(prepared: Prepared, candidate: pd.DataFrame, config: V
         "margin_over_metadata_ci_low": margin_low,
         "margin_over_metadata_ci_high": margin_high,
     }
-    notes = [
-        f"note: recording properties alone (a model that never listened) reach AUROC {baseline_auroc:.3f} (95% CI "
+    ranked = found.sort_values("auroc", ascending=False, na_position="last")
+    strongest = ranked.iloc[0] if len(ranked) else None
+    passed = not np.isnan(margin_low) and margin_low >= config.min_margin_over_metadata
+    text = (
+        f"recording properties alone (a model that never listened) reach AUROC {baseline_auroc:.3f} (95% CI "
         f"{low:.3f}-{high:.3f}) on the test participants; this model's margin over them is {margin:+.3f} (95% CI "
-        f"{margin_low:+.3f} to {margin_high:+.3f})"
+        f"{margin_low:+.3f} to {margin_high:+.3f}), its lower bound against a required margin of "
+        f"{config.min_margin_over_metadata}"
+    )
+    if not passed and strongest is not None:
+        text += f"; {audit.name(strongest.property)} alone predicts the label with AUROC {strongest.auroc:.2f}"
+    checks = [(passed, text)]
+    summaries, rows = [], []
+    for names, flagged in _same_strata(found[found["flagged"]], used, train):
+        summary, strata = audit.within_strata(
+            candidate, prepared.table, train, flagged.property, config.bootstrap, config.seed,
+            config.min_participants_per_class,
+        )  # fmt: skip
+        summaries.append(summary)
+        rows.append(strata)
+        checks.append(_within_check(names, flagged, summary, config))
+        figures |= {
+            f"stratified_auroc_{flagged.property}{suffix}": summary[f"auroc{suffix}"]
+            for suffix in ("", "_ci_low", "_ci_high")
+        }
+    # The simple listener hears the whole band: the context is what the sound itself carries.
+    features = pd.concat(
+        [audit.mfcc_statistics(*prepared.split(split), audio.SAMPLE_RATE / 2) for split in ("train", "test")]
+    )
+    acoustic = audit.acoustic_baseline(train, test, features)
+    acoustic_low, acoustic_high = _auroc_ci(acoustic, config)
+    figures |= {
+        "acoustic_auroc": metrics.roc_auc(acoustic["label"], acoustic["score"]),
+        "acoustic_auroc_ci_low": acoustic_low,
+        "acoustic_auroc_ci_high": acoustic_high,
+    }
+    notes = [
+        f"note: for context, a simple listener (MFCC statistics, logistic regression) reaches AUROC "
+        f"{figures['acoustic_auroc']:.3f} (95% CI {acoustic_low:.3f}-{acoustic_high:.3f}) on the test participants"
     ]
-    notes += [
-        f"note: {row.property} alone predicts the label on the training participants: AUROC {row.auroc:.3f} over "
-        f"{row.strata} strata"
-        for row in found[found["flagged"]].itertuples()
-    ]
-    return figures | {"audit": found}, notes
+    within_columns = ["property", "auroc", "auroc_ci_low", "auroc_ci_high", *(f"{c}_participants" for c in CLASSES)]
+    return Shortcuts(
+        checks,
+        figures,
+        notes,
+        pd.DataFrame(summaries, columns=within_columns),
+        pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(),
+    )
+
+
+def _same_strata(flagged: pd.DataFrame, used: pd.DataFrame, train: pd.DataFrame) -> list[tuple[str, object]]:
+    """Flagged properties that cut the recordings into the same strata (device, format and sample rate of one
+    collection channel) are judged once: (their names, the first one's audit row)."""
+    groups: dict[tuple, list] = {}
+    for row in flagged.itertuples():
+        partition = tuple(pd.factorize(audit.strata(used, row.property, train))[0])
+        groups.setdefault(partition, []).append(row)
+    return [
+        (" = ".join(audit.name(r.property) for r in members), members[0]) for members in groups.values()
+    ]  # fmt: skip
+
+
+def _within_check(names: str, flagged, summary: dict, config: ValidateConfig) -> tuple[bool, str]:
+    prop = audit.name(flagged.property)
+    alone = (
+        f"{names} alone predicts the label with AUROC {flagged.auroc:.2f} (95% CI {flagged.auroc_ci_low:.2f}-"
+        f"{flagged.auroc_ci_high:.2f}) on the training participants"
+    )
+    if np.isnan(summary["auroc"]):
+        return False, (
+            f"{alone}, and no {prop} stratum holds test participants of both classes: nothing shows that this "
+            f"model hears more than the {prop}"
+        )
+    evidence = {cls: summary[f"{cls}_participants"] for cls in CLASSES}
+    fewest = min(evidence.values())
+    low = summary["auroc_ci_low"]
+    passed = fewest >= config.min_participants_per_class and not np.isnan(low) and low >= config.min_auroc
+    return passed, (
+        f"{alone}; within {prop} strata this model reaches {summary['auroc']:.3f} (95% CI {low:.3f}-"
+        f"{summary['auroc_ci_high']:.3f}) over "
+        + " and ".join(f"{n} {cls}" for cls, n in evidence.items())
+        + f" test participants who share a stratum with the other class (minimum "
+        f"{config.min_participants_per_class} of each), its lower bound against a minimum of {config.min_auroc}"
+    )
+
+
+def _auroc_ci(scores: pd.DataFrame, config: ValidateConfig) -> tuple[float, float]:
+    return metrics.auroc_ci(
+        scores["label"].to_numpy(),
+        scores["score"].to_numpy(),
+        assessment.participant_groups(scores),
+        n=config.bootstrap,
+        seed=config.seed,
+    )
 
 
 def _ci(figures: dict[str, float], name: str) -> str:
@@ -339,39 +460,91 @@ def report_html(result: Validation, history: list[dict] | None = None) -> str:
                 ),
             ),
             *assessment.sections(result.assessment, "the test participants"),
+            ("Could a model that never listened have done as well?", shortcut_section(result)),
             (
-                "Could a model that never listened have done as well?",
+                "Curation must not take sides: quarantine and review by class and source",
                 report.table(
-                    ["scorer", "AUROC on the test participants", "95% CI"],
-                    [
-                        ["this model", result.metrics["auroc"], _ci(result.metrics, "auroc")],
-                        [
-                            "recording properties alone",
-                            result.metrics["metadata_auroc"],
-                            _ci(result.metrics, "metadata_auroc"),
-                        ],
-                        [
-                            "margin of this model over them",
-                            result.metrics["margin_over_metadata"],
-                            _ci(result.metrics, "margin_over_metadata"),
-                        ],
-                    ],
-                )
-                + report.table(
-                    ["property", "strata", "AUROC alone (training participants)", "95% CI", "flagged"],
-                    [
-                        [r.property, r.strata, r.auroc, f"{r.auroc_ci_low:.3f}-{r.auroc_ci_high:.3f}", r.flagged]
-                        for r in result.audit.itertuples()
-                    ],
-                ),
-            ),
-            (
-                "Quarantine by class and source (curation must not take sides)",
-                report.table(
-                    ["by", "value", "recordings", "quarantined", "share"], result.quarantine.itertuples(index=False)
+                    [c.replace("_", " ") for c in result.quarantine.columns], result.quarantine.itertuples(index=False)
                 ),
             ),
             ("Curves", plots),
             ("All figures", report.table(["metric", "value"], result.metrics.items())),
         ],
+    )
+
+
+def _scorers(result: Validation) -> list[tuple[str, str]]:
+    """(figure name, what it is) for every scorer the shortcut section compares, the model first."""
+    return [
+        ("auroc", "this model"),
+        ("metadata_auroc", "recording properties alone"),
+        ("acoustic_auroc", "a simple listener (MFCC statistics)"),
+        *((f"stratified_auroc_{p}", f"this model within {audit.name(p)} strata") for p in result.within["property"]),
+    ]
+
+
+def shortcut_section(result: Validation) -> str:
+    import matplotlib.pyplot as plt
+
+    figures = result.metrics
+    scorers = _scorers(result)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    values = [figures[name] for name, _ in scorers]
+    errors = np.array(
+        [[v - figures[f"{n}_ci_low"], figures[f"{n}_ci_high"] - v] for (n, _), v in zip(scorers, values, strict=True)]
+    ).T
+    axes[0].barh([label for _, label in scorers][::-1], values[::-1], xerr=errors[:, ::-1], color="#4c72b0")
+    axes[0].axvline(figures["min_auroc"], color="#c44e52", ls="--")
+    axes[0].set(xlim=(0, 1), title="AUROC on the test participants (95% CI)")
+    audited = result.audit.sort_values("auroc")
+    colours = ["#c44e52" if flagged else "#8c8c8c" for flagged in audited["flagged"]]
+    axes[1].barh([audit.name(p) for p in audited["property"]], audited["auroc"].fillna(0.5), color=colours)
+    axes[1].axvline(audit.FLAG_AUROC, color="black", ls=":")
+    axes[1].set(xlim=(0, 1), title="Each property alone (training participants)")
+    shares = result.quarantine
+    axes[2].barh([f"{r.by}: {r.value}" for r in shares.itertuples()], shares["quarantined_share"], color="#dd8452")
+    axes[2].set(title="Quarantined share", xlabel="share of recordings")
+    rows = [[label, figures[name], _ci(figures, name)] for name, label in scorers]
+    rows.append(
+        [
+            "margin of this model over properties alone",
+            figures["margin_over_metadata"],
+            _ci(figures, "margin_over_metadata"),
+        ]
+    )
+    strata = (
+        report.table(
+            ["property", "stratum", *(c.replace("_", " ") for c in result.strata.columns[2:])],
+            result.strata.itertuples(index=False),
+        )
+        if len(result.strata)
+        else "<p>No property predicts the label on its own: no stratified analysis needed.</p>"
+    )
+    return (
+        report.figure(fig)
+        + report.table(["scorer", "AUROC", "95% CI"], rows)
+        + report.table(
+            ["property", "strata", "AUROC alone (training participants)", "95% CI", "flagged"],
+            [
+                [audit.name(r.property), r.strata, r.auroc, f"{r.auroc_ci_low:.3f}-{r.auroc_ci_high:.3f}", r.flagged]
+                for r in result.audit.itertuples()
+            ],
+        )
+        + strata
+    )
+
+
+def summary_markdown(result: Validation) -> str:
+    """The verdict for KFP's UI: the reasons, and the model beside the scorers that never listened."""
+    figures = result.metrics
+    lines = [f"# {'BLESSED' if result.blessed else 'NOT BLESSED'}", ""]
+    lines += [f"- {reason}" for reason in result.reasons]
+    lines += ["", "## Could a model that never listened have done as well?", ""]
+    return (
+        "\n".join(lines)
+        + "\n"
+        + report.markdown_table(
+            ["scorer", "AUROC on the test participants", "95% CI"],
+            [[label, figures[name], _ci(figures, name)] for name, label in _scorers(result)],
+        )
     )

@@ -72,3 +72,45 @@ def test_wav_encoding_round_trips_and_clips():
     decoded = audio.decode(audio.encode_wav(wave, 8000))
     assert decoded.sample_rate == 8000 and decoded.channels == 1
     np.testing.assert_allclose(decoded.samples[:, 0], [0.0, 0.5, -0.5, 1.0, -1.0], atol=2 / 32767)
+
+
+def steady_coughs(level_dbfs: float, seconds: float = 3.0, rate: int = 8_000, seed: int = 0) -> np.ndarray:
+    """Coughs every 0.4 s over a line noise only ~8 dB below them: a call-centre recording that never rests."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    bursts = np.exp(-((t % 0.4) / 0.08)) * rng.standard_normal(len(t))
+    line = 0.4 * rng.standard_normal(len(t))
+    wave = bursts + line
+    return (wave / np.sqrt(np.mean(wave**2)) * 10 ** (level_dbfs / 20)).astype(np.float32)
+
+
+@pytest.mark.parametrize("level", [-20.0, -35.0, -40.0])
+def test_steady_low_level_coughs_are_kept(level):
+    from auscult.stages.curate import QualityRules, judge, measure
+
+    wave = steady_coughs(level)
+    levels = audio.to_db(audio.frame_rms(wave, 8_000))
+    assert np.percentile(levels, 95) - np.percentile(levels, 10) < 10  # little dynamic range
+    measures = measure(encode(wave, 8_000, "WAV"))
+    assert judge(measures, QualityRules()) is None, measures
+    assert measures["active_s"] > 0.5
+
+
+def test_steady_noise_is_too_noisy_and_digital_silence_is_silent():
+    from auscult.stages.curate import QualityRules, judge, measure
+
+    rng = np.random.default_rng(0)
+    hiss = (rng.standard_normal(16_000) * 0.1).astype(np.float32)
+    assert judge(measure(encode(hiss, 16_000, "WAV")), QualityRules()).startswith("too noisy")
+    quiet = (rng.standard_normal(16_000) * 1e-4).astype(np.float32)
+    assert judge(measure(encode(quiet, 16_000, "WAV")), QualityRules()).startswith("silent")
+
+
+def test_bandwidth_sees_the_phone_line_whatever_the_sample_rate():
+    rng = np.random.default_rng(0)
+    wide = rng.standard_normal(48_000).astype(np.float32) * 0.1
+    phone = audio.resample(wide, 48_000, 8_000)
+    stored_wide = audio.resample(phone, 8_000, 48_000)  # an 8 kHz call saved as a 48 kHz file
+    assert audio.bandwidth(wide, 48_000) > 20_000
+    assert 3_500 < audio.bandwidth(phone, 8_000) <= 4_000
+    assert 3_500 < audio.bandwidth(stored_wide, 48_000) < 4_500

@@ -26,6 +26,7 @@ def planted(n: int = 200, seed: int = 0, tied: bool = True) -> pd.DataFrame:
             "duration_s": rng.uniform(1, 5, n),
             "size_bytes": rng.integers(10_000, 100_000, n),
             "rms_dbfs": rng.normal(-25, 4, n),
+            "bandwidth_hz": np.where(device == "call-center", 3_400.0, 16_000.0) * rng.uniform(0.95, 1.05, n),
             "split": np.where(np.arange(n) % 5 == 0, "test", "train"),
         }
     )
@@ -60,3 +61,34 @@ def test_continuous_properties_are_binned_at_the_training_quintiles():
     bins = audit.strata(table, "duration_s", table[table["split"] == "train"])
     assert set(bins) == {"q1", "q2", "q3", "q4", "q5"}
     assert audit.strata(table.assign(duration_s=np.nan), "duration_s", table).eq("unknown").all()
+
+
+def test_a_score_that_is_only_the_stratum_ranks_at_chance_within_strata():
+    frame = planted(tied=False)
+    train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
+    scored = audit._scored(test, (test["device"] == "call-center").astype(float).to_numpy())
+    # The label follows the device in part: the pooled AUROC rewards knowing the device, the stratified one not.
+    scored["label"] = np.where(test["device"] == "call-center", 1, scored["label"])
+    summary, strata = audit.within_strata(scored, frame, train, "device", bootstrap=200, min_participants=1)
+    assert summary["auroc"] == 0.5 or np.isnan(summary["auroc"])
+    assert set(strata["stratum"]) == {"call-center", "telegram"}
+
+
+def test_within_strata_sees_a_score_that_listens():
+    frame = planted(tied=False)
+    train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
+    labels = np.array([c == "positive" for c in test["label"]])
+    scored = audit._scored(test, labels + np.random.default_rng(1).normal(0, 0.3, len(test)))
+    summary, strata = audit.within_strata(scored, frame, train, "device", bootstrap=200, min_participants=3)
+    assert summary["auroc"] > 0.9 and summary["auroc_ci_low"] > 0.8
+    assert summary["positive_participants"] + summary["negative_participants"] == test["participant_id"].nunique()
+    judged = strata.dropna(subset=["auroc"])
+    assert len(judged) == 2 and (judged["auroc_ci_low"] <= judged["auroc"]).all()
+
+
+def test_a_label_that_is_the_stratum_leaves_nothing_to_judge_within():
+    frame = planted(tied=True)
+    train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
+    scored = audit._scored(test, np.random.default_rng(0).random(len(test)))
+    summary, _ = audit.within_strata(scored, frame, train, "device", bootstrap=50)
+    assert np.isnan(summary["auroc"]) and summary["positive_participants"] == 0

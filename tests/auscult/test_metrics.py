@@ -92,3 +92,14 @@ def test_a_threshold_for_exactly_the_target_specificity_is_found():
     scores = np.r_[np.arange(10) / 10, np.full(10, 0.85)]
     threshold = metrics.threshold_at_specificity(labels, scores, 0.9)
     assert metrics.sensitivity_specificity(labels, scores, threshold) == (1.0, 0.9)
+
+
+def test_stratified_auroc_ranks_only_within_strata():
+    labels = np.array([1, 0, 1, 0, 1, 0])
+    strata = np.array(["a", "a", "b", "b", "c", "c"])
+    # Every positive outranks the negative of its stratum, though stratum b's scores sit below stratum a's.
+    scores = np.array([0.9, 0.8, 0.3, 0.2, 0.5, 0.5])
+    assert metrics.stratified_auroc(labels, scores, strata) == pytest.approx(2.5 / 3)
+    assert metrics.roc_auc(labels, scores) < metrics.stratified_auroc(labels, scores, strata)
+    assert metrics.stratified_auroc(labels, scores, np.zeros(6)) == metrics.roc_auc(labels, scores)
+    assert np.isnan(metrics.stratified_auroc(labels, scores, labels))  # no stratum holds both classes

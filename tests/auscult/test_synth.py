@@ -37,3 +37,15 @@ def test_shifted_cohort_uses_the_new_devices(tmp_path):
         devices = {row["device"] for row in csv.DictReader(handle)}
     assert devices <= {d.name for d in synth.SHIFTED_DEVICES}
     assert "budget-phone" in devices
+
+
+def test_a_confound_ties_the_channel_to_the_label(tmp_path):
+    synth.generate(tmp_path, synth.CohortSpec(participants=60, seed=4, confound=0.8, unusable_label_rate=0.0))
+    with open(tmp_path / synth.METADATA_FILE) as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["device"] for row in rows} == {d.name for d in synth.CHANNELS}
+    call = np.array([row["device"] == "call-line" for row in rows])
+    positive = np.array([row["covid_status"].startswith("positive") for row in rows])
+    assert call[positive].mean() > 0.75 and call[~positive].mean() < 0.25
+    recording = next((tmp_path / synth.DATE_FOLDER / rows[int(np.argmax(call))]["id"]).iterdir())
+    assert audio.decode(recording.read_bytes()).sample_rate == 8_000

@@ -105,3 +105,16 @@ def test_the_split_stays_put_as_the_cohort_grows(labelled):
     first, second = split_participants(before, PrepConfig()), split_participants(usable, PrepConfig())
     trained_on = {p for p, split in first.items() if split == "train"}
     assert trained_on and not [p for p in trained_on if second[p] == "test"]
+
+
+def test_prep_audits_the_training_participants_and_keeps_the_audit(prepared):
+    from auscult import audit
+    from auscult.stages.prep import Prepared, audit_markdown
+
+    found = prepared.audit
+    assert set(found["property"]) == {*audit.CATEGORICAL, *audit.CONTINUOUS}
+    assert (found["auroc_ci_low"].dropna() <= found["auroc"].dropna()).all()
+    assert found.loc[found["strata"] < 2, "auroc"].isna().all()  # one stratum says nothing
+    text = audit_markdown(prepared)
+    assert "| property | strata | AUROC alone |" in text and "| by | value | recordings | quarantined |" in text
+    assert Prepared.load(prepared.windows.filename.rsplit("/", 1)[0]).audit.equals(found)

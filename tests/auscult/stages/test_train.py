@@ -1,10 +1,13 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from auscult import model as screening_model
 from auscult.errors import InputError
-from auscult.stages.train import TrainConfig, predict, train
+from auscult.model import ModelConfig, ScreeningNet, export_onnx
+from auscult.serving.runtime import Predictor
+from auscult.stages.train import MIN_BAND_HZ, ChannelAugment, TrainConfig, channel_guard, predict, train
 
 
 def test_training_learns_the_synthetic_difference(trained, prepared):
@@ -23,7 +26,7 @@ def test_training_is_seeded(prepared):
 
 
 def test_one_class_is_refused(prepared):
-    one_class = type(prepared)(prepared.table, prepared.windows, prepared.index.assign(label=0))
+    one_class = type(prepared)(prepared.table, prepared.windows, prepared.index.assign(label=0), prepared.audit)
     with pytest.raises(InputError, match="both classes"):
         train(one_class, TrainConfig(epochs=1), progress=lambda _: None)
 
@@ -34,3 +37,53 @@ def test_checkpoint_round_trip(trained, tmp_path):
     wave = torch.randn(2, 32000) * 0.1
     with torch.inference_mode():
         assert torch.allclose(loaded(wave), trained.model.eval()(wave))
+
+
+def audit_flagging(*properties: str) -> pd.DataFrame:
+    names = ["source", "device", "sample_rate", "bandwidth_hz", "duration_s"]
+    return pd.DataFrame({"property": names, "auroc": 0.5, "flagged": [n in properties for n in names]})
+
+
+def test_the_channel_guard_caps_at_the_narrowest_band_in_training():
+    training = pd.DataFrame(
+        {"sample_rate": [8_000, 48_000, 48_000] * 10, "bandwidth_hz": [3_400.0, 15_000.0, 9_000.0] * 10}
+    )
+    guard = channel_guard(audit_flagging("sample_rate", "device"), training)
+    assert guard.properties == ("device", "sample_rate") and 3_400 <= guard.f_max_hz < 4_000
+    assert channel_guard(audit_flagging("duration_s", "source"), training) is None
+    muffled = training.assign(bandwidth_hz=500.0)
+    assert channel_guard(audit_flagging("bandwidth_hz"), muffled).f_max_hz == MIN_BAND_HZ
+
+
+def test_a_capped_front_end_is_deaf_above_its_edge_in_the_exported_graph(tmp_path):
+    model = ScreeningNet(ModelConfig(f_max=3_000.0)).eval()
+    export_onnx(model, tmp_path / "capped.onnx")
+    predictor = Predictor((tmp_path / "capped.onnx").read_bytes(), "capped")
+    t = np.arange(32_000) / 16_000
+    cough = (np.random.default_rng(0).standard_normal(32_000) * np.exp(-t * 3) * 0.1).astype(np.float32)
+    hiss = (0.05 * np.sin(2 * np.pi * 6_000 * t)).astype(np.float32)  # a channel's mark, far above the edge
+    plain, marked = predictor.windows_scores(cough[None]), predictor.windows_scores((cough + hiss)[None])
+    assert np.abs(plain - marked).max() < 1e-3
+    full = ScreeningNet(ModelConfig()).eval()
+    with torch.inference_mode():
+        heard = full(torch.from_numpy((cough + hiss)[None])) - full(torch.from_numpy(cough[None]))
+    assert heard.abs().max() > 1e-3  # the uncapped front end does hear it
+
+
+def test_channel_augmentation_is_seeded_and_changes_the_channel():
+    batch = torch.randn(8, 16_000) * 0.1
+    augment = ChannelAugment(4_000.0, p=1.0)
+    first = augment(batch, torch.Generator().manual_seed(1))
+    again = augment(batch, torch.Generator().manual_seed(1))
+    assert torch.equal(first, again) and not torch.allclose(first, batch)
+    spectrum = torch.fft.rfft(first).abs()
+    above = spectrum[:, int(4_500 / 8_000 * spectrum.shape[1]) :].mean()
+    assert above < 0.5 * torch.fft.rfft(batch).abs().mean()  # band-limited below 4 kHz (noise and coding aside)
+
+
+def test_the_guard_travels_with_the_checkpoint(trained, tmp_path):
+    from auscult.stages.train import ChannelGuard, TrainResult
+
+    guarded = TrainResult(trained.model, trained.history, trained.best_epoch, ChannelGuard(("device",), 3_400.0))
+    guarded.save(tmp_path)
+    assert TrainResult.load(tmp_path).guard == guarded.guard

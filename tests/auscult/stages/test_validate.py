@@ -6,7 +6,7 @@ import pytest
 from auscult import report
 from auscult.registry import Registry
 from auscult.stages.prep import Prepared
-from auscult.stages.validate import ValidateConfig, Verdict, report_html, validate
+from auscult.stages.validate import ValidateConfig, Verdict, report_html, summary_markdown, validate
 
 SMALL = {"min_participants_per_class": 1, "bootstrap": 200}  # the test cohort is small
 
@@ -14,7 +14,7 @@ SMALL = {"min_participants_per_class": 1, "bootstrap": 200}  # the test cohort i
 @pytest.fixture(scope="module")
 def validation(trained, prepared, tmp_path_factory):
     folder = tmp_path_factory.mktemp("validate")
-    return validate(trained.model, prepared, folder, None, ValidateConfig(min_auroc=0.5, **SMALL)), folder
+    return validate(trained, prepared, folder, None, ValidateConfig(min_auroc=0.5, **SMALL)), folder
 
 
 def test_metrics_and_parity(validation):
@@ -53,7 +53,7 @@ def test_reasons_cover_every_check(validation):
 
 
 def test_an_unreachable_bar_is_not_blessed(trained, prepared, tmp_path):
-    result = validate(trained.model, prepared, tmp_path, None, ValidateConfig(min_auroc=1.01, **SMALL))
+    result = validate(trained, prepared, tmp_path, None, ValidateConfig(min_auroc=1.01, **SMALL))
     assert not result.blessed
     assert any(r.startswith("FAIL: test AUROC") for r in result.reasons)
 
@@ -64,8 +64,8 @@ def test_a_verdict_drawn_from_two_test_recordings_is_never_blessed(trained, prep
     keep = [test.loc[test["label"] == c, "recording_id"].iloc[0] for c in (0, 1)]
     index = prepared.index.copy()
     index.loc[(index["split"] == "test") & ~index["recording_id"].isin(keep), "split"] = "train"
-    two = Prepared(prepared.table, prepared.windows, index)
-    result = validate(trained.model, two, tmp_path, None, ValidateConfig(min_auroc=0.0, bootstrap=200))
+    two = Prepared(prepared.table, prepared.windows, index, prepared.audit)
+    result = validate(trained, two, tmp_path, None, ValidateConfig(min_auroc=0.0, bootstrap=200))
     assert not result.blessed
     assert result.metrics["test_positive_recordings"] + result.metrics["test_negative_recordings"] == 2
     assert any(r.startswith("FAIL: test: 1 negative participants") and "minimum of 10" in r for r in result.reasons)
@@ -75,7 +75,7 @@ def test_comparison_with_production_is_paired_on_the_same_participants(trained, 
     _, folder = validation
     registry = Registry(store)
     registry.promote(registry.register(Verdict.onnx(folder), {}, {}), "test")
-    result = validate(trained.model, prepared, tmp_path / "candidate", registry, ValidateConfig(min_auroc=0.5, **SMALL))
+    result = validate(trained, prepared, tmp_path / "candidate", registry, ValidateConfig(min_auroc=0.5, **SMALL))
     m = result.metrics
     assert m["production_auroc"] == pytest.approx(m["auroc"], abs=1e-6)
     assert m["auroc_difference_ci_low"] == pytest.approx(0, abs=1e-6) == m["auroc_difference_ci_high"]
@@ -89,7 +89,38 @@ def test_report_has_plots_verdict_and_counts(validation, trained):
     assert report.verdict(result.blessed, "blessed" if result.blessed else "not blessed") in html
     assert all(escape(reason) in html for reason in result.reasons)
     assert "95% CI over participants" in html and "Operating points" in html and "positive participants" in html
-    assert "Quarantine by class and source" in html and "never listened" in html
+    assert "quarantine and review by class and source" in html and "never listened" in html
+    assert "a simple listener (MFCC statistics)" in html and "recording properties alone" in html
+
+
+def test_the_kfp_summary_is_markdown_with_the_verdict_and_the_scorers(validation):
+    result, _ = validation
+    text = summary_markdown(result)
+    assert text.startswith("# BLESSED" if result.blessed else "# NOT BLESSED")
+    assert "| this model |" in text and "| recording properties alone |" in text
+    assert all(f"- {reason}" in text for reason in result.reasons)
+
+
+def test_the_shortcut_checks_gate_and_the_notes_say_what_was_seen(validation):
+    result, _ = validation
+    m = result.metrics
+    margin = next(r for r in result.reasons if "never listened" in r)
+    assert margin.startswith("pass" if m["margin_over_metadata_ci_low"] >= 0.05 else "FAIL")
+    assert any(r.startswith("note: quarantined by class:") for r in result.reasons)
+    assert any(r.startswith("note: AUROC per device:") for r in result.reasons)
+    for prop in result.within["property"]:
+        assert m[f"stratified_auroc_{prop}_ci_low"] <= m[f"stratified_auroc_{prop}"]
+        assert any("within" in r and "strata this model reaches" in r for r in result.reasons)
+
+
+def test_a_model_that_only_matches_the_properties_is_not_blessed(trained, prepared, tmp_path):
+    result = validate(
+        trained, prepared, tmp_path, None, ValidateConfig(min_auroc=0.5, min_margin_over_metadata=1.1, **SMALL)
+    )
+    assert not result.blessed
+    assert any(
+        r.startswith("FAIL: recording properties alone") and "required margin of 1.1" in r for r in result.reasons
+    )
 
 
 def test_the_reference_names_what_the_model_learnt_from(validation, prepared):
@@ -104,5 +135,5 @@ def test_the_model_is_set_beside_one_that_never_listened(validation):
     m = result.metrics
     assert 0 <= m["metadata_auroc_ci_low"] <= m["metadata_auroc"] <= m["metadata_auroc_ci_high"] <= 1
     assert m["margin_over_metadata"] == pytest.approx(m["auroc"] - m["metadata_auroc"])
-    assert any(r.startswith("note: recording properties alone") for r in result.reasons)
-    assert {"device", "sample_rate", "duration_s"} <= set(result.audit["property"])
+    assert any("recording properties alone (a model that never listened)" in r for r in result.reasons)
+    assert {"device", "sample_rate", "duration_s", "bandwidth_hz"} <= set(result.audit["property"])
