@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -117,4 +119,4 @@ def test_prep_audits_the_training_participants_and_keeps_the_audit(prepared):
     assert found.loc[found["strata"] < 2, "auroc"].isna().all()  # one stratum says nothing
     text = audit_markdown(prepared)
     assert "| property | strata | AUROC alone |" in text and "| by | value | recordings | quarantined |" in text
-    assert Prepared.load(prepared.windows.filename.rsplit("/", 1)[0]).audit.equals(found)
+    assert Prepared.load(Path(prepared.windows.filename).parent).audit.equals(found)
