@@ -247,6 +247,10 @@ def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
             if reasons:
                 lines.append("  quarantined: " + ", ".join(f"{count} {reason}" for reason, count in reasons.items()))
             lines.append(f"  data profile (each quarantined file and why): {run.artifact('curate', 'profile')}")
+        if "prep" in run.tasks:
+            lines.append(
+                f"  data audit (what recording properties alone say of the label): {run.artifact('prep', 'audit')}"
+            )
     if result.traffic:
         t = result.traffic
         lines.append(
@@ -284,7 +288,7 @@ def loop_report(result: LoopResult) -> str:
     sections.append(("Time per stage", report.figure(fig)))
     links = []
     for number, run in enumerate(result.runs, start=1):
-        for task, name in (("curate", "profile"), ("validate", "report"), ("monitor", "report")):
+        for task, name in (("curate", "profile"), ("prep", "audit"), ("validate", "report"), ("monitor", "report")):
             path = run.artifact(task, name)
             if path:
                 links.append(f'<li><a href="{Path(path).resolve().as_uri()}">run {number}: {task} {name}</a></li>')

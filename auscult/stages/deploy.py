@@ -122,6 +122,12 @@ def model_card(metrics: dict, validation: list[str], table_bytes: bytes, code_ve
             )
         },
         "validation": validation,
+        # What the model can hear: the log-mel front end's upper edge (inside the graph), and whether training
+        # varied the recording channel because the channel predicted the label.
+        "front_end": {
+            "f_max_hz": metrics.get("front_end_f_max_hz", SAMPLE_RATE / 2),
+            "channel_augmentation": bool(metrics.get("channel_augmentation", 0.0)),
+        },
         "input": {"name": "waveform", "sample_rate": SAMPLE_RATE, "channels": 1, "dtype": "float32"},
         "output": {"name": "probabilities", "classes": list(CLASSES)},
     }

@@ -8,11 +8,11 @@ EXPECTED = {
     "ingest": ({"sources", "store_uri"}, {"table", "metrics"}),
     "curate": ({"table", "store_uri"}, {"curated", "profile", "metrics"}),
     "label": ({"table", "class_map", "min_participants_per_class"}, {"labelled", "review_queue", "metrics"}),
-    "prep": ({"table", "seed"}, {"prepared", "metrics"}),
-    "train": ({"prepared", "epochs", "seed"}, {"model", "metrics"}),
+    "prep": ({"table", "seed"}, {"prepared", "metrics", "audit"}),
+    "train": ({"prepared", "epochs", "seed", "guard_channel"}, {"model", "metrics"}),
     "validate": (
-        {"model", "prepared", "store_uri", "min_auroc", "min_participants_per_class"},
-        {"onnx_model", "metrics", "classification", "report", "Output"},
+        {"model", "prepared", "store_uri", "min_auroc", "min_participants_per_class", "min_margin_over_metadata"},
+        {"onnx_model", "metrics", "classification", "report", "summary", "Output"},
     ),
     "deploy": (
         {
@@ -35,6 +35,8 @@ EXPECTED = {
 }
 ARTIFACT_TYPES = {
     ("curate", "profile"): "system.HTML",
+    ("prep", "audit"): "system.Markdown",
+    ("validate", "summary"): "system.Markdown",
     ("validate", "classification"): "system.ClassificationMetrics",
     ("validate", "onnx_model"): "system.Model",
     ("train", "model"): "system.Model",

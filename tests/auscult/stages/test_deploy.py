@@ -54,3 +54,6 @@ def test_model_card_records_data_code_and_interface():
     assert card["data_table_sha256"] == __import__("hashlib").sha256(b"table bytes").hexdigest()
     assert card["code_version"] == "abc123" and card["metrics"] == {"auroc": 0.9}
     assert card["input"]["sample_rate"] == 16000 and card["output"]["classes"] == ["negative", "positive"]
+    assert card["front_end"] == {"f_max_hz": 8000.0, "channel_augmentation": False}
+    capped = model_card({"front_end_f_max_hz": 3350.0, "channel_augmentation": 1.0}, [], b"t")
+    assert capped["front_end"] == {"f_max_hz": 3350.0, "channel_augmentation": True}
