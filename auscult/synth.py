@@ -5,14 +5,15 @@
 differ acoustically in a controlled way (``effect``): positive coughs resonate lower and carry a wet
 low-frequency component, positive breathing carries a faint wheeze. Devices differ in sample rate,
 channels, format and noise; a share of files is defective (silent, clipped, truncated, empty) and a share
-of participants has no usable label, as real collections do. Deterministic under ``seed`` (Ogg streams
-carry a random serial number, so those files differ in bytes but not in audio).
+of participants has no usable label, as real collections do. The same ``seed`` writes the same bytes.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +135,37 @@ def _encode(audio: np.ndarray, device: Device) -> bytes:
     buffer = io.BytesIO()
     subtype = {"wav": "PCM_16", "flac": "PCM_16", "ogg": "VORBIS", "mp3": "MPEG_LAYER_III"}[device.file_format]
     sf.write(buffer, np.clip(audio, -1.0, 1.0), device.sample_rate, format=device.file_format.upper(), subtype=subtype)
-    return buffer.getvalue()
+    data = buffer.getvalue()
+    return _with_serial(data, 0x61757363) if device.file_format == "ogg" else data
+
+
+def _ogg_crc(page: bytes) -> int:
+    crc = 0
+    for byte in page:
+        crc = _OGG_CRC_TABLE[((crc >> 24) ^ byte) & 0xFF] ^ ((crc << 8) & 0xFFFFFFFF)
+    return crc
+
+
+_OGG_CRC_TABLE = [
+    functools.reduce(lambda r, _: ((r << 1) ^ 0x04C11DB7 if r & 0x80000000 else r << 1) & 0xFFFFFFFF, range(8), i << 24)
+    for i in range(256)
+]
+
+
+def _with_serial(data: bytes, serial: int) -> bytes:
+    """The Ogg stream with a fixed serial number (libsndfile draws one at random), so that the same seed writes the
+    same bytes: recording ids are content hashes, and the split follows them."""
+    out, offset = bytearray(), 0
+    while offset + 27 <= len(data) and data[offset : offset + 4] == b"OggS":
+        segments = data[offset + 26]
+        size = 27 + segments + sum(data[offset + 27 : offset + 27 + segments])
+        page = bytearray(data[offset : offset + size])
+        page[14:18] = struct.pack("<I", serial)
+        page[22:26] = b"\0\0\0\0"
+        page[22:26] = struct.pack("<I", _ogg_crc(page))
+        out += page
+        offset += size
+    return bytes(out) + data[offset:]
 
 
 def generate(folder: str | Path, spec: CohortSpec = CohortSpec()) -> dict[str, int]:
