@@ -98,10 +98,11 @@ def active_frames(wave: np.ndarray, rate: int, threshold_db: float = -50.0, rise
     return (levels > threshold_db) & (levels > noise_floor + rise)
 
 
-def bandwidth(wave: np.ndarray, rate: int, below_peak_db: float = 50.0) -> float:
+def bandwidth(wave: np.ndarray, rate: int, below_peak_db: float = 70.0) -> float:
     """Estimated bandwidth (Hz): the highest frequency at which the recording's average spectrum is within
     ``below_peak_db`` of its peak. A channel gives itself away here (an 8 kHz phone line stops near 3.4-4 kHz,
-    a lossy codec at its low-pass) whatever the file's sample rate says."""
+    a lossy codec at its low-pass) whatever the file's sample rate says. The margin is wide so that the edge is
+    the channel's, where the spectrum falls off a cliff, and not where a quieter sound fades into its noise."""
     size = min(len(wave), 2048)
     if size < 16:
         return 0.0

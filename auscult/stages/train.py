@@ -78,7 +78,7 @@ class ChannelAugment(nn.Module):
     probability ``p`` each, band-limited below a random edge, given noise at a random SNR, and coded as 8-bit
     mu-law (a telephone codec). Seeded through ``generator``; the identity in eval mode."""
 
-    def __init__(self, f_max_hz: float, p: float = 0.5, snr_db: tuple[float, float] = (10.0, 40.0)):
+    def __init__(self, f_max_hz: float, p: float = 0.3, snr_db: tuple[float, float] = (20.0, 50.0)):
         super().__init__()
         self.f_max_hz, self.p, self.snr_db = f_max_hz, p, snr_db
 

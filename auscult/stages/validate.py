@@ -4,8 +4,10 @@ check in the serving runtime, and a comparison with the model in production. Ble
 Every figure is computed on the ONNX model, the artifact that will be served, per recording (window
 probabilities averaged), on the held-out test participants; every interval is a bootstrap over participants
 (:mod:`auscult.assessment`). A model is blessed only on evidence: enough participants of each class in
-validation and test, the lower bound of its AUROC above the minimum, and the lower bound of its paired
-difference from production above the allowed regression.
+validation and test, the lower bound of its AUROC above the minimum, the lower bound of its paired
+difference from production above the allowed regression, and proof that it hears more than how a recording
+was made: a margin over recording properties alone, and a stratified AUROC within every property that alone
+predicts the label (:mod:`auscult.audit`).
 """
 
 from __future__ import annotations

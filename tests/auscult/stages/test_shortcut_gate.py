@@ -36,7 +36,7 @@ def judged(source: Path, folder: Path, epochs: int, seed: int = 0):
 
 
 def planted(folder: Path, seed: int, effect: float) -> Path:
-    spec = synth.CohortSpec(participants=180, seed=seed, effect=effect, positive_fraction=0.5, confound=0.5)
+    spec = synth.CohortSpec(participants=240, seed=seed, effect=effect, positive_fraction=0.5, confound=0.4)
     synth.generate(folder / "cohort", spec)
     return folder / "cohort"
 
