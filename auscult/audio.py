@@ -85,16 +85,20 @@ def to_db(value: np.ndarray | float) -> np.ndarray | float:
     return 20.0 * np.log10(np.maximum(value, 1e-10))
 
 
+MIN_RISE_DB = 3.0
+
+
 def active_frames(wave: np.ndarray, rate: int, threshold_db: float = -50.0, rise_db: float = 6.0) -> np.ndarray:
     """Frames above an absolute floor that rise above the recording's own noise floor (its 10th percentile).
 
     They must rise ``rise_db``, or half the recording's dynamic range (95th minus 10th percentile) when that is
-    smaller: a steady cough over a constant line noise spans only a few decibels, and demanding a fixed rise
-    would call it silence (on covid19-cough that quarantined call-centre coughs, nearly all positive).
+    smaller, but never less than :data:`MIN_RISE_DB`, so that steady noise stays inactive. A steady cough over
+    a constant line noise spans only a few decibels, and demanding a fixed rise would call it silence (on
+    covid19-cough that quarantined call-centre coughs, nearly all positive).
     """
     levels = to_db(frame_rms(wave, rate))
     noise_floor, loud = np.percentile(levels, [10, 95])
-    rise = min(rise_db, (loud - noise_floor) / 2)
+    rise = max(MIN_RISE_DB, min(rise_db, (loud - noise_floor) / 2))
     return (levels > threshold_db) & (levels > noise_floor + rise)
 
 
@@ -106,10 +110,9 @@ def bandwidth(wave: np.ndarray, rate: int, below_peak_db: float = 70.0) -> float
     size = min(len(wave), 2048)
     if size < 16:
         return 0.0
-    _, power = scipy.signal.welch(wave.astype(np.float64), fs=rate, nperseg=size)
+    freqs, power = scipy.signal.welch(wave.astype(np.float64), fs=rate, nperseg=size)
     level = 10 * np.log10(np.maximum(power, 1e-30))
-    inside = np.flatnonzero(level >= level.max() - below_peak_db)
-    return float(inside[-1] * rate / (2 * (len(power) - 1)))
+    return float(freqs[np.flatnonzero(level >= level.max() - below_peak_db)[-1]])
 
 
 def trim(wave: np.ndarray, rate: int = SAMPLE_RATE, pad_s: float = 0.1) -> np.ndarray:

@@ -32,7 +32,8 @@ NAMES = {
 }
 BINS = 5
 FOLDS = 5
-FLAG_AUROC = 0.6  # a property whose strata alone reach this on the training participants is flagged
+# A property whose strata alone reach this on the training participants, with an interval above chance, is flagged.
+FLAG_AUROC = 0.6
 
 
 def name(column: str) -> str:
@@ -64,7 +65,7 @@ def _scored(frame: pd.DataFrame, score: np.ndarray) -> pd.DataFrame:
 def property_audit(train: pd.DataFrame, bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
     """How well each property's strata predict the label on the training recordings (``train``: usable,
     labelled, with its participants): the AUROC of each stratum's share of positives, with a participant
-    interval; ``flagged`` when it reaches :data:`FLAG_AUROC`.
+    interval; ``flagged`` when it reaches :data:`FLAG_AUROC` and the interval's lower bound is above chance.
 
     A recording is scored by the share of positives in its stratum among *other* participants (five folds of
     participants), so that a property with many strata does not look predictive by fitting noise.
@@ -103,7 +104,7 @@ def property_audit(train: pd.DataFrame, bootstrap: int = 1000, seed: int = 0) ->
                 "auroc": auroc,
                 "auroc_ci_low": low,
                 "auroc_ci_high": high,
-                "flagged": bool(not np.isnan(auroc) and auroc >= FLAG_AUROC),
+                "flagged": bool(not np.isnan(auroc) and auroc >= FLAG_AUROC and low > 0.5),
             }
         )
     return pd.DataFrame(rows)
@@ -140,9 +141,9 @@ def within_strata(
     ``column`` (defined on the training recordings ``train``; values from ``recordings``).
 
     Returns the stratified AUROC (positives ranked only against negatives of their own stratum) with its
-    participant interval and the participants of each class that share a stratum with the other class (its
-    evidence), and one row per stratum: its counts and, where it holds ``min_participants`` of each class,
-    its own AUROC and interval.
+    participant interval and its evidence, ``balanced``: the smaller class's participants in each stratum,
+    summed (two strata of 30 positives and one negative each rest on two people, not thirty); and one row per
+    stratum: its counts and, where it holds ``min_participants`` of each class, its own AUROC and interval.
     """
     joined = scores.merge(recordings[["recording_id", column]], on="recording_id", how="left")
     groups = strata(joined, column, train).to_numpy()
@@ -159,13 +160,11 @@ def within_strata(
         if not np.isnan(auroc)
         else (float("nan"), float("nan"))
     )
-    rows, mixed = [], np.zeros(len(joined), dtype=bool)
+    rows, balanced = [], 0
     for stratum in sorted(set(groups)):
         members = groups == stratum
-        group = joined[members]
-        found = assessment.counts(group)
-        both = all(found[f"{cls}_participants"] for cls in CLASSES)
-        mixed |= members & both
+        found = assessment.counts(joined[members])
+        balanced += min(found[f"{cls}_participants"] for cls in CLASSES)
         enough = all(found[f"{cls}_participants"] >= min_participants for cls in CLASSES)
         stratum_low, stratum_high = (
             metrics.auroc_ci(labels[members], values[members], participants[members], n=bootstrap, seed=seed)
@@ -180,14 +179,7 @@ def within_strata(
                 "auroc_ci_high": stratum_high,
             }
         )
-    evidence = assessment.counts(joined[mixed])
-    summary = {
-        "property": column,
-        "auroc": auroc,
-        "auroc_ci_low": low,
-        "auroc_ci_high": high,
-        **{f"{cls}_participants": evidence[f"{cls}_participants"] for cls in CLASSES},
-    }
+    summary = {"property": column, "auroc": auroc, "auroc_ci_low": low, "auroc_ci_high": high, "balanced": balanced}
     return summary, pd.DataFrame(rows)
 
 
@@ -206,21 +198,24 @@ def acoustic_baseline(train: pd.DataFrame, test: pd.DataFrame, features: pd.Data
     return _scored(test, model.predict_proba(features.loc[test["recording_id"]].to_numpy())[:, 1])
 
 
-def mfcc_statistics(windows: np.ndarray, index: pd.DataFrame, f_max: float, batch: int = 256) -> pd.DataFrame:
-    """Mean and standard deviation over time of 20 MFCCs (up to ``f_max`` Hz), averaged over each recording's
-    windows (``index``: the windows' recording ids, in order): one row per recording id."""
+def mfcc_statistics(windows: np.ndarray, index: pd.DataFrame, batch: int = 256) -> pd.DataFrame:
+    """Mean and standard deviation over time of 20 MFCCs over the whole band (what the sound itself carries),
+    averaged over each recording's windows (``index``: the windows' recording ids, in order): one row per
+    recording id."""
     import torch
     import torchaudio
 
     from auscult.audio import SAMPLE_RATE
 
     transform = torchaudio.transforms.MFCC(
-        SAMPLE_RATE, n_mfcc=20, melkwargs={"n_fft": 512, "hop_length": 256, "n_mels": 40, "f_max": f_max}
+        SAMPLE_RATE, n_mfcc=20, melkwargs={"n_fft": 512, "hop_length": 256, "n_mels": 40}
     )
     rows = []
     with torch.inference_mode():
         for start in range(0, len(index), batch):
-            coefficients = transform(torch.from_numpy(np.asarray(windows[start : start + batch])))
+            # One channel per window: the decibel floor (80 dB under the loudest value) is then each window's own,
+            # not the batch's.
+            coefficients = transform(torch.from_numpy(np.asarray(windows[start : start + batch]))[:, None, :])[:, 0]
             rows.append(torch.cat([coefficients.mean(dim=-1), coefficients.std(dim=-1)], dim=1).numpy())
     values = np.concatenate(rows) if rows else np.zeros((0, 40))
     return pd.DataFrame(values, index=index["recording_id"].to_numpy()).groupby(level=0).mean()

@@ -12,6 +12,7 @@ def prep(
     how well each recording property alone predicts the label on the training participants."""
     import math
 
+    from auscult import audit as recording_audit
     from auscult import table as recording_table
     from auscult.progress import Note, emit, task
     from auscult.stages.prep import PrepConfig, audit_markdown
@@ -29,4 +30,4 @@ def prep(
         with open(audit.path, "w") as handle:
             handle.write(audit_markdown(result))
         for row in result.audit[result.audit["flagged"]].itertuples():
-            emit(Note("prep", f"{row.property} alone predicts the label: AUROC {row.auroc:.3f} (training)"))
+            emit(Note("prep", f"{recording_audit.name(row.property)} alone predicts the label: AUROC {row.auroc:.3f}"))

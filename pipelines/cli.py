@@ -75,6 +75,8 @@ def _last_line(text: str) -> str:
 def _generate(args: argparse.Namespace) -> int:
     from auscult import synth
 
+    if args.shifted and args.confound is not None:
+        raise CommandFailed("--shifted and --confound choose the devices in two different ways: give one of them")
     spec = synth.CohortSpec(
         participants=args.participants,
         seed=args.seed,

@@ -37,6 +37,11 @@ def test_generate_plants_a_channel_confound(tmp_path, capsys):
         assert ("positive" in row) == row.endswith("call-line"), row
 
 
+def test_generate_refuses_two_device_choices(tmp_path, capsys):
+    assert main(["generate", str(tmp_path / "c"), "--shifted", "--confound", "0.5"]) == 1
+    assert "give one of them" in capsys.readouterr().err
+
+
 def test_compile_writes_yaml(tmp_path):
     assert (
         main(

@@ -44,16 +44,16 @@ MIN_BAND_HZ = 2_000.0
 
 @dataclass(frozen=True)
 class ChannelGuard:
-    """How training was kept from learning the recording channel: the properties that betrayed it, the front
-    end's upper edge, and whether channel augmentation was on."""
+    """How training was kept from learning the recording channel: the properties that betrayed it and the front
+    end's upper edge (channel augmentation is on whenever there is a guard)."""
 
     properties: tuple[str, ...]
     f_max_hz: float
-    augmentation: bool = True
 
     def describe(self) -> str:
         return (
-            f"{', '.join(self.properties)} predict the label on the training participants: the front end hears "
+            f"{', '.join(audit.name(p) for p in self.properties)} alone predicted the label on the training "
+            f"participants: the front end hears "
             f"nothing above {self.f_max_hz:.0f} Hz (the narrowest band in training) and training varied the "
             "channel (band limit, noise, level, 8-bit mu-law coding)"
         )

@@ -81,7 +81,8 @@ def test_within_strata_sees_a_score_that_listens():
     scored = audit._scored(test, labels + np.random.default_rng(1).normal(0, 0.3, len(test)))
     summary, strata = audit.within_strata(scored, frame, train, "device", bootstrap=200, min_participants=3)
     assert summary["auroc"] > 0.9 and summary["auroc_ci_low"] > 0.8
-    assert summary["positive_participants"] + summary["negative_participants"] == test["participant_id"].nunique()
+    per_stratum = strata[["negative_participants", "positive_participants"]].min(axis=1)
+    assert summary["balanced"] == per_stratum.sum() > 0
     judged = strata.dropna(subset=["auroc"])
     assert len(judged) == 2 and (judged["auroc_ci_low"] <= judged["auroc"]).all()
 
@@ -91,4 +92,18 @@ def test_a_label_that_is_the_stratum_leaves_nothing_to_judge_within():
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
     scored = audit._scored(test, np.random.default_rng(0).random(len(test)))
     summary, _ = audit.within_strata(scored, frame, train, "device", bootstrap=50)
-    assert np.isnan(summary["auroc"]) and summary["positive_participants"] == 0
+    assert np.isnan(summary["auroc"]) and summary["balanced"] == 0
+
+
+def test_a_lopsided_stratum_counts_its_smaller_class():
+    test = pd.DataFrame(
+        {
+            "recording_id": [f"r{i}" for i in range(62)],
+            "participant_id": [f"p{i}" for i in range(62)],
+            "label": [1] * 30 + [0] + [1] + [0] * 30,
+            "score": np.r_[np.ones(30), 0, 1, np.zeros(30)],
+            "device": ["a"] * 31 + ["b"] * 31,
+        }
+    )
+    summary, _ = audit.within_strata(test[["recording_id", "participant_id", "label", "score"]], test, test, "device")
+    assert summary["auroc"] == 1.0 and summary["balanced"] == 2  # thirty pairs per stratum, resting on two people

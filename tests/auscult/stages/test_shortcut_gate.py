@@ -35,8 +35,8 @@ def judged(source: Path, folder: Path, epochs: int, seed: int = 0):
     return validate(trained, prepared, folder / "validate", None, ValidateConfig(bootstrap=500))
 
 
-def planted(folder: Path, seed: int, effect: float) -> Path:
-    spec = synth.CohortSpec(participants=240, seed=seed, effect=effect, positive_fraction=0.5, confound=0.4)
+def planted(folder: Path, seed: int, effect: float, participants: int) -> Path:
+    spec = synth.CohortSpec(participants=participants, seed=seed, effect=effect, positive_fraction=0.5, confound=0.4)
     synth.generate(folder / "cohort", spec)
     return folder / "cohort"
 
@@ -47,7 +47,7 @@ def failures(result) -> list[str]:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_model_that_learnt_the_channel_is_not_blessed_and_the_reason_names_it(tmp_path, seed):
-    result = judged(planted(tmp_path, seed, effect=0.0), tmp_path, epochs=4, seed=seed)
+    result = judged(planted(tmp_path, seed, effect=0.0, participants=240), tmp_path, epochs=4, seed=seed)
     assert not result.blessed
     within = [r for r in failures(result) if "within" in r]
     assert within and any(p in within[0] for p in CHANNEL_PROPERTIES), failures(result)
@@ -56,7 +56,7 @@ def test_a_model_that_learnt_the_channel_is_not_blessed_and_the_reason_names_it(
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_same_channel_with_a_real_sound_difference_is_blessed(tmp_path, seed):
-    result = judged(planted(tmp_path, seed, effect=0.3), tmp_path, epochs=10, seed=seed)
+    result = judged(planted(tmp_path, seed, effect=0.3, participants=300), tmp_path, epochs=10, seed=seed)
     assert result.blessed, failures(result)
     assert result.audit["flagged"].any()  # the channel still predicts the label: the gate looked within it
     assert all(result.within["auroc_ci_low"] >= 0.8)
