@@ -31,6 +31,7 @@ NAMES = {
     "bandwidth_hz": "bandwidth",
 }
 BINS = 5
+MIN_PER_STRATUM = 3  # a stratum counts as evidence within strata when it holds this many of each class
 FOLDS = 5
 # A property whose strata alone reach this on the training participants, with an interval above chance, is flagged.
 FLAG_AUROC = 0.6
@@ -39,6 +40,17 @@ FLAG_AUROC = 0.6
 def name(column: str) -> str:
     """The property as a reader says it."""
     return NAMES.get(column, column)
+
+
+TABLE_HEADER = ("property", "strata", "AUROC alone (training participants)", "95% CI", "flagged")
+
+
+def table_rows(found: pd.DataFrame) -> list[list]:
+    """The audit (:func:`property_audit`) as report rows under :data:`TABLE_HEADER`."""
+    return [
+        [name(r.property), r.strata, r.auroc, f"{r.auroc_ci_low:.3f}-{r.auroc_ci_high:.3f}", r.flagged]
+        for r in found.itertuples()
+    ]
 
 
 def strata(frame: pd.DataFrame, column: str, reference: pd.DataFrame) -> pd.Series:
@@ -141,9 +153,10 @@ def within_strata(
     ``column`` (defined on the training recordings ``train``; values from ``recordings``).
 
     Returns the stratified AUROC (positives ranked only against negatives of their own stratum) with its
-    participant interval and its evidence, ``balanced``: the smaller class's participants in each stratum,
-    summed (two strata of 30 positives and one negative each rest on two people, not thirty); and one row per
-    stratum: its counts and, where it holds ``min_participants`` of each class, its own AUROC and interval.
+    participant interval and its evidence: the participants of each class in strata that hold at least
+    :data:`MIN_PER_STRATUM` of each class (two strata of 30 positives and one negative each rest on two
+    people, not sixty, and count nothing); and one row per stratum: its counts and, where it holds
+    ``min_participants`` of each class, its own AUROC and interval.
     """
     joined = scores.merge(recordings[["recording_id", column]], on="recording_id", how="left")
     groups = strata(joined, column, train).to_numpy()
@@ -160,12 +173,14 @@ def within_strata(
         if not np.isnan(auroc)
         else (float("nan"), float("nan"))
     )
-    rows, balanced = [], 0
+    rows, evidence = [], dict.fromkeys(CLASSES, 0)
     for stratum in sorted(set(groups)):
         members = groups == stratum
         found = assessment.counts(joined[members])
-        balanced += min(found[f"{cls}_participants"] for cls in CLASSES)
-        enough = all(found[f"{cls}_participants"] >= min_participants for cls in CLASSES)
+        people = {cls: found[f"{cls}_participants"] for cls in CLASSES}
+        if min(people.values()) >= MIN_PER_STRATUM:
+            evidence = {cls: evidence[cls] + people[cls] for cls in CLASSES}
+        enough = min(people.values()) >= min_participants
         stratum_low, stratum_high = (
             metrics.auroc_ci(labels[members], values[members], participants[members], n=bootstrap, seed=seed)
             if enough
@@ -179,7 +194,8 @@ def within_strata(
                 "auroc_ci_high": stratum_high,
             }
         )
-    summary = {"property": column, "auroc": auroc, "auroc_ci_low": low, "auroc_ci_high": high, "balanced": balanced}
+    summary = {"property": column, "auroc": auroc, "auroc_ci_low": low, "auroc_ci_high": high}
+    summary |= {f"{cls}_participants": evidence[cls] for cls in CLASSES}
     return summary, pd.DataFrame(rows)
 
 

@@ -112,7 +112,10 @@ def _breathing(rng: np.random.Generator, rate: int, positive: bool, effect: floa
 
 
 def _through_device(rng: np.random.Generator, clean: np.ndarray, device: Device, level_db: float) -> np.ndarray:
-    signal = clean / (np.abs(clean).max() + 1e-9) * 10 ** ((level_db + device.gain_db) / 20)
+    # Set by RMS, not by peak: a peak-normalised level would follow the sound's crest factor, and so the class,
+    # and a recording's level would give away what only listening should find.
+    signal = clean / (np.sqrt(np.mean(clean**2)) + 1e-12) * 10 ** ((level_db + device.gain_db) / 20)
+    signal *= min(1.0, 0.9 / (np.abs(signal).max() + 1e-12))  # the rare loud one kept below full scale
     if device.lowpass_hz:
         signal = sosfilt(butter(4, device.lowpass_hz, fs=device.sample_rate, output="sos"), signal)
     signal_rms = np.sqrt(np.mean(signal**2))
@@ -200,7 +203,7 @@ def generate(folder: str | Path, spec: CohortSpec = CohortSpec()) -> dict[str, i
         for sound in SOUNDS:
             make = _cough if sound.startswith("cough") else _breathing
             clean = make(rng, device.sample_rate, positive, spec.effect, strength)
-            audio = _through_device(rng, clean, device, level_db=rng.uniform(-20, -6))
+            audio = _through_device(rng, clean, device, level_db=rng.uniform(-36, -22))
             defect = str(rng.choice(DEFECTS)) if rng.random() < spec.defect_rate else None
             data = _encode(_apply_defect(rng, audio, defect), device) if defect else _encode(audio, device)
             if defect == "truncated":

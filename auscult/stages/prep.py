@@ -248,13 +248,7 @@ def audit_markdown(prepared: Prepared) -> str:
         f"Each property's strata (continuous ones binned at the training recordings' {audit.BINS}-quantiles) "
         f"scored by the share of positives among other participants; flagged at AUROC >= {audit.FLAG_AUROC}.",
         "",
-        report.markdown_table(
-            ["property", "strata", "AUROC alone", "95% CI", "flagged"],
-            [
-                [audit.name(r.property), r.strata, r.auroc, f"{r.auroc_ci_low:.3f}-{r.auroc_ci_high:.3f}", r.flagged]
-                for r in found.itertuples()
-            ],
-        ),
+        report.markdown_table(audit.TABLE_HEADER, audit.table_rows(found)),
         "# Quarantine and review by class and source",
         "",
         report.markdown_table([c.replace("_", " ") for c in rates.columns], rates.itertuples(index=False)),

@@ -365,7 +365,7 @@ def shortcut_checks(prepared: Prepared, candidate: pd.DataFrame, config: Validat
         f"note: for context, a simple listener (MFCC statistics, logistic regression) reaches AUROC "
         f"{figures['acoustic_auroc']:.3f} (95% CI {acoustic_low:.3f}-{acoustic_high:.3f}) on the test participants"
     ]
-    within_columns = ["property", "auroc", "auroc_ci_low", "auroc_ci_high", "balanced"]
+    within_columns = ["property", "auroc", "auroc_ci_low", "auroc_ci_high", *(f"{c}_participants" for c in CLASSES)]
     return Shortcuts(
         checks,
         figures,
@@ -396,13 +396,16 @@ def _within_check(names: str, flagged, summary: dict, config: ValidateConfig) ->
             f"{alone}, and no {prop} stratum holds test participants of both classes: nothing shows that this "
             f"model hears more than the {prop}"
         )
-    low, balanced = summary["auroc_ci_low"], summary["balanced"]
-    passed = balanced >= config.min_participants_per_class and not np.isnan(low) and low >= config.min_auroc
+    low = summary["auroc_ci_low"]
+    evidence = {cls: summary[f"{cls}_participants"] for cls in CLASSES}
+    enough = min(evidence.values()) >= config.min_participants_per_class
+    passed = enough and not np.isnan(low) and low >= config.min_auroc
     return passed, (
         f"{alone}; within {prop} strata this model reaches {summary['auroc']:.3f} (95% CI {low:.3f}-"
         f"{summary['auroc_ci_high']:.3f}), its lower bound against a minimum of {config.min_auroc}, on "
-        f"{balanced} participants of the smaller class summed over strata (minimum "
-        f"{config.min_participants_per_class})"
+        + " and ".join(f"{n} {cls}" for cls, n in evidence.items())
+        + f" test participants in strata holding at least {audit.MIN_PER_STRATUM} of each class (minimum "
+        f"{config.min_participants_per_class} of each)"
     )
 
 
@@ -521,13 +524,7 @@ def shortcut_section(result: Validation) -> str:
     return (
         report.figure(fig)
         + report.table(["scorer", "AUROC", "95% CI"], rows)
-        + report.table(
-            ["property", "strata", "AUROC alone (training participants)", "95% CI", "flagged"],
-            [
-                [audit.name(r.property), r.strata, r.auroc, f"{r.auroc_ci_low:.3f}-{r.auroc_ci_high:.3f}", r.flagged]
-                for r in result.audit.itertuples()
-            ],
-        )
+        + report.table(audit.TABLE_HEADER, audit.table_rows(result.audit))
         + strata
     )
 

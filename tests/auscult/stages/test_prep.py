@@ -118,5 +118,6 @@ def test_prep_audits_the_training_participants_and_keeps_the_audit(prepared):
     assert (found["auroc_ci_low"].dropna() <= found["auroc"].dropna()).all()
     assert found.loc[found["strata"] < 2, "auroc"].isna().all()  # one stratum says nothing
     text = audit_markdown(prepared)
-    assert "| property | strata | AUROC alone |" in text and "| by | value | recordings | quarantined |" in text
+    assert "| property | strata | AUROC alone (training participants) |" in text
+    assert "| by | value | recordings | quarantined |" in text
     assert Prepared.load(Path(prepared.windows.filename).parent).audit.equals(found)

@@ -56,7 +56,7 @@ def test_a_model_that_learnt_the_channel_is_not_blessed_and_the_reason_names_it(
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_same_channel_with_a_real_sound_difference_is_blessed(tmp_path, seed):
-    result = judged(planted(tmp_path, seed, effect=0.3, participants=300), tmp_path, epochs=10, seed=seed)
+    result = judged(planted(tmp_path, seed, effect=0.3, participants=240), tmp_path, epochs=10, seed=seed)
     assert result.blessed, failures(result)
     assert result.audit["flagged"].any()  # the channel still predicts the label: the gate looked within it
     assert all(result.within["auroc_ci_low"] >= 0.8)
