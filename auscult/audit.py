@@ -173,13 +173,12 @@ def within_strata(
         if not np.isnan(auroc)
         else (float("nan"), float("nan"))
     )
-    rows, evidence = [], dict.fromkeys(CLASSES, 0)
+    rows, counted = [], np.zeros(len(joined), dtype=bool)
     for stratum in sorted(set(groups)):
         members = groups == stratum
         found = assessment.counts(joined[members])
         people = {cls: found[f"{cls}_participants"] for cls in CLASSES}
-        if min(people.values()) >= MIN_PER_STRATUM:
-            evidence = {cls: evidence[cls] + people[cls] for cls in CLASSES}
+        counted |= members & (min(people.values()) >= MIN_PER_STRATUM)
         enough = min(people.values()) >= min_participants
         stratum_low, stratum_high = (
             metrics.auroc_ci(labels[members], values[members], participants[members], n=bootstrap, seed=seed)
@@ -195,7 +194,8 @@ def within_strata(
             }
         )
     summary = {"property": column, "auroc": auroc, "auroc_ci_low": low, "auroc_ci_high": high}
-    summary |= {f"{cls}_participants": evidence[cls] for cls in CLASSES}
+    evidence = assessment.counts(joined[counted])  # a participant whose recordings span strata counts once
+    summary |= {f"{cls}_participants": evidence[f"{cls}_participants"] for cls in CLASSES}
     return summary, pd.DataFrame(rows)
 
 

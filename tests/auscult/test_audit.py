@@ -107,3 +107,17 @@ def test_a_lopsided_stratum_counts_its_smaller_class():
     summary, _ = audit.within_strata(test[["recording_id", "participant_id", "label", "score"]], test, test, "device")
     # Thirty pairs per stratum, resting on one person each: no evidence within strata.
     assert summary["auroc"] == 1.0 and summary["positive_participants"] == summary["negative_participants"] == 0
+
+
+def test_a_participant_whose_recordings_span_strata_counts_once():
+    test = pd.DataFrame(
+        {
+            "recording_id": [f"r{i}" for i in range(24)],
+            "participant_id": [f"p{i // 2}" for i in range(24)],  # two recordings each, one per stratum
+            "label": [1] * 12 + [0] * 12,
+            "score": np.r_[np.ones(12), np.zeros(12)],
+            "device": ["a", "b"] * 12,
+        }
+    )
+    summary, strata = audit.within_strata(test[list(audit.assessment.SCORE_COLUMNS)], test, test, "device")
+    assert strata["positive_participants"].sum() == 12 and summary["positive_participants"] == 6
