@@ -497,14 +497,15 @@ def shortcut_section(result: Validation) -> str:
     axes[0].barh([label for _, label in scorers][::-1], values[::-1], xerr=errors[:, ::-1], color="#4c72b0")
     axes[0].axvline(figures["min_auroc"], color="#c44e52", ls="--")
     axes[0].set(xlim=(0, 1), title="AUROC on the test participants (95% CI)")
-    audited = result.audit.sort_values("auroc")
+    audited = result.audit.dropna(subset=["auroc"]).sort_values("auroc")  # one stratum: nothing to show
     colours = ["#c44e52" if flagged else "#8c8c8c" for flagged in audited["flagged"]]
-    axes[1].barh([audit.name(p) for p in audited["property"]], audited["auroc"].fillna(0.5), color=colours)
+    axes[1].barh([audit.name(p) for p in audited["property"]], audited["auroc"], color=colours)
     axes[1].axvline(audit.FLAG_AUROC, color="black", ls=":")
     axes[1].set(xlim=(0, 1), title="Each property alone (training participants)")
     shares = result.quarantine
-    axes[2].barh([f"{r.by}: {r.value}" for r in shares.itertuples()], shares["quarantined_share"], color="#dd8452")
-    axes[2].set(title="Quarantined share", xlabel="share of recordings")
+    labels = [f"{r.by}: {r.value}" for r in shares.itertuples()]
+    axes[2].barh(labels, 100 * shares["quarantined_share"], color="#dd8452")
+    axes[2].set(title="Quarantined, by class and source", xlabel="% of recordings")
     rows = [[label, figures[name], _ci(figures, name)] for name, label in scorers]
     rows.append(
         [
