@@ -26,6 +26,12 @@ def participant_groups(scores: pd.DataFrame) -> np.ndarray:
     return scores.groupby("participant_id")["recording_id"].transform("min").to_numpy()
 
 
+def auroc_ci(scores: pd.DataFrame, bootstrap: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """The participant interval of the AUROC of ``scores`` (:data:`SCORE_COLUMNS`)."""
+    labels, values = scores["label"].to_numpy(), scores["score"].to_numpy()
+    return metrics.auroc_ci(labels, values, participant_groups(scores), n=bootstrap, seed=seed)
+
+
 def counts(scores: pd.DataFrame) -> dict[str, int]:
     """Participants and recordings of each class."""
     out = {}
@@ -137,11 +143,7 @@ def subgroup_metrics(joined: pd.DataFrame, bootstrap: int = 1000, seed: int = 0)
         for value, group in joined.groupby(joined[column].fillna("unknown")):
             labels, values = group["label"].to_numpy(), group["score"].to_numpy()
             has_both = len(np.unique(labels)) == 2
-            low, high = (
-                metrics.auroc_ci(labels, values, participant_groups(group), n=bootstrap, seed=seed)
-                if has_both
-                else (float("nan"), float("nan"))
-            )
+            low, high = auroc_ci(group, bootstrap, seed) if has_both else (float("nan"), float("nan"))
             rows.append(
                 {"attribute": column, "value": str(value), **counts(group), "auroc": metrics.roc_auc(labels, values)}
                 | {"auroc_ci_low": low, "auroc_ci_high": high}

@@ -102,13 +102,7 @@ def property_audit(train: pd.DataFrame, bootstrap: int = 1000, seed: int = 0) ->
             )
             continue
         auroc = metrics.roc_auc(scored["label"], scored["score"])
-        low, high = metrics.auroc_ci(
-            scored["label"].to_numpy(),
-            scored["score"].to_numpy(),
-            assessment.participant_groups(scored),
-            n=bootstrap,
-            seed=seed,
-        )
+        low, high = assessment.auroc_ci(scored, bootstrap, seed)
         rows.append(
             {
                 "property": column,

@@ -314,10 +314,10 @@ def shortcut_checks(prepared: Prepared, candidate: pd.DataFrame, config: Validat
     within the strata of every property the audit flags its stratified AUROC must reach ``min_auroc``. An
     acoustic baseline (MFCC statistics) is reported beside them for context."""
     used = prepared.table[prepared.table["split"].notna()]
-    train, test = used[used["split"] == "train"], used[used["split"] == "test"]
+    train, test = prepared.training_recordings, used[used["split"] == "test"]
     found = prepared.audit
     baseline = audit.metadata_baseline(train, test)
-    low, high = _auroc_ci(baseline, config)
+    low, high = assessment.auroc_ci(baseline, config.bootstrap, config.seed)
     baseline_auroc, margin, margin_low, margin_high = auroc_difference(candidate, baseline, config, at_least=0.5)
     figures = {
         "metadata_auroc": baseline_auroc,
@@ -355,7 +355,7 @@ def shortcut_checks(prepared: Prepared, candidate: pd.DataFrame, config: Validat
         }
     features = pd.concat([audit.mfcc_statistics(*prepared.split(split)) for split in ("train", "test")])
     acoustic = audit.acoustic_baseline(train, test, features)
-    acoustic_low, acoustic_high = _auroc_ci(acoustic, config)
+    acoustic_low, acoustic_high = assessment.auroc_ci(acoustic, config.bootstrap, config.seed)
     figures |= {
         "acoustic_auroc": metrics.roc_auc(acoustic["label"], acoustic["score"]),
         "acoustic_auroc_ci_low": acoustic_low,
@@ -406,16 +406,6 @@ def _within_check(names: str, flagged, summary: dict, config: ValidateConfig) ->
         + " and ".join(f"{n} {cls}" for cls, n in evidence.items())
         + f" test participants in strata holding at least {audit.MIN_PER_STRATUM} of each class (minimum "
         f"{config.min_participants_per_class} of each)"
-    )
-
-
-def _auroc_ci(scores: pd.DataFrame, config: ValidateConfig) -> tuple[float, float]:
-    return metrics.auroc_ci(
-        scores["label"].to_numpy(),
-        scores["score"].to_numpy(),
-        assessment.participant_groups(scores),
-        n=config.bootstrap,
-        seed=config.seed,
     )
 
 
