@@ -1,7 +1,7 @@
 """Audio: decoding, the one waveform preparation shared by prep and serving, and input statistics.
 
-Everything here is numpy/soundfile/soxr so that the serving environment (no torch) runs exactly the same code as
-the training pipeline: what the model sees in production is prepared the way it was in training.
+Everything here is numpy/soundfile/PyAV/soxr so that the serving environment (no torch) runs exactly the same code
+as the training pipeline: what the model sees in production is prepared the way it was in training.
 """
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import io
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import av
 import numpy as np
 import scipy.fft
 import scipy.signal
@@ -21,21 +23,37 @@ SAMPLE_RATE = 16_000
 WINDOW_S = 2.0
 MAX_WINDOWS = 2
 FRAME_S = 0.025
-# The longest recording anything uses: curate quarantines longer ones, serving refuses them, so the model
-# never trains on what it would not be asked about.
+# The longest recording anything uses: decode refuses longer ones, so curate quarantines them and serving refuses
+# them, and the model never trains on what it would not be asked about.
 MAX_DURATION_S = 60.0
 MIN_DURATION_S = 0.1  # the shortest request serving answers; curate asks more of a training recording
-FORMATS = ("wav", "flac", "ogg", "mp3")
+# What a file's header may say before anything is allocated for it: no microphone we hear from has more channels,
+# and a rate outside this range is a broken or crafted header.
+MAX_CHANNELS = 8
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 192_000
+# The containers decode reads, named by what the bytes are (sniff_format); they are also the file extensions
+# ingest accepts. Opus or Vorbis in Ogg is "ogg"; any Matroska is "webm"; MPEG audio layers I-III are "mp3"; MP4
+# audio (iOS .m4a, Safari's and Android's .mp4 recordings) is "m4a".
+FORMATS = ("wav", "flac", "ogg", "mp3", "webm", "m4a", "3gp", "amr")
+LIBSNDFILE_FORMATS = frozenset({"wav", "flac", "ogg", "mp3"})  # fast, and exact about length; PyAV for the rest
+_DEMUXERS = {"webm": "matroska", "m4a": "mp4", "3gp": "3gp", "amr": "amr"}  # FFmpeg's, never its own guess
+_MP4_BRANDS = frozenset({b"M4A ", b"M4B ", b"mp41", b"mp42", b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"dash"})
+_BLOCK_FRAMES = 65_536
+# A length a header or container states can be an estimate (from the bitrate): only a claim well past the limit
+# is refused unread; near it, the decoded frames decide.
+_CLAIM_SLACK = 1.1
 
 
 class DecodeError(ValueError):
-    """The bytes are not audio that can be decoded."""
+    """The bytes are not audio that can be decoded; the message says what is wrong with them."""
 
 
 @dataclass(frozen=True)
 class Decoded:
-    samples: np.ndarray  # float32, shape (frames, channels), in [-1, 1]
+    samples: np.ndarray  # float32, shape (frames, channels), finite
     sample_rate: int
+    format: str  # what the bytes are (sniff_format), whatever the file's name says
 
     @property
     def channels(self) -> int:
@@ -46,19 +64,138 @@ class Decoded:
         return self.samples.shape[0] / self.sample_rate
 
 
+def sniff_format(data: bytes) -> str | None:
+    """The container ``data`` is, from its magic numbers (one of :data:`FORMATS`), or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "wav"
+    if data[:4] == b"fLaC":
+        return "flac"
+    if data[:4] == b"OggS":
+        return "ogg"
+    # An ID3 tag, or an MPEG audio frame sync (11 bits set) with a layer that is not "reserved" (ADTS AAC's 00).
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0 and data[1] & 0x06):
+        return "mp3"
+    if data[:4] == b"\x1a\x45\xdf\xa3":  # EBML
+        return "webm"
+    if data[4:8] == b"ftyp":  # an ISO base media file; its major brand says which
+        brand = data[8:12]
+        return "3gp" if brand.startswith(b"3g") else "m4a" if brand in _MP4_BRANDS else None
+    if data[:5] == b"#!AMR":  # AMR-NB, or AMR-WB ("#!AMR-WB")
+        return "amr"
+    return None
+
+
 def decode(data: bytes) -> Decoded:
-    """Decode wav/flac/ogg/mp3 bytes (libsndfile) to float32 frames x channels."""
+    """Decode audio bytes to float32 frames x channels at their own rate, within :data:`MAX_DURATION_S`.
+
+    Raises :class:`DecodeError`, and nothing else, for bytes that are not such audio: unknown or broken, a header
+    that is implausible or claims more than the limit, more than the limit of audio, NaN or infinite samples.
+    Memory stays within the limit whatever a header says: the audio is read in blocks and reading stops there.
+    """
     if not data:
         raise DecodeError("empty file (0 bytes)")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise DecodeError(f"not a recognised audio format (first bytes: {data[:12].hex(' ')})")
+    read = _read_libsndfile if fmt in LIBSNDFILE_FORMATS else _read_pyav
     try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        # libsndfile's message starts with the name of our in-memory buffer, which tells a reader nothing.
-        detail = str(error).rsplit(": ", 1)[-1].strip() or type(error).__name__
-        raise DecodeError(f"cannot decode ({detail})") from None
-    if samples.shape[0] == 0:
+        samples, rate = read(data, fmt)
+    except DecodeError:
+        raise
+    except Exception as error:  # hostile bytes can make a decoder raise anything: to the caller it is all bad bytes
+        raise DecodeError(f"cannot decode as {fmt} ({_reason(error)})") from error
+    bad = samples.size - np.count_nonzero(np.isfinite(samples))
+    if bad:
+        raise DecodeError(f"NaN or infinite samples ({bad} of {samples.size})")
+    return Decoded(samples, rate, fmt)
+
+
+def _read_libsndfile(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
+    with sf.SoundFile(io.BytesIO(data)) as file:
+        # libsndfile says "unknown" (FLAC's total samples of 0, from a streaming encoder) with its largest count.
+        claimed = file.frames if file.frames < 2**63 - 1 else None
+        _check_header(file.samplerate, file.channels)
+        if claimed is not None and claimed > _max_frames(file.samplerate) * _CLAIM_SLACK:
+            seconds = claimed / file.samplerate
+            span = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
+            raise _too_long(f"the header claims {claimed} frames at {file.samplerate} Hz, {span}")
+        return _gather(_libsndfile_blocks(file), file.samplerate), file.samplerate
+
+
+def _libsndfile_blocks(file: sf.SoundFile) -> Iterator[np.ndarray]:
+    while len(block := file.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)):
+        yield block
+
+
+def _read_pyav(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
+    # The demuxer is chosen by the sniffed format: FFmpeg's own probing would also open playlists and the like.
+    with av.open(io.BytesIO(data), format=_DEMUXERS[fmt]) as container:
+        if not container.streams.audio:
+            raise DecodeError(f"no audio stream in the {fmt} container")
+        stream = container.streams.audio[0]
+        rate, channels = stream.sample_rate, stream.channels
+        _check_header(rate, channels)
+        if stream.duration is not None and stream.time_base is not None:
+            claimed_s = float(stream.duration * stream.time_base)
+        else:
+            claimed_s = container.duration / av.time_base if container.duration is not None else None
+        if claimed_s is not None and claimed_s > MAX_DURATION_S * _CLAIM_SLACK:
+            raise _too_long(f"the container claims {claimed_s:.1f} s")
+        return _gather(_pyav_blocks(container.decode(stream), rate, channels), rate), rate
+
+
+def _pyav_blocks(frames: Iterable[av.AudioFrame], rate: int, channels: int) -> Iterator[np.ndarray]:
+    """Decoded frames as float32 (frames, channels) blocks; the rate and channels must stay those announced."""
+    to_float = av.AudioResampler(format="fltp")  # only the sample format: same rate and layout, planar float
+    for frame in frames:
+        if frame.sample_rate != rate or frame.layout.nb_channels != channels:
+            raise DecodeError(
+                f"the stream changes from {rate} Hz, {channels} channels to "
+                f"{frame.sample_rate} Hz, {frame.layout.nb_channels} channels"
+            )
+        for planar in to_float.resample(frame):
+            yield planar.to_ndarray().T
+
+
+def _check_header(rate: int, channels: int) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise DecodeError(f"unsupported sample rate ({rate} Hz; {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz are read)")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise DecodeError(f"unsupported channel count ({channels}; 1-{MAX_CHANNELS} are read)")
+
+
+def _gather(blocks: Iterable[np.ndarray], rate: int) -> np.ndarray:
+    """Join (frames, channels) blocks until they end; refuse, without reading on, once they pass the limit."""
+    limit, total, parts = _max_frames(rate), 0, []
+    for block in blocks:
+        total += len(block)
+        if total > limit:
+            raise _too_long("decoding stopped there")
+        parts.append(block)
+    if not total:
         raise DecodeError("no audio frames")
-    return Decoded(samples, int(rate))
+    return np.concatenate(parts)
+
+
+def _max_frames(rate: int) -> int:
+    return int(MAX_DURATION_S * rate)
+
+
+def _too_long(detail: str) -> DecodeError:
+    return DecodeError(f"too long (longer than {MAX_DURATION_S:.0f} s: {detail})")
+
+
+def _reason(error: Exception) -> str:
+    """A decoder's complaint in words, without the name of our in-memory buffer."""
+    if isinstance(error, sf.LibsndfileError):
+        # libsndfile says "File does not exist or is not a regular file (possibly a pipe?)" of an MPEG stream it
+        # cannot parse, and "Internal psf_fseek() failed" of FLAC data that ends before its header says: neither
+        # tells a reader what is wrong with the file.
+        text = error.error_string
+        return "malformed or truncated" if "regular file" in text or "psf_fseek" in text else text.rstrip(".")
+    if isinstance(error, av.FFmpegError):
+        return error.strerror or type(error).__name__
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 
+def json_bytes(value: Any) -> bytes:
+    """How every JSON object in the store is written."""
+    return json.dumps(value, indent=1, sort_keys=True).encode()
+
+
 class ObjectStore(ABC):
     """A flat key space under one root URI."""
 
@@ -69,7 +74,7 @@ class ObjectStore(ABC):
         return f"{self.root.rstrip('/')}/{key}"
 
     def put_json(self, key: str, value: Any) -> str:
-        return self.put(key, json.dumps(value, indent=1, sort_keys=True).encode())
+        return self.put(key, json_bytes(value))
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get(key))
@@ -227,11 +232,12 @@ def s3_client_from_env() -> Any:
     )
 
 
-def open_store(uri: str) -> ObjectStore:
-    """The store rooted at ``uri`` (``file:///path``, a plain path, or ``s3://bucket/prefix``)."""
+def open_store(uri: str, attempts: int = 5) -> ObjectStore:
+    """The store rooted at ``uri`` (``file:///path``, a plain path, or ``s3://bucket/prefix``); an S3 call is
+    tried ``attempts`` times while it fails in a way that may pass."""
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
-        return S3Store(parsed.netloc, parsed.path)
+        return S3Store(parsed.netloc, parsed.path, attempts=attempts)
     if parsed.scheme in ("file", ""):
         return FileStore(unquote(parsed.path) if parsed.scheme else uri)
     raise InputError(f"unsupported store URI {uri!r}: use file:///path or s3://bucket/prefix")

@@ -10,7 +10,6 @@ of participants has no usable label, as real collections do. The same ``seed`` w
 
 from __future__ import annotations
 
-import csv
 import functools
 import io
 import struct
@@ -18,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import soundfile as sf
 from scipy.signal import butter, sosfilt
+
+from auscult import table
 
 SOUNDS = ("cough-heavy", "cough-shallow", "breathing-deep", "breathing-shallow")
 METADATA_FILE = "combined_data.csv"
@@ -214,8 +216,5 @@ def generate(folder: str | Path, spec: CohortSpec = CohortSpec()) -> dict[str, i
             (day / pid / f"{sound}.{device.file_format}").write_bytes(data)
             counts["files"] += 1
         counts["participants"] += 1
-    with open(root / METADATA_FILE, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["id", "covid_status", "a", "g", "device"])
-        writer.writeheader()
-        writer.writerows(rows)
+    table.write_csv(pd.DataFrame(rows, columns=["id", "covid_status", "a", "g", "device"]), root / METADATA_FILE)
     return counts

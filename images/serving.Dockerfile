@@ -1,4 +1,4 @@
-# Serving: the seldon-core 1.17.1 microservice (Apache-2.0) with ONNX Runtime's GPU build.
+# Serving: seldon-core 1.17.1's REST app (Apache-2.0) under auscult's launcher, with ONNX Runtime's GPU build.
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
 
 ENV DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
@@ -10,7 +10,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin auscult
+# The telemetry spool: an emptyDir is mounted here on a cluster; without one, it is the image's own folder.
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin auscult \
+ && install -d -o 10001 -g 10001 -m 0750 /var/spool/auscult
 WORKDIR /opt/auscult
 
 # The serving set, with onnxruntime swapped for its GPU build of the same version (CPU fallback built in).
@@ -23,7 +25,9 @@ COPY README.md ./
 COPY auscult/ ./auscult/
 RUN pip install --no-deps .
 
+# In a pod: listen beyond the loopback; the ports are the Seldon operator's (PREDICTIVE_UNIT_HTTP_SERVICE_PORT,
+# default 9000; PREDICTIVE_UNIT_METRICS_SERVICE_PORT, 6000 as the operator sets it). REST only: no gRPC.
+ENV AUSCULT_SERVING_HOST=0.0.0.0 AUSCULT_TELEMETRY_SPOOL=/var/spool/auscult
 USER 10001
-EXPOSE 9000 5001 6000
-CMD ["seldon-core-microservice", "auscult.serving.seldon.AuscultModel", "--service-type", "MODEL", \
-     "--http-port", "9000", "--grpc-port", "5001", "--metrics-port", "6000"]
+EXPOSE 9000 6000
+CMD ["python", "-m", "auscult.serving.launcher"]

@@ -19,6 +19,38 @@ def _quiet_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _serving_keys() -> None:
+    """The keys a model server reads from its environment (Secrets on a cluster, key files in a workspace)."""
+    from auscult.pseudonym import PSEUDONYM_KEY_ENV
+    from auscult.serving.contract import ENV_FEEDBACK_KEY
+
+    os.environ.setdefault(PSEUDONYM_KEY_ENV, KEY.decode())
+    os.environ.setdefault(ENV_FEEDBACK_KEY, "test-feedback-key")
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """A real S3-compatible server (moto) on 127.0.0.1, its endpoint and credentials in the environment."""
+    from moto.server import ThreadedMotoServer
+
+    from auscult.store import SECRET_KEYS
+
+    names = [SECRET_KEYS[k] for k in ("endpoint", "access-key", "secret-key")]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(dict(zip(names, (f"{host}:{port}", "test", "test"), strict=True)))
+    yield f"{host}:{port}"
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cohort")

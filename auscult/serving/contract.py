@@ -20,12 +20,27 @@ MODEL_CLASS = "auscult.serving.seldon.AuscultModel"  # what seldon-core-microser
 ENV_STORE_URI = "AUSCULT_STORE_URI"  # the store holding the registry, receiving telemetry
 ENV_MODEL_VERSION = "AUSCULT_MODEL_VERSION"  # empty or unset: the production version
 ENV_ORT_THREADS = "AUSCULT_ORT_THREADS"  # ONNX Runtime's threads; on a cluster, the pod's CPU request
+ENV_FEEDBACK_KEY = "AUSCULT_FEEDBACK_KEY"  # signs the request ids that feedback must present
+ENV_TELEMETRY_SPOOL = "AUSCULT_TELEMETRY_SPOOL"  # the write-ahead spool's folder (an emptyDir on a cluster)
+ENV_TELEMETRY_SPOOL_MB = "AUSCULT_TELEMETRY_SPOOL_MB"  # how much may wait there before requests get 503
+ENV_TELEMETRY_MAX_OUTAGE_S = "AUSCULT_TELEMETRY_MAX_OUTAGE_S"  # how long the store may refuse writes before 503
+# The server launcher's settings (auscult.serving.launcher); its ports are the ones the Seldon operator sets.
+ENV_HOST = "AUSCULT_SERVING_HOST"  # bind address: 127.0.0.1 unless set (a pod sets 0.0.0.0)
+ENV_CORS_ORIGINS = "AUSCULT_CORS_ORIGINS"  # comma-separated origins allowed to call from a browser; none unless set
+ENV_WORKERS = "AUSCULT_SERVING_WORKERS"
+ENV_HTTP_PORT = "PREDICTIVE_UNIT_HTTP_SERVICE_PORT"
+ENV_METRICS_PORT = "PREDICTIVE_UNIT_METRICS_SERVICE_PORT"
 
-# seldon-core-microservice's REST port, which the Seldon operator also assumes.
+# The REST port the Seldon operator assumes, and the metrics port it scrapes.
 HTTP_PORT = 9000
+METRICS_PORT = 6000
+SERVER_MODULE = "auscult.serving.launcher"  # python -m SERVER_MODULE starts the server
 
 # Where it runs on a cluster.
 STORE_SECRET = "auscult-object-store"  # endpoint, access-key, secret-key, secure
+FEEDBACK_SECRET = "auscult-feedback-key"  # its "key" becomes ENV_FEEDBACK_KEY
+SPOOL_VOLUME = "telemetry-spool"
+SPOOL_PATH = "/var/spool/auscult"  # an emptyDir: survives a container restart, not the loss of the pod
 SERVICE_ACCOUNT = "auscult"
 IMAGE_PULL_POLICY = "IfNotPresent"
 RUN_AS = 10001  # the non-root user of every image

@@ -4,16 +4,22 @@ Requests follow Seldon's JSON message format:
 
 * ``{"data": {"ndarray": [...]}}``: one mono float32 waveform at 16 kHz (a flat list, or a list holding one);
 * ``{"binData": "<base64>"}``: an encoded audio file (wav, flac, ogg, mp3) at any rate and channel count;
-* optional ``"meta": {"tags": {...}}``: participant, sound_type, device, ... carried into telemetry.
+* optional ``"meta": {"tags": {...}}``: the tags of :data:`TEXT_TAGS` and ``age``, carried into telemetry; a
+  client's own ``request_id`` is kept as the tag ``client_request_id``.
 
-The response holds the class probabilities under ``data``, and the model version and request id under
-``meta.tags``. Anything malformed raises :class:`BadRequest`, which the server turns into a 4xx.
+The response holds the class probabilities under ``data``, and under ``meta.tags`` the model version, the
+request id the server gave the request, and that id's signature, which feedback must present (so that only
+the server's own answers can be labelled). Anything malformed raises :class:`BadRequest`, which the server
+turns into a 4xx.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import math
 import os
 import re
 import uuid
@@ -26,14 +32,42 @@ from auscult import audio
 from auscult.serving import contract
 from auscult.task import CLASSES
 
-MAX_TAGS = 32
 # An encoded file of the longest recording accepted, with room to spare: 48 kHz stereo float WAV, in base64.
 MAX_FILE_CHARS = int(audio.MAX_DURATION_S * 48_000 * 2 * 4 * 4 / 3) + 4096
-REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# Tags a client may send, with their longest value: letters, digits, spaces and ._:,@+/()#- only, so that a
+# tag can never be markup, a formula's start aside, or a path to anything (tags never name a store key).
+TEXT_TAGS = {"participant": 128, "sound_type": 32, "device": 64, "sex": 16, "client_request_id": 128}
+TAG_TEXT = re.compile(r"[\w .,:@+/()#-]+")
+MAX_AGE = 130
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # the server's own ids: uuid4().hex
 
 
 class BadRequest(ValueError):
     """The request cannot be answered as sent; the message says why."""
+
+
+class Forbidden(BadRequest):
+    """The request names something this server did not issue (a forged or altered request id)."""
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def request_signature(key: bytes, request_id: str) -> str:
+    return hmac.new(key, f"auscult-request:{request_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify_request(key: bytes, request_id: object, signature: object) -> str:
+    """The request id when ``signature`` is this server's signature of it; Forbidden otherwise."""
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+        raise BadRequest("feedback needs response.meta.tags.request_id as the server returned it")
+    if not isinstance(signature, str) or not hmac.compare_digest(signature, request_signature(key, request_id)):
+        raise Forbidden(
+            "response.meta.tags.request_signature does not match request_id: feedback is accepted only for "
+            "requests this server answered, with the tags it returned"
+        )
+    return request_id
 
 
 @dataclass(frozen=True)
@@ -69,8 +103,10 @@ class Predictor:
     def answer(self, message: object) -> Answer:
         wave, tags = parse(message)
         probabilities = self.probabilities(wave)
+        if not np.all(np.isfinite(probabilities)):
+            raise BadRequest("the model's output for this audio is not a number: are its samples within [-1, 1]?")
         return Answer(
-            request_id=str(tags.pop("request_id", None) or uuid.uuid4()),
+            request_id=new_request_id(),
             probabilities=[float(p) for p in probabilities],
             wave=wave,
             stats=audio.input_stats(wave),
@@ -88,14 +124,10 @@ def parse(message: object) -> tuple[np.ndarray, dict]:
     """A request -> (prepared 16 kHz waveform, tags)."""
     if not isinstance(message, dict):
         raise BadRequest("the request body must be a JSON object with 'data.ndarray' or 'binData'")
-    meta = message.get("meta") or {}
-    tags = meta.get("tags") if isinstance(meta, dict) else None
-    tags = dict(tags) if isinstance(tags, dict) else {}
-    if len(tags) > MAX_TAGS or not all(isinstance(v, str | int | float | bool) for v in tags.values()):
-        raise BadRequest(f"meta.tags must be at most {MAX_TAGS} plain values")
-    if "request_id" in tags and not REQUEST_ID.fullmatch(str(tags["request_id"])):
-        # It names the request's telemetry object: no path separators, a bounded length.
-        raise BadRequest("meta.tags.request_id must be 1-128 letters, digits, '.', '_' or '-'")
+    meta = message.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise BadRequest("'meta' must be an object")
+    tags = valid_tags((meta or {}).get("tags"))
     if "binData" in message:
         wave = _from_file(message["binData"])
     elif isinstance(message.get("data"), dict) and "ndarray" in message["data"]:
@@ -105,6 +137,43 @@ def parse(message: object) -> tuple[np.ndarray, dict]:
     if not np.any(wave):
         raise BadRequest("the audio is silent (all samples are zero)")
     return wave, tags
+
+
+def valid_tags(tags: object) -> dict[str, str | float]:
+    """The tags of a request, checked one by one; BadRequest naming the first that is wrong."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict):
+        raise BadRequest("meta.tags must be an object of tag names and values")
+    if "request_id" in tags:  # the server names requests; a client's own id is kept beside it
+        tags = {("client_request_id" if name == "request_id" else name): value for name, value in tags.items()}
+    valid: dict[str, str | float] = {}
+    for name, value in tags.items():
+        if name == "age":
+            valid[name] = _age(value)
+        elif name in TEXT_TAGS:
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+            if not isinstance(value, str) or len(value) > TEXT_TAGS[name] or not TAG_TEXT.fullmatch(value):
+                raise BadRequest(
+                    f"meta.tags.{name} must be text of 1-{TEXT_TAGS[name]} letters, digits, spaces or ._:,@+/()#-"
+                )
+            valid[name] = value
+        else:
+            known = ", ".join([*TEXT_TAGS, "age", "request_id"])
+            raise BadRequest(f"unknown tag {str(name)[:64]!r} in meta.tags (known: {known})")
+    return valid
+
+
+def _age(value: object) -> float:
+    try:
+        plain = isinstance(value, int | float) and not isinstance(value, bool)
+        age = float(value) if plain or (isinstance(value, str) and len(value) <= 16) else math.nan
+    except ValueError:
+        age = math.nan
+    if not 0 <= age <= MAX_AGE:  # NaN and infinities fail too
+        raise BadRequest(f"meta.tags.age must be a number of years from 0 to {MAX_AGE}")
+    return age
 
 
 def _from_array(value: object) -> np.ndarray:
@@ -143,8 +212,6 @@ def _from_file(value: object) -> np.ndarray:
         decoded = audio.decode(data)
     except audio.DecodeError as error:
         raise BadRequest(f"'binData' is not an audio file this server can read: {error}") from None
-    if decoded.duration_s > audio.MAX_DURATION_S:
-        raise BadRequest(f"the audio is longer than {audio.MAX_DURATION_S:.0f} s")
     if decoded.duration_s < audio.MIN_DURATION_S:
         raise BadRequest(f"the audio is shorter than {audio.MIN_DURATION_S} s")
     return audio.prepare(decoded.samples, decoded.sample_rate)

@@ -1,18 +1,19 @@
-"""Start and stop the Seldon Core microservice on one machine, as its own process group.
+"""Start and stop the model server (:mod:`auscult.serving.launcher`) on one machine, as its own process group.
 
-The microservice runs in the serving environment (seldon-core pins protobuf<4, which cannot share an
-environment with kfp): :data:`SERVING_BIN_ENV` names its ``seldon-core-microservice``; by default the
-project's ``.venv-serve`` is used, then whatever is on PATH.
+The server runs in the serving environment (seldon-core pins protobuf<4, which cannot share an environment with
+kfp): :data:`SERVING_PYTHON_ENV` names its Python; by default the project's ``.venv-serve``, then this Python
+when it has seldon-core.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,22 +23,21 @@ from pathlib import Path
 from auscult.resources import available_cpus
 from auscult.serving import contract
 
-SERVING_BIN_ENV = "AUSCULT_SERVING_BIN"
-REPO_SERVING_BIN = Path(__file__).resolve().parents[2] / ".venv-serve" / "bin" / "seldon-core-microservice"
+SERVING_PYTHON_ENV = "AUSCULT_SERVING_PYTHON"
+REPO_SERVING_PYTHON = Path(__file__).resolve().parents[2] / ".venv-serve" / "bin" / "python"
 
 
-def serving_bin() -> str:
-    configured = os.environ.get(SERVING_BIN_ENV)
+def serving_python() -> str:
+    configured = os.environ.get(SERVING_PYTHON_ENV)
     if configured:
         return configured
-    if REPO_SERVING_BIN.is_file():
-        return str(REPO_SERVING_BIN)
-    found = shutil.which("seldon-core-microservice")
-    if not found:
-        raise FileNotFoundError(
-            f"seldon-core-microservice not found: run `make run` (it creates .venv-serve) or set {SERVING_BIN_ENV}"
-        )
-    return found
+    if REPO_SERVING_PYTHON.is_file():
+        return str(REPO_SERVING_PYTHON)
+    if importlib.util.find_spec("seldon_core") is not None:
+        return sys.executable
+    raise FileNotFoundError(
+        f"no Python with seldon-core: run `make run` (it creates .venv-serve) or set {SERVING_PYTHON_ENV}"
+    )
 
 
 def free_port() -> int:
@@ -57,7 +57,7 @@ class Server:
     log_path: Path
 
     def stop(self, timeout_s: float = 20.0) -> int:
-        """SIGTERM the whole group (gunicorn master, workers, gRPC and metrics servers), then wait."""
+        """SIGTERM the whole group (the launcher, its workers, seldon-core's metrics manager), then wait."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -80,19 +80,27 @@ def start(
     model_version: str | None = None,
     http_port: int | None = None,
     workers: int | None = None,
-    threads: int = 1,
+    threads: int = 2,
+    spool: str | Path | None = None,
     timeout_s: float = 120.0,
 ) -> Server:
-    """Start the microservice (free ports unless ``http_port`` is given); return once it is healthy.
+    """Start the server on 127.0.0.1 (a free port unless ``http_port`` is given); return once it is healthy.
 
-    By default one synchronous gunicorn worker per available CPU (at most four): the model is CPU-bound, so
-    threads in a worker only queue on its GIL. On 2 cores at concurrency 8, 2 workers x 1 thread served 411 req/s,
-    2 x 2 served 298 and 3 x 1 served 350.
+    The keys it needs (:data:`~auscult.serving.contract.ENV_FEEDBACK_KEY` and the pseudonymisation key) come from
+    this process's environment. Telemetry is spooled under ``spool`` (default: beside the log) before a request is
+    answered. By default one worker process per available CPU (at most four), each with ONNX Runtime on its share
+    of the cores: the model is CPU-bound, so more threads in a worker only queue on its GIL.
     """
     cpus = available_cpus()
     workers = workers or min(4, cpus)
-    http_port, grpc_port, metrics_port = http_port or free_port(), free_port(), free_port()
-    env = {**os.environ, contract.ENV_STORE_URI: store_uri, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    http_port = http_port or free_port()
+    log_path = Path(log_path)
+    env = {
+        **os.environ,
+        contract.ENV_STORE_URI: store_uri,
+        contract.ENV_TELEMETRY_SPOOL: str(Path(spool or log_path.parent / "telemetry-spool").resolve()),
+        "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python",
+    }
     # Seldon's metrics manager listens on a Unix socket under TMPDIR, whose path must stay under 108 bytes.
     if len(env.get("TMPDIR", "")) > 60 and os.path.isdir("/tmp"):
         env["TMPDIR"] = "/tmp"
@@ -101,24 +109,18 @@ def start(
     # Workers share the cores: each ONNX Runtime session gets its share instead of every one spinning on all.
     env.setdefault(contract.ENV_ORT_THREADS, str(max(1, cpus // workers)))
     command = [
-        serving_bin(),
-        contract.MODEL_CLASS,
-        "--service-type",
-        "MODEL",
-        "--http-port",
+        serving_python(),
+        "-m",
+        contract.SERVER_MODULE,
+        "--host",
+        "127.0.0.1",
+        "--port",
         str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-        "--metrics-port",
-        str(metrics_port),
         "--workers",
         str(workers),
         "--threads",
         str(threads),
-        "--log-level",
-        "WARNING",
     ]
-    log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

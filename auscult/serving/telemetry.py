@@ -1,61 +1,64 @@
-"""Telemetry: every request leaves a record in the object store. Feedback labels arrive later through
-Seldon's feedback API.
+"""Telemetry: every answered request leaves a record in the object store, and feedback labels arrive later
+through Seldon's feedback API.
 
-Request records are written by a background thread, so the object store's latency is not the client's:
-``record`` returns once the record is queued. The queue is bounded (a slow store slows requests down
-rather than growing memory; one that stops accepting writes gets requests refused with
-:class:`TelemetryUnavailable`), a failed write is retried, and ``close`` (run at interpreter exit, which a
-gunicorn worker reaches on a graceful stop) writes whatever is still queued: nothing is lost on a clean
-shutdown. :func:`read` gives back what was written: the monitor stage and the ingest stage's telemetry
-source read it through that one function.
+Nothing is answered before its record is durable: :meth:`TelemetryWriter.record` and
+:meth:`TelemetryWriter.feedback` append to a local write-ahead spool (:mod:`auscult.serving.spool`, fsynced)
+and return; a background thread uploads the spool to the store, retrying with backoff while the store is
+away, and entries left by a process that died (SIGKILL included) are adopted and uploaded by the next one.
+Only when the spool is full, or the store has refused writes for longer than ``max_outage_s``, are requests
+refused (:class:`TelemetryUnavailable`, a 503): never a 200 without a record. :func:`read` gives back what
+was written: the monitor stage and the ingest stage's telemetry source read it through that one function.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
 from auscult import audio, layout
-from auscult.store import ObjectStore
+from auscult.serving import spool
+from auscult.serving.spool import Spool, SpoolFull, Write
+from auscult.store import ObjectStore, json_bytes
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class _Pending:
-    key: str
-    wave: np.ndarray
-    record: dict
+DEFAULT_SPOOL_MB = 256
+DEFAULT_MAX_OUTAGE_S = 300.0
 
 
 class TelemetryUnavailable(RuntimeError):
-    """The store has not kept up for ``queue_timeout_s``: the request is refused rather than left unrecorded."""
+    """Telemetry cannot be made durable now: the request is refused rather than answered without a record."""
 
 
 class TelemetryWriter:
     def __init__(
         self,
         store: ObjectStore,
-        queue_size: int = 256,
-        retries: int = 5,
+        spool_root: str | Path,
+        max_spool_bytes: int = DEFAULT_SPOOL_MB * 2**20,
+        max_outage_s: float = DEFAULT_MAX_OUTAGE_S,
         retry_delay_s: float = 0.2,
-        queue_timeout_s: float = 10.0,
+        max_retry_delay_s: float = 10.0,
+        orphan_scan_s: float = 30.0,
     ):
         self.store = store
-        self.retries = retries
+        self.spool = Spool(spool_root, max_spool_bytes)
+        self.max_outage_s = max_outage_s
         self.retry_delay_s = retry_delay_s
-        self.queue_timeout_s = queue_timeout_s
-        self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=queue_size)
-        self._writer = threading.Thread(target=self._drain, name="auscult-telemetry", daemon=True)
-        self._writer.start()
-        self._closed = False
+        self.max_retry_delay_s = max_retry_delay_s
+        self.orphan_scan_s = orphan_scan_s
+        self._last_logged: str | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._uploader = threading.Thread(target=self._upload_loop, name="auscult-telemetry", daemon=True)
+        self._uploader.start()
 
     def record(
         self,
@@ -66,10 +69,10 @@ class TelemetryWriter:
         stats: dict[str, float],
         tags: dict,
     ) -> str:
-        """Queue the request's audio and record for writing; return the record's key."""
-        if self._closed:
-            raise RuntimeError("the telemetry writer is closed")
+        """Spool the request's audio and record (durably); return the record's key."""
         now = datetime.now(UTC)
+        encoded = audio.encode_wav(wave)
+        audio_key = layout.telemetry_audio(hashlib.sha256(encoded).hexdigest())
         key = layout.telemetry_record(request_id, now)
         record = {
             "request_id": request_id,
@@ -79,28 +82,40 @@ class TelemetryWriter:
             "stats": stats,
             "probabilities": probabilities,
             "tags": tags,
+            "audio_key": audio_key,
         }
-        try:
-            self._queue.put(_Pending(key, wave, record), timeout=self.queue_timeout_s)
-        except queue.Full:
-            raise TelemetryUnavailable(
-                f"the telemetry store has not accepted a write for {self.queue_timeout_s:.0f} s"
-            ) from None
+        self._spool([Write(audio_key, encoded, if_absent=True), Write(key, json_bytes(record))])
         return key
 
-    def close(self, timeout_s: float = 30.0) -> None:
-        """Write what is queued, then stop the writer thread."""
-        if self._closed:
+    def feedback(self, request_id: str, truth: str) -> str:
+        key = layout.telemetry_feedback(request_id)
+        entry = {"request_id": request_id, "truth": truth, "received_at": datetime.now(UTC).isoformat()}
+        self._spool([Write(key, json_bytes(entry))])
+        return key
+
+    def health(self) -> dict:
+        """What an operator needs to see: the backlog, and the store's error while it refuses writes."""
+        outage = self.spool.outage()
+        return {
+            "spooled_entries": len(self.spool.pending()),
+            "spooled_mib": round(self.spool.bytes / 2**20, 3),
+            "store": self.store.root,
+            "store_failing_for_s": None if outage is None else round(time.time() - outage[0], 1),
+            "last_error": None if outage is None else outage[1],
+        }
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Upload what the spool holds for up to ``timeout_s``; whatever remains is adopted by the next process."""
+        if self._stopping.is_set():
             return
-        self._closed = True
-        try:
-            self._queue.put(None, timeout=timeout_s)
-        except queue.Full:
-            log.error("telemetry: %d records unwritten: the store did not keep up", self._queue.qsize())
-            return
-        self._writer.join(timeout_s)
-        if self._writer.is_alive():
-            log.error("telemetry: %d records still unwritten after %.0f s", self._queue.qsize(), timeout_s)
+        self._stopping.set()
+        self._wake.set()
+        self._uploader.join(timeout_s)
+        left = len(self.spool.pending())
+        if left:
+            log.warning("telemetry: %d entries stay in the spool %s for the next process", left, self.spool.folder)
+        if not self._uploader.is_alive():
+            self.spool.close()
 
     def __enter__(self) -> TelemetryWriter:
         return self
@@ -108,67 +123,136 @@ class TelemetryWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def feedback(self, request_id: str, truth: str) -> str:
-        return self.store.put_json(
-            layout.telemetry_feedback(request_id),
-            {
-                "request_id": request_id,
-                "truth": truth,
-                "received_at": datetime.now(UTC).isoformat(),
-            },
-        )
+    def refusing(self) -> str | None:
+        """Why new requests are refused now, or None while they are accepted."""
+        if self._stopping.is_set():
+            return "the telemetry writer is closed"
+        outage = self.spool.outage()
+        if outage is not None and time.time() - outage[0] > self.max_outage_s:
+            return (
+                f"the telemetry store {self.store.root} has refused writes for more than {self.max_outage_s:.0f} s "
+                f"({outage[1]})"
+            )
+        if self.spool.bytes >= self.spool.max_bytes:
+            return f"the telemetry spool is full; the store {self.store.root} says: {outage and outage[1]}"
+        return None
 
-    def _drain(self) -> None:
+    def _spool(self, writes: list[Write]) -> None:
+        reason = self.refusing()
+        if reason:
+            raise TelemetryUnavailable(reason)
+        try:
+            self.spool.append(writes)
+        except SpoolFull as error:
+            outage = self.spool.outage()
+            raise TelemetryUnavailable(f"{error}; the store {self.store.root} says: {outage and outage[1]}") from None
+        except OSError as error:
+            raise TelemetryUnavailable(f"cannot write the telemetry spool: {error}") from None
+        self._wake.set()
+
+    def _upload_loop(self) -> None:
+        delay = self.retry_delay_s
+        next_orphan_scan = 0.0
         while True:
-            pending = self._queue.get()
-            try:
-                if pending is None:
+            if time.monotonic() >= next_orphan_scan:
+                self._adopt_orphans()
+                next_orphan_scan = time.monotonic() + self.orphan_scan_s
+            pending = self.spool.pending()
+            if not pending:
+                if self._stopping.is_set():
                     return
-                self._write_with_retries(pending)
-            finally:
-                self._queue.task_done()
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            for entry in pending:
+                try:
+                    self._upload(entry)
+                except Exception as error:  # noqa: BLE001 - any store failure is retried until it passes
+                    self._failed(error)
+                    if self._stopping.is_set():
+                        return  # closing while the store is away: the entries stay spooled
+                    self._stopping.wait(delay)
+                    delay = min(2 * delay, self.max_retry_delay_s)
+                    break
+                if self.spool.end_outage():
+                    log.warning("telemetry: the store %s accepts writes again", self.store.root)
+                delay = self.retry_delay_s
 
-    def _write_with_retries(self, pending: _Pending) -> None:
-        for attempt in range(self.retries + 1):
-            try:
-                self._write(pending)
-                return
-            except (ValueError, TypeError) as error:  # a bad key or record: retrying cannot help
-                log.error("telemetry: cannot write %s: %s", pending.key, error)
-                return
-            except Exception as error:  # noqa: BLE001 - any store failure is retried, then reported
-                if attempt == self.retries:
-                    log.error("telemetry: could not write %s after %d attempts: %s", pending.key, attempt + 1, error)
-                    return
-                log.warning("telemetry: writing %s failed (%s); retrying", pending.key, error)
-                time.sleep(self.retry_delay_s * 2**attempt)
+    def _adopt_orphans(self) -> None:
+        try:
+            self.spool.adopt_orphans()
+        except OSError as error:
+            log.error("telemetry: cannot adopt orphaned spool entries: %s", error)
 
-    def _write(self, pending: _Pending) -> None:
-        """The prepared request audio (content-addressed), then the record that points at it."""
-        encoded = audio.encode_wav(pending.wave)
-        digest = hashlib.sha256(encoded).hexdigest()
-        audio_key = layout.telemetry_audio(digest)
-        self.store.put_if_absent(audio_key, encoded)
-        self.store.put_json(pending.key, {**pending.record, "audio_key": audio_key})
+    def _upload(self, entry: Path) -> None:
+        """Every write of one entry, in order (the audio before the record that names it), then the entry goes."""
+        try:
+            writes = spool.decode(entry.read_bytes())
+        except ValueError as error:
+            self.spool.set_aside(entry, str(error))
+            return
+        for write in writes:
+            if write.if_absent:
+                self.store.put_if_absent(write.key, write.data)
+            else:
+                self.store.put(write.key, write.data)
+        self.spool.remove(entry)
+
+    def _failed(self, error: Exception) -> None:
+        message = f"{type(error).__name__}: {error}"
+        if self.spool.report_outage(message):
+            log.error(
+                "telemetry: cannot write to the store %s (%s); requests are spooled at %s and refused after %.0f s",
+                self.store.root,
+                message,
+                self.spool.root,
+                self.max_outage_s,
+            )
+        elif message != self._last_logged:
+            log.error("telemetry: the store %s still refuses writes: %s", self.store.root, message)
+        self._last_logged = message
 
 
 @dataclass
 class Telemetry:
-    """What serving recorded: request records by key (each names its ``audio_key``), and feedback labels."""
+    """What serving recorded: request records by key (each names its ``audio_key``), feedback labels, and the
+    objects under the telemetry prefixes that are not records this project wrote (key -> why)."""
 
     records: dict[str, dict] = field(default_factory=dict)
     feedback: dict[str, str] = field(default_factory=dict)  # request id -> true class
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def for_model(self, version: str) -> list[dict]:
         return [r for r in self.records.values() if r.get("model_version") == version]
 
 
+RECORD_FIELDS = {"request_id": str, "model_version": str, "audio_key": str, "stats": dict, "tags": dict}
+
+
 def read(store: ObjectStore) -> Telemetry:
-    """Every request record and feedback label in ``store``."""
+    """Every request record and feedback label in ``store``; anything else there is named, not trusted."""
     telemetry = Telemetry()
     for key in store.list(layout.TELEMETRY_FEEDBACK):
-        entry = store.get_json(key)
-        telemetry.feedback[entry["request_id"]] = entry["truth"]
+        entry = _object(store, key, {"request_id": str, "truth": str}, telemetry)
+        if entry is not None:
+            telemetry.feedback[entry["request_id"]] = entry["truth"]
     for key in store.list(layout.TELEMETRY_RECORDS):
-        telemetry.records[key] = store.get_json(key)
+        record = _object(store, key, RECORD_FIELDS, telemetry)
+        if record is not None:
+            telemetry.records[key] = record
     return telemetry
+
+
+def _object(store: ObjectStore, key: str, fields: dict[str, type], telemetry: Telemetry) -> dict | None:
+    try:
+        value = store.get_json(key)
+    except (ValueError, UnicodeDecodeError) as error:
+        telemetry.unreadable[key] = f"not JSON ({error})"
+        return None
+    wrong = [
+        name for name, kind in fields.items() if not isinstance(value, dict) or not isinstance(value.get(name), kind)
+    ]
+    if wrong:
+        telemetry.unreadable[key] = f"lacks {', '.join(wrong)} of the right type"
+        return None
+    return value

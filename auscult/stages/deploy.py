@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from auscult import __version__, layout
 from auscult.audio import SAMPLE_RATE
 from auscult.cluster import Cluster, RolloutError, roll_out
+from auscult.pseudonym import PSEUDONYM_KEY_ENV, PSEUDONYM_SECRET
 from auscult.registry import Registry
 from auscult.serving import contract
 from auscult.store import SECRET_KEYS
@@ -31,6 +32,11 @@ class ServingSpec:
     node_selector: dict[str, str] = field(default_factory=lambda: dict(contract.GPU_NODE_SELECTOR))
     tolerations: list[dict] = field(default_factory=lambda: [dict(t) for t in contract.GPU_TOLERATIONS])
     store_secret: str = contract.STORE_SECRET
+    feedback_secret: str = contract.FEEDBACK_SECRET
+    pseudonym_secret: str = PSEUDONYM_SECRET
+    # The emptyDir holding the telemetry spool: above what the spool may hold (AUSCULT_TELEMETRY_SPOOL_MB), so
+    # that a full spool answers 503 before the kubelet evicts the pod.
+    spool_size_limit: str = "1Gi"
     service_account: str = contract.SERVICE_ACCOUNT
     replicas: int = 1
 
@@ -40,6 +46,10 @@ class Deployment:
     version: str
     previous: str | None
     manifest: dict
+
+
+# The field of the feedback and pseudonym Secrets that holds the key.
+KEY_FIELD = "key"
 
 
 def _labels(version: str) -> dict[str, str]:
@@ -70,13 +80,28 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
                 "name": contract.ENV_ORT_THREADS,
                 "valueFrom": {"resourceFieldRef": contract.ORT_THREADS_FROM_CPU_REQUEST},
             },
+            # The launcher binds 127.0.0.1 unless told otherwise; in a pod, Seldon's orchestrator and the kubelet's
+            # probes come from outside the container. The ports are the ones the operator sets.
+            {"name": contract.ENV_HOST, "value": "0.0.0.0"},
+            {"name": contract.ENV_TELEMETRY_SPOOL, "value": contract.SPOOL_PATH},
+            {
+                "name": contract.ENV_FEEDBACK_KEY,
+                "valueFrom": {"secretKeyRef": {"name": spec.feedback_secret, "key": KEY_FIELD}},
+            },
+            {
+                "name": PSEUDONYM_KEY_ENV,
+                "valueFrom": {"secretKeyRef": {"name": spec.pseudonym_secret, "key": KEY_FIELD}},
+            },
         ],
         "resources": resources,
+        "volumeMounts": [{"name": contract.SPOOL_VOLUME, "mountPath": contract.SPOOL_PATH}],
     }
     pod_spec: dict = {
         "serviceAccountName": spec.service_account,
         "securityContext": copy.deepcopy(contract.POD_SECURITY_CONTEXT),
         "containers": [container],
+        # Telemetry not yet in the store survives a container restart here (not the loss of the pod).
+        "volumes": [{"name": contract.SPOOL_VOLUME, "emptyDir": {"sizeLimit": spec.spool_size_limit}}],
     }
     if spec.gpus:
         pod_spec["nodeSelector"] = dict(spec.node_selector)

@@ -1,10 +1,13 @@
 import io
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from auscult import audio
+from tests.auscult import audio_files as files
 
 
 def encode(wave: np.ndarray, rate: int, fmt: str) -> bytes:
@@ -22,10 +25,121 @@ def test_decode_every_supported_format(fmt):
     assert decoded.duration_s == pytest.approx(1.0, abs=0.1)
 
 
-@pytest.mark.parametrize("data, message", [(b"", "empty"), (b"RIFF\x00\x00garbage" * 3, "cannot decode")])
-def test_undecodable_bytes_raise_with_a_reason(data, message):
-    with pytest.raises(audio.DecodeError, match=message):
-        audio.decode(data)
+@pytest.mark.parametrize(
+    "fmt, channels, seconds",
+    [("webm", 2, 1.0), ("webm", 1, 5.0), ("m4a", 1, 5.0), ("m4a", 2, 1.0), ("3gp", 1, 5.0), ("amr", 1, 2.0)],
+)
+def test_decode_phone_formats_to_their_length_rate_and_pitch(fmt, channels, seconds):
+    rate = files.PHONE[fmt][2]
+    decoded = audio.decode(files.phone_bytes(files.tone(seconds, rate, channels), fmt))
+    assert (decoded.format, decoded.sample_rate, decoded.channels) == (fmt, rate, channels)
+    # Codecs pad to whole frames (AAC's are 1024 samples, 23 ms at 44.1 kHz).
+    assert decoded.duration_s == pytest.approx(seconds, abs=0.05)
+    mono = audio.to_mono(decoded.samples)
+    spectrum = np.abs(np.fft.rfft(mono))
+    assert np.fft.rfftfreq(len(mono), 1 / rate)[spectrum.argmax()] == pytest.approx(440, abs=5)
+    assert np.sqrt(np.mean(mono**2)) == pytest.approx(0.3 / np.sqrt(2), rel=0.25)  # AMR-NB is the loosest
+
+
+def test_decode_converts_packed_integer_samples_too():
+    """Chrome's MediaRecorder can write PCM in WebM: 16-bit samples, channels interleaved."""
+    wave = files.tone(1.0, 48_000, channels=2) * np.array([1.0, 0.5], dtype=np.float32)
+    decoded = audio.decode(files.encoded(wave, 48_000, "matroska", "pcm_s16le"))
+    assert decoded.format == "webm"
+    np.testing.assert_allclose(decoded.samples, wave, atol=2 / 32767)
+
+
+def test_sniff_format_goes_by_the_bytes_not_the_name():
+    wave = files.tone(0.5, 16_000)
+    made = {
+        "wav": audio.encode_wav(wave[:, 0]),
+        "flac": files.libsndfile_bytes(wave, 16_000, "FLAC"),
+        "ogg": files.libsndfile_bytes(wave, 48_000, "OGG", "OPUS"),  # Opus in Ogg is "ogg"
+        "mp3": files.libsndfile_bytes(wave, 16_000, "MP3", "MPEG_LAYER_III"),
+        **{fmt: files.phone_bytes(files.tone(0.5, rate), fmt) for fmt, (_, _, rate) in files.PHONE.items()},
+    }
+    assert {fmt: audio.sniff_format(data) for fmt, data in made.items()} == {fmt: fmt for fmt in made}
+    assert set(made) == set(audio.FORMATS)
+    assert audio.sniff_format(b"ID3\x04\x00" + bytes(20)) == "mp3"  # a tagged MP3
+    assert audio.sniff_format(b"\x00\x00\x00\x18ftypmp42" + bytes(20)) == "m4a"  # Android's and Safari's .mp4
+    assert audio.sniff_format(b"#!AMR-WB\n" + bytes(20)) == "amr"
+    for other in (
+        b"",
+        b"\xff\xf1\x50\x80",
+        b"\x00\x00\x00\x18ftypheic" + bytes(8),
+        b"FORM\x00\x00AIFF",
+        b"RIFF1234AVI ",
+    ):
+        assert audio.sniff_format(other) is None, other  # ADTS AAC, an image, AIFF, a video
+
+
+FLAC_2_36 = 2**36 - 1  # the largest count STREAMINFO's 36 bits can claim: 2^36 frames, 256 GiB of float32
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty file (0 bytes)"),
+        (np.random.default_rng(0).bytes(4096), "not a recognised audio format (first bytes: "),
+        (b"RIFF\x00\x00garbage" * 3, "not a recognised audio format (first bytes: 52 49 46 46"),
+        (files.flac_claiming(FLAC_2_36), f"too long (longer than 60 s: the header claims {FLAC_2_36} frames"),
+        (files.flac_claiming(16_000 * 61), "cannot decode as flac (malformed or truncated)"),  # the data ends early
+        (files.flac_claiming(0), "cannot decode as flac (malformed or truncated)"),  # "unknown": libsndfile can't
+        (files.wav_patched(channels=1000), "unsupported channel count (1000; 1-8 are read)"),
+        (files.wav_patched(rate=1), "unsupported sample rate (1 Hz"),
+        (files.wav_patched(data_bytes=0), "no audio frames"),
+        (files.float_wav(np.inf), "NaN or infinite samples (1 of 16000)"),
+        (files.float_wav(np.nan, -np.inf), "NaN or infinite samples (2 of 16000)"),
+        (audio.encode_wav(np.zeros(16_000, np.float32))[:30], "cannot decode as wav"),
+        (files.libsndfile_bytes(files.tone(1, 16_000), 16_000, "FLAC")[:30], "cannot decode as flac"),
+        (files.libsndfile_bytes(files.tone(1, 16_000), 16_000, "MP3", "MPEG_LAYER_III")[:300], "cannot decode as mp3"),
+        (b"OggS" + bytes(60), "cannot decode as ogg"),
+        (files.phone_bytes(files.tone(1, 44_100), "m4a")[:2000], "cannot decode as m4a"),
+        (files.phone_bytes(files.tone(1, 48_000), "webm")[:20], "cannot decode as webm"),
+        (b"#!AMR\n", "no audio frames"),
+        (files.long_webm(600, with_duration=True), "too long (longer than 60 s: the container claims 600"),
+        (audio.encode_wav(files.tone(120, 8_000)[:, 0], 8_000), "too long (longer than 60 s: the header claims"),
+        (audio.encode_wav(files.tone(61, 8_000)[:, 0], 8_000), "too long (longer than 60 s: decoding stopped there)"),
+    ],
+    ids=lambda value: None if isinstance(value, bytes) else value.split(" (")[0],
+)
+def test_hostile_bytes_raise_a_decode_error_that_says_what_is_wrong(data, words):
+    tracemalloc.start()
+    try:
+        with pytest.raises(audio.DecodeError) as refused:
+            audio.decode(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert words in str(refused.value)
+    assert peak < 64 * 2**20, f"decoding took {peak / 2**20:.0f} MiB"
+
+
+def test_a_header_that_claims_too_little_only_shortens_the_audio():
+    """A WAV's sizes can say anything up to 4 GiB; libsndfile reads what the file holds, never more."""
+    decoded = audio.decode(files.wav_patched(data_bytes=2**32 - 1))
+    assert decoded.duration_s == pytest.approx(1.0)
+
+
+def test_the_limit_itself_is_decoded():
+    decoded = audio.decode(audio.encode_wav(files.tone(audio.MAX_DURATION_S, 8_000)[:, 0], 8_000))
+    assert decoded.duration_s == audio.MAX_DURATION_S
+
+
+def test_a_long_webm_without_a_duration_is_refused_without_decoding_it_all():
+    """A browser's recording has no duration in its header: decoding stops at the limit (all 20 minutes would
+    take some 3 s and 230 MB here; this takes 0.3 s, 0.5 s traced)."""
+    data = files.long_webm(1200, with_duration=False)
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(audio.DecodeError, match="longer than 60 s: decoding stopped there"):
+            audio.decode(data)
+        elapsed, peak = time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20, f"decoding took {peak / 2**20:.0f} MiB"  # 60 s at 48 kHz is 11 MiB of float32
+    assert elapsed < 2.0
 
 
 def test_resample_changes_length_by_the_rate_ratio():

@@ -11,24 +11,6 @@ from auscult.store import SECRET_KEYS, FileStore, S3Store, open_store, read_uri,
 ENDPOINT, ACCESS, SECRET = (SECRET_KEYS[k] for k in ("endpoint", "access-key", "secret-key"))
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    saved = {k: os.environ.get(k) for k in (ENDPOINT, ACCESS, SECRET)}
-    os.environ.update({ENDPOINT: f"{host}:{port}", ACCESS: "test", SECRET: "test"})
-    yield f"{host}:{port}"
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
 @pytest.fixture(params=["file", "s3"])
 def any_store(request, tmp_path):
     if request.param == "file":

@@ -6,9 +6,11 @@ from pathlib import Path
 import helm_python as helm
 import pytest
 
+from auscult.pseudonym import PSEUDONYM_KEY_ENV
 from auscult.serving import contract
 from auscult.stages.deploy import ServingSpec, seldon_deployment
 from auscult.store import SECRET_KEYS
+from tests.auscult.stages.test_deploy import assert_serves_the_launcher_contract
 from tests.k8s import documents, validate
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "auscult"
@@ -68,7 +70,7 @@ def test_v1_serving_requests_gpus_on_gpu_nodes_with_secret_credentials():
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
     secret_env = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
-    assert secret_env == set(SECRET_KEYS.values())
+    assert secret_env == {*SECRET_KEYS.values(), contract.ENV_FEEDBACK_KEY, PSEUDONYM_KEY_ENV}
     assert pod["securityContext"]["runAsNonRoot"] is True
 
 
@@ -82,8 +84,17 @@ def test_v1_serving_requests_gpus_on_gpu_nodes_with_secret_credentials():
             {"store_secret": "team-store"},
             "v0003-0123456789ab",
         ),
+        (
+            {
+                "feedbackSecret": "team-feedback",
+                "pseudonymSecret": "team-pseudonym",
+                "seldon": {"telemetrySpool": {"sizeLimit": "4Gi"}},
+            },
+            {"feedback_secret": "team-feedback", "pseudonym_secret": "team-pseudonym", "spool_size_limit": "4Gi"},
+            "",
+        ),
     ],
-    ids=["default", "cpu", "pinned-version-own-secret"],
+    ids=["default", "cpu", "pinned-version-own-secret", "own-keys-and-spool"],
 )
 def test_the_deploy_stage_renders_the_chart_s_seldon_deployment_field_by_field(values, spec, version):
     """A model swap by the pipeline must change nothing but what it means to: the chart's SeldonDeployment and
@@ -105,6 +116,14 @@ def test_the_chart_runs_the_predictor_as_the_serving_contract_says():
     env = {e["name"]: e for e in container["env"]}
     assert env[contract.ENV_ORT_THREADS]["valueFrom"]["resourceFieldRef"] == contract.ORT_THREADS_FROM_CPU_REQUEST
     assert {contract.ENV_STORE_URI, contract.ENV_MODEL_VERSION} <= set(env)
+    assert_serves_the_launcher_contract(pod)
+
+
+def test_the_chart_s_keys_and_spool_size_are_values():
+    values = {"feedbackSecret": "f", "pseudonymSecret": "p", "seldon": {"telemetrySpool": {"sizeLimit": "512Mi"}}}
+    pod = by_kind(values)["SeldonDeployment"]["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+    assert_serves_the_launcher_contract(pod, feedback_secret="f", pseudonym_secret="p")
+    assert pod["volumes"] == [{"name": contract.SPOOL_VOLUME, "emptyDir": {"sizeLimit": "512Mi"}}]
 
 
 def test_v2_serves_onnx_on_a_gpu_triton_server():
@@ -129,6 +148,12 @@ def test_values_schema_rejects_mistakes():
         helm.Chart.load(CHART).render({"seldon": {"version": "v3"}}, name="auscult", namespace="x")
     with pytest.raises(helm.HelmError):
         helm.Chart.load(CHART).render({"objectStore": {"bucket": "Bad_Bucket"}}, name="auscult", namespace="x")
+    with pytest.raises(helm.HelmError):
+        helm.Chart.load(CHART).render(
+            {"seldon": {"telemetrySpool": {"sizeLimit": "lots"}}}, name="auscult", namespace="x"
+        )
+    with pytest.raises(helm.HelmError):
+        helm.Chart.load(CHART).render({"feedbackSecret": ""}, name="auscult", namespace="x")
 
 
 def test_v2_without_a_version_fails_with_a_reason():
@@ -141,5 +166,7 @@ def test_notes_tell_the_user_what_to_do_next():
         "auscult/templates/NOTES.txt"
     ]
     assert "create secret generic auscult-object-store" in notes
+    assert "create secret generic auscult-feedback-key" in notes
+    assert "create secret generic auscult-pseudonym-key" in notes
     assert "helm test auscult -n screening" in notes
     assert "Create run" in notes

@@ -1,8 +1,10 @@
 """The Dockerfiles, checked without a Docker engine: they parse, pin their bases, copy files that exist,
 install the pinned set from pyproject.toml and run as a non-root user."""
 
+import importlib.util
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -91,10 +93,25 @@ def test_make_targets_build_every_image_with_one_registry_setting():
 
 
 def test_the_serving_image_runs_the_serving_contract():
-    (command,) = [
-        json.loads(rest) for keyword, rest in instructions(ROOT / "images" / "serving.Dockerfile") if keyword == "CMD"
-    ]
-    assert command[:2] == ["seldon-core-microservice", contract.MODEL_CLASS]
-    assert command[command.index("--http-port") + 1] == str(contract.HTTP_PORT)
-    users = [rest for keyword, rest in instructions(ROOT / "images" / "serving.Dockerfile") if keyword == "USER"]
+    parsed = instructions(ROOT / "images" / "serving.Dockerfile")
+    (command,) = [json.loads(rest) for keyword, rest in parsed if keyword == "CMD"]
+    # The launcher reads its ports from the Seldon operator's variables; the image passes no flags.
+    assert command == ["python", "-m", contract.SERVER_MODULE]
+    assert importlib.util.find_spec(contract.SERVER_MODULE) is not None
+    assert "ENTRYPOINT" not in {keyword for keyword, _ in parsed}
+    env = dict(word.partition("=")[::2] for keyword, rest in parsed if keyword == "ENV" for word in shlex.split(rest))
+    assert env[contract.ENV_HOST] == "0.0.0.0"
+    assert env[contract.ENV_TELEMETRY_SPOOL] == contract.SPOOL_PATH
+    assert {contract.ENV_HTTP_PORT, contract.ENV_METRICS_PORT}.isdisjoint(env)
+    (exposed,) = [rest for keyword, rest in parsed if keyword == "EXPOSE"]
+    assert sorted(map(int, exposed.split())) == sorted([contract.HTTP_PORT, contract.METRICS_PORT])
+    users = [rest for keyword, rest in parsed if keyword == "USER"]
     assert users[-1] == str(contract.RUN_AS)
+
+
+def test_the_serving_image_has_a_spool_its_user_can_write():
+    runs = [rest for keyword, rest in instructions(ROOT / "images" / "serving.Dockerfile") if keyword == "RUN"]
+    owner = f"-o {contract.RUN_AS} -g {contract.RUN_AS}"
+    assert any(
+        re.search(rf"install -d {owner}( -m 0?7[0-7]{{2}})? {re.escape(contract.SPOOL_PATH)}\b", run) for run in runs
+    )

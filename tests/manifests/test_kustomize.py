@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from auscult.pseudonym import PSEUDONYM_KEY_ENV
+from auscult.serving import contract
 from auscult.stages.deploy import ServingSpec, seldon_deployment
 from auscult.store import SECRET_KEYS
+from tests.auscult.stages.test_deploy import assert_serves_the_launcher_contract
 from tests.k8s import documents, validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +71,22 @@ def test_role_covers_only_seldon_resources_in_its_namespace():
 def test_credentials_are_read_from_the_secret():
     env = serving_pod(build("base"))["containers"][0]["env"]
     from_secret = {e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
-    assert from_secret == set(SECRET_KEYS.values())
+    assert from_secret == {*SECRET_KEYS.values(), contract.ENV_FEEDBACK_KEY, PSEUDONYM_KEY_ENV}
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/gpu"])
+def test_the_predictor_gets_what_the_launcher_needs(overlay):
+    assert_serves_the_launcher_contract(serving_pod(build(overlay)))
+
+
+def test_every_secret_the_predictor_reads_has_a_template():
+    objects = build("base")
+    templates = {o["metadata"]["name"]: set(o["stringData"]) for o in objects if o["kind"] == "Secret"}
+    env = serving_pod(objects)["containers"][0]["env"]
+    refs = [e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e.get("valueFrom", {})]
+    assert {contract.STORE_SECRET, contract.FEEDBACK_SECRET} <= {ref["name"] for ref in refs}
+    for ref in refs:
+        assert ref["key"] in templates.get(ref["name"], set()), f"secrets.yaml has no {ref['name']}/{ref['key']}"
 
 
 @pytest.mark.parametrize("overlay, gpus", [("base", 0), ("overlays/gpu", 1)])

@@ -41,6 +41,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 {{- end -}}
 
+{{/* The predictor's keys, from their Secrets only: request-id signing (feedback) and pseudonymisation. */}}
+{{- define "auscult.servingKeyEnv" -}}
+- name: AUSCULT_FEEDBACK_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.feedbackSecret }}
+      key: key
+- name: AUSCULT_PSEUDONYM_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.pseudonymSecret }}
+      key: key
+{{- end -}}
+
 {{- define "auscult.podSecurity" -}}
 runAsNonRoot: true
 runAsUser: 10001

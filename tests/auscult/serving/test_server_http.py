@@ -76,10 +76,11 @@ def test_malformed_requests_get_400_with_a_message(served, body, words):
 
 def test_bad_feedback_gets_400(served):
     running, _, _ = served
-    status, text = raw_post(
-        f"{running.url}/api/v1.0/feedback", json.dumps({"truth": {"data": {"ndarray": ["maybe"]}}}).encode()
-    )
-    assert status == 400 and "request_id" in text
+    answer = client.predict_waveform(running.url, np.full(8000, 0.1, dtype=np.float32))
+    for truth in ("maybe", 1, ["positive", "negative"]):
+        feedback = {"response": {"meta": answer["meta"]}, "truth": {"data": {"ndarray": [truth]}}}
+        status, text = raw_post(f"{running.url}/api/v1.0/feedback", json.dumps(feedback).encode())
+        assert status == 400 and "truth" in text
 
 
 def test_every_request_leaves_telemetry_that_survives_shutdown(trained, tmp_path, cohort):

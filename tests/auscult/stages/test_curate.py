@@ -5,6 +5,7 @@ import pytest
 from auscult import audio, layout, table
 from auscult.stages.curate import QualityRules, curate, judge, measure, profile_html, reason_counts
 from auscult.stages.ingest import ingest
+from tests.auscult import audio_files as files
 from tests.conftest import KEY
 
 
@@ -49,12 +50,67 @@ def test_every_defect_is_quarantined_with_a_reason_naming_the_file(tmp_path, sto
     assert all(e["success"] for e in expectations)
 
 
+def test_hostile_files_are_quarantined_and_phone_formats_kept(tmp_path, store):
+    """Whatever the bytes, curate finishes: every file is kept or quarantined with a reason naming it, and the
+    profile (its histograms) only ever sees finite measures."""
+    cases = {
+        "browser.webm": files.phone_bytes(files.cough(48_000), "webm"),
+        "iphone.m4a": files.phone_bytes(files.cough(44_100), "m4a"),
+        "android.3gp": files.phone_bytes(files.cough(8_000), "3gp"),
+        "voice.amr": files.phone_bytes(files.cough(8_000, seed=1), "amr"),
+        "misnamed.wav": files.phone_bytes(files.cough(44_100, seed=2), "m4a"),
+        "huge.flac": files.flac_claiming(2**36 - 1),
+        "inf.wav": files.float_wav(np.inf),
+        "nan.wav": files.float_wav(np.nan),
+        "channels.wav": files.wav_patched(channels=1000),
+        "random.mp3": np.random.default_rng(0).bytes(4096),
+        "long.wav": audio.encode_wav(files.tone(audio.MAX_DURATION_S + 1, 8_000)[:, 0], 8_000),
+        "truncated.m4a": files.phone_bytes(files.cough(44_100, seed=3), "m4a")[:2000],
+    }
+    lines = ["path,label,participant"]
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        lines.append(f"{name},positive,{name}")
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
+    frame, _ = ingest([str(tmp_path / "manifest.csv")], store, KEY, progress=lambda _: None)
+    frame["format"] = frame["original_path"].str.rsplit(".", n=1).str[1]  # as recorded from the name
+    notes = []
+    curated, expectations = curate(frame, store, progress=notes.append)
+    by_file = {row.original_path.rsplit("/", 1)[-1]: row for row in curated.itertuples()}
+    assert len(curated) == len(cases)
+    for name in ("browser.webm", "iphone.m4a", "android.3gp", "voice.amr", "misnamed.wav"):
+        assert by_file[name].status == table.OK, (name, by_file[name].reason)
+    assert any("misnamed.wav is m4a" in note for note in notes), notes  # noted, not quarantined
+    expected = {
+        "huge.flac": "too long (longer than 60 s: the header claims 68719476735 frames",
+        "inf.wav": "NaN or infinite samples",
+        "nan.wav": "NaN or infinite samples",
+        "channels.wav": "unsupported channel count (1000",
+        "random.mp3": "not a recognised audio format",
+        "long.wav": "too long (longer than 60 s",
+        "truncated.m4a": "cannot decode as m4a",
+    }
+    for name, words in expected.items():
+        row = by_file[name]
+        assert row.status == table.QUARANTINED and row.reason.startswith(row.original_path + ": "), row.reason
+        assert words in row.reason, row.reason
+    assert reason_counts(curated) == {
+        "too long": 2,
+        "NaN or infinite samples": 2,
+        "unsupported channel count": 1,
+        "not a recognised audio format": 1,
+        "cannot decode as m4a": 1,
+    }
+    assert all(e["success"] for e in expectations)
+    assert "data:image/png;base64" in profile_html(curated, expectations)
+
+
 def test_judge_thresholds():
     rules = QualityRules()
     base = {"duration_s": 2.0, "rms_dbfs": -20.0, "active_s": 1.0, "clipped_fraction": 0.0, "snr_db": 20.0}
     assert judge(base, rules) is None
     assert "too noisy" in judge({**base, "snr_db": 1.0}, rules)
-    assert "too long" in judge({**base, "duration_s": 900.0}, rules)
+    assert "too short" in judge({**base, "duration_s": 0.2}, rules)
 
 
 def test_measure_reports_stereo_and_rate(tmp_path):

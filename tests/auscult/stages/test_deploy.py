@@ -1,8 +1,44 @@
+import re
+
+import pytest
+
 from auscult import layout
+from auscult.pseudonym import PSEUDONYM_KEY_ENV, PSEUDONYM_SECRET
 from auscult.registry import Registry
 from auscult.serving import contract
 from auscult.serving.contract import MODEL_NAME
-from auscult.stages.deploy import ServingSpec, deploy, seldon_deployment
+from auscult.serving.telemetry import DEFAULT_SPOOL_MB
+from auscult.stages.deploy import KEY_FIELD, ServingSpec, deploy, seldon_deployment
+from auscult.store import SECRET_KEYS
+
+UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity_bytes(quantity: str) -> float:
+    number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity).groups()
+    return float(number) * UNITS[unit]
+
+
+def assert_serves_the_launcher_contract(
+    pod: dict, feedback_secret: str = contract.FEEDBACK_SECRET, pseudonym_secret: str = PSEUDONYM_SECRET
+) -> None:
+    """What ``python -m auscult.serving.launcher`` and the model class need from their pod, wherever the pod was
+    rendered: the deploy stage, the Helm chart or the kustomize base (their tests call this)."""
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert len(env) == len(container["env"]), "an env variable is set twice"
+    assert env[contract.ENV_HOST] == {"name": contract.ENV_HOST, "value": "0.0.0.0"}
+    assert env[contract.ENV_TELEMETRY_SPOOL] == {"name": contract.ENV_TELEMETRY_SPOOL, "value": contract.SPOOL_PATH}
+    assert env[contract.ENV_FEEDBACK_KEY]["valueFrom"] == {"secretKeyRef": {"name": feedback_secret, "key": KEY_FIELD}}
+    assert env[PSEUDONYM_KEY_ENV]["valueFrom"] == {"secretKeyRef": {"name": pseudonym_secret, "key": KEY_FIELD}}
+    # The Seldon operator sets the ports, and the image's CMD starts the launcher.
+    assert {contract.ENV_HTTP_PORT, contract.ENV_METRICS_PORT}.isdisjoint(env)
+    assert "command" not in container and "args" not in container
+    assert container["volumeMounts"] == [{"name": contract.SPOOL_VOLUME, "mountPath": contract.SPOOL_PATH}]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == contract.SPOOL_VOLUME]
+    assert set(volume) == {"name", "emptyDir"}
+    # A full spool must answer 503 before the kubelet evicts the pod for filling its emptyDir.
+    assert quantity_bytes(volume["emptyDir"]["sizeLimit"]) > DEFAULT_SPOOL_MB * 2**20
 
 
 def test_seldon_deployment_requests_a_gpu_on_gpu_nodes():
@@ -19,7 +55,7 @@ def test_seldon_deployment_requests_a_gpu_on_gpu_nodes():
         e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
     }
     assert from_secret["AWS_SECRET_ACCESS_KEY"] == {"name": "auscult-object-store", "key": "secret-key"}
-    assert len(from_secret) == 4
+    assert set(from_secret) == {*SECRET_KEYS.values(), contract.ENV_FEEDBACK_KEY, PSEUDONYM_KEY_ENV}
     assert manifest["spec"]["predictors"][0]["graph"]["name"] == container["name"]
 
 
@@ -28,6 +64,20 @@ def test_cpu_serving_has_no_gpu_placement():
         "spec"
     ]
     assert "nodeSelector" not in pod and "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+
+
+@pytest.mark.parametrize("gpus", [1, 0])
+def test_seldon_deployment_runs_the_launcher_with_its_keys_and_spool(gpus):
+    manifest = seldon_deployment("v0001-abc", "s3://bucket/auscult", ServingSpec(gpus=gpus))
+    assert_serves_the_launcher_contract(manifest["spec"]["predictors"][0]["componentSpecs"][0]["spec"])
+    assert manifest["spec"]["predictors"][0]["graph"]["endpoint"] == {"type": "REST"}  # no gRPC port any more
+
+
+def test_seldon_deployment_takes_its_secrets_and_spool_size_from_the_spec():
+    spec = ServingSpec(feedback_secret="team-feedback", pseudonym_secret="team-pseudonym", spool_size_limit="3Gi")
+    pod = seldon_deployment("v1", "s3://bucket/auscult", spec)["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+    assert_serves_the_launcher_contract(pod, "team-feedback", "team-pseudonym")
+    assert pod["volumes"] == [{"name": contract.SPOOL_VOLUME, "emptyDir": {"sizeLimit": "3Gi"}}]
 
 
 def test_deploy_promotes_and_keeps_the_previous_version(store):

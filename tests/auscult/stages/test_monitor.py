@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 
 from auscult import audio, layout
@@ -19,7 +21,7 @@ def production(store, rng, stats_version=audio.STATS_VERSION):
 
 
 def send(store, version, rng, shift, count=60, feedback=True):
-    with TelemetryWriter(store) as writer:
+    with TelemetryWriter(store, Path(store.path) / ".spool") as writer:
         for i in range(count):
             stats = {name: float(rng.normal(shift, 1)) for name in audio.STAT_NAMES}
             positive = i % 2

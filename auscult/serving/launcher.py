@@ -1,0 +1,310 @@
+"""The model server: seldon-core's REST app (its Seldon protocol, its model-class interface, its metrics) under
+our own process launcher, ``python -m auscult.serving.launcher``.
+
+Why not ``seldon-core-microservice``: 1.17.1 binds 0.0.0.0, allows every CORS origin, turns an unknown path or
+method into a 500, and serves with synchronous gunicorn workers and a 5000 s timeout, so that two clients that
+open a request and stop sending hold every worker; no flag changes any of it. Here:
+
+* each worker process runs `waitress`, which reads a request whole on its I/O thread before a worker thread
+  sees it, so slow or idle clients hold a socket, never a worker; idle connections and bodies that stop
+  arriving are closed after ``--channel-timeout``; bodies over ``--max-body-mb`` get 413;
+* every client error is a 4xx in Seldon's error shape: unknown paths and methods (404/405), undecodable or
+  too deeply nested JSON (400), as well as what the model refuses;
+* bind address and CORS origins are settings (127.0.0.1 and none unless set); the ports are the ones the
+  Seldon operator sets in the pod's environment (``PREDICTIVE_UNIT_HTTP_SERVICE_PORT``, ``..._METRICS_...``);
+* the master process holds the sockets, serves Prometheus metrics, restarts a worker that dies, and stops
+  everything on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from auscult.resources import available_cpus
+from auscult.serving import contract
+
+log = logging.getLogger("auscult.serving")
+
+# What the model class implements: the routes seldon-core also offers for routers, combiners and transformers
+# answer 404 here instead of failing inside.
+ROUTES = {
+    "/api/v1.0/predictions": "POST",
+    "/api/v0.1/predictions": "POST",
+    "/predict": "POST",
+    "/api/v1.0/feedback": "POST",
+    "/api/v0.1/feedback": "POST",
+    "/send-feedback": "POST",
+    "/health/ping": "GET",
+    "/health/status": "GET",
+    "/api/v1.0/health/status": "GET",
+    "/metadata": "GET",
+    "/api/v1.0/metadata": "GET",
+    "/seldon.json": "GET",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = contract.HTTP_PORT
+    metrics_port: int | None = None  # None: no metrics endpoint
+    workers: int = 1
+    threads: int = 2
+    cors_origins: tuple[str, ...] = ()
+    max_body_mb: float = 48.0  # above the largest accepted request: a 60-s 48 kHz stereo float WAV in base64
+    channel_timeout_s: float = 15.0
+    connection_limit: int = 1000
+
+
+def _error(code: int, reason: str, message: str):
+    from seldon_core.flask_utils import SeldonMicroserviceException, jsonify
+
+    response = jsonify(SeldonMicroserviceException(message, status_code=code, reason=reason).to_dict())
+    response.status_code = code
+    return response
+
+
+def rest_app(model: object, metrics: object, cors_origins: tuple[str, ...] = ()):
+    """seldon-core's Flask app for ``model``, with its blanket CORS removed and client errors kept 4xx."""
+    from flask import request
+    from seldon_core.wrapper import get_rest_microservice
+    from werkzeug.exceptions import HTTPException
+
+    app = get_rest_microservice(model, metrics)
+    # seldon-core applies flask-cors to every origin; allow only the configured ones, if any.
+    app.after_request_funcs[None] = [
+        f for f in app.after_request_funcs.get(None, []) if not f.__module__.startswith("flask_cors")
+    ]
+    if cors_origins:
+        from flask_cors import CORS
+
+        CORS(app, origins=list(cors_origins))
+
+    @app.before_request
+    def only_what_the_model_serves():
+        method = ROUTES.get(request.path)
+        if method is None:
+            return _error(404, "NOT_FOUND", f"no such endpoint {request.path[:200]!r}: POST /api/v1.0/predictions")
+        if request.method not in (method, "HEAD" if method == "GET" else method, "OPTIONS"):
+            return _error(405, "METHOD_NOT_ALLOWED", f"{request.path} takes {method}, not {request.method[:20]}")
+        return None
+
+    @app.errorhandler(HTTPException)
+    def client_error(error: HTTPException):
+        return _error(error.code or 400, error.name.upper().replace(" ", "_"), error.description or error.name)
+
+    @app.errorhandler(RecursionError)
+    def too_deep(_: RecursionError):
+        return _error(400, "BAD_REQUEST", "the JSON body is nested too deeply")
+
+    @app.errorhandler(json.JSONDecodeError)
+    def not_json(error: json.JSONDecodeError):
+        return _error(400, "BAD_REQUEST", f"the 'json' field is not valid JSON: {error.msg} at {error.pos}")
+
+    return app
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _serve(app: object, sock: socket.socket, settings: Settings, threads: int) -> None:
+    import waitress
+
+    server = waitress.create_server(
+        app,
+        sockets=[sock],
+        threads=threads,
+        channel_timeout=settings.channel_timeout_s,
+        cleanup_interval=max(1, int(settings.channel_timeout_s / 3)),
+        max_request_body_size=int(settings.max_body_mb * 2**20),
+        connection_limit=settings.connection_limit,
+        ident="auscult",
+        expose_tracebacks=False,
+    )
+    server.run()
+
+
+def _worker(sock: socket.socket, settings: Settings, metrics: object, ready: int) -> None:
+    """One worker process: load the model, say so on the ``ready`` pipe, serve until SIGTERM."""
+    from auscult.serving.seldon import AuscultModel
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds the server loop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the master, which stops the workers
+    model = AuscultModel()
+    model.load()
+    app = rest_app(model, metrics, settings.cors_origins)
+    os.write(ready, b"r")
+    os.close(ready)
+    try:
+        _serve(app, sock, settings, settings.threads)
+    finally:
+        model.close()  # uploads what it can; the rest stays spooled for the next worker
+
+
+class Master:
+    """Forks the workers, restarts one that dies after it was ready, and stops them all on SIGTERM/SIGINT."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.sock = _listen(settings.host, settings.port)
+        self.workers: dict[int, int] = {}  # pid -> read end of its readiness pipe
+        self.ready: set[int] = set()
+        self.stopping = False
+        self.failed = False
+        from seldon_core.metrics import SeldonMetrics
+
+        self.metrics = SeldonMetrics()
+
+    def spawn(self) -> None:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            code = 0
+            try:
+                _worker(self.sock, self.settings, self.metrics, write)
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 0
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+                code = 1
+            finally:
+                logging.shutdown()
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+        os.close(write)
+        self.workers[pid] = read
+
+    def _poll_ready(self) -> None:
+        for pid, read in list(self.workers.items()):
+            if pid in self.ready:
+                continue
+            os.set_blocking(read, False)
+            try:
+                if os.read(read, 1):
+                    self.ready.add(pid)
+            except BlockingIOError:
+                pass
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._stop)
+        if self.settings.metrics_port:
+            from seldon_core.wrapper import get_metrics_microservice
+
+            metrics_app = get_metrics_microservice(self.metrics)
+            metrics_sock = _listen(self.settings.host, self.settings.metrics_port)
+            threading.Thread(target=_serve, args=(metrics_app, metrics_sock, self.settings, 1), daemon=True).start()
+        for _ in range(self.settings.workers):
+            self.spawn()
+        log.warning(
+            "auscult server on http://%s:%d: %d workers x %d threads",
+            self.settings.host,
+            self.settings.port,
+            self.settings.workers,
+            self.settings.threads,
+        )
+        while self.workers:
+            self._poll_ready()
+            exited = [(pid, status) for pid, status in map(self._reap, list(self.workers)) if pid]
+            if not exited:
+                time.sleep(0.2)
+            for pid, status in exited:
+                was_ready = pid in self.ready
+                self.ready.discard(pid)
+                os.close(self.workers.pop(pid))
+                if self.stopping:
+                    continue
+                if not was_ready:  # it could not load the model: another try would fail the same way
+                    log.error("a worker exited before it was ready (status %d): stopping", status)
+                    self._stop()
+                    self.failed = True
+                    continue
+                log.error("worker %d died (status %d): starting another", pid, status)
+                self.spawn()
+        return 1 if self.failed else 0
+
+    @staticmethod
+    def _reap(pid: int) -> tuple[int, int]:
+        try:
+            return os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # already gone
+            return pid, 0
+
+    def _stop(self, *_: object) -> None:
+        self.stopping = True
+        for pid in self.workers:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def settings_from(argv: list[str] | None = None) -> Settings:
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {contract.SERVER_MODULE}", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--host", default=env.get(contract.ENV_HOST, Settings.host), help="bind address")
+    parser.add_argument("--port", type=int, default=int(env.get(contract.ENV_HTTP_PORT, Settings.port)))
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env[contract.ENV_METRICS_PORT]) if env.get(contract.ENV_METRICS_PORT) else None,
+        help="Prometheus metrics port (default: none, or the operator's)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(env.get(contract.ENV_WORKERS, 0)) or min(4, available_cpus()),
+        help="worker processes (default: one per CPU, at most 4: the model is CPU-bound)",
+    )
+    parser.add_argument("--threads", type=int, default=Settings.threads, help="request threads per worker")
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[o.strip() for o in env.get(contract.ENV_CORS_ORIGINS, "").split(",") if o.strip()],
+        help="an origin browsers may call from (repeatable; default: none)",
+    )
+    parser.add_argument("--max-body-mb", type=float, default=Settings.max_body_mb)
+    parser.add_argument("--channel-timeout", type=float, default=Settings.channel_timeout_s, help="seconds")
+    args = parser.parse_args(argv)
+    return Settings(
+        host=args.host,
+        port=args.port,
+        metrics_port=args.metrics_port,
+        workers=max(1, args.workers),
+        threads=max(1, args.threads),
+        cors_origins=tuple(args.cors_origin),
+        max_body_mb=args.max_body_mb,
+        channel_timeout_s=args.channel_timeout,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" under any burst
+    return Master(settings_from(argv)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
