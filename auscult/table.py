@@ -25,6 +25,9 @@ INGEST_COLUMNS: dict[str, str] = {
     "sex": "string",
     "device": "string",
     "raw_label": "string",  # the source's own label, before the class map
+    # Byte-identical copies that named different participants or labels, naming each copy; missing when none
+    # did. The label stage sends such a recording to review.
+    "conflict": "string",
 }
 CURATE_COLUMNS: dict[str, str] = {
     "sample_rate": "Int64",
@@ -103,3 +106,23 @@ def write(frame: pd.DataFrame, path: str | Path, stage: str) -> None:
 
 def read(path: str | Path, stage: str) -> pd.DataFrame:
     return validate(pd.read_parquet(path), stage)
+
+
+# A spreadsheet takes a cell that starts with one of these for a formula (CSV injection): =HYPERLINK(...) in a
+# metadata field would run in the reviewer's spreadsheet.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell a spreadsheet would take for a formula prefixed with a single quote (shown
+    as text). Numbers, negative ones included, are left as they are."""
+
+    def safe(value: object) -> object:
+        return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+    return frame.map(safe)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    """Every CSV the project writes goes through here, so that none carries a live formula."""
+    spreadsheet_safe(frame).to_csv(path, index=False)

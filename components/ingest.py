@@ -11,7 +11,7 @@ def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Outpu
 
     from auscult import table as recording_table
     from auscult.progress import Note, emit, task
-    from auscult.stages.ingest import PSEUDONYM_KEY_ENV
+    from auscult.pseudonym import PSEUDONYM_KEY_ENV
     from auscult.stages.ingest import ingest as run
     from auscult.store import open_store
 
@@ -20,9 +20,12 @@ def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Outpu
         key = os.environ.get(PSEUDONYM_KEY_ENV, "").encode()
         frame, report = run(list(sources), open_store(store_uri), key)
         recording_table.write(frame, table.path, "ingest")
-        for problem in report.missing + report.duplicates:
+        for problem in report.missing + report.refused + report.conflicts + report.metadata_notes + report.duplicates:
             emit(Note("ingest", problem))
         metrics.log_metric("recordings", report.rows)
         metrics.log_metric("duplicates", len(report.duplicates))
+        metrics.log_metric("conflicts", len(report.conflicts))
         metrics.log_metric("new_objects", report.new_objects)
         metrics.log_metric("missing_files", len(report.missing))
+        metrics.log_metric("refused", len(report.refused))
+        metrics.log_metric("metadata_notes", len(report.metadata_notes))

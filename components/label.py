@@ -28,7 +28,7 @@ def label(
         frame = run(recording_table.read(table.path, "curate"), dict(class_map) or DEFAULT_CLASS_MAP)
         recording_table.write(frame, labelled.path, "label")
         pending = queue(frame)
-        pending.to_csv(review_queue.path, index=False)
+        recording_table.write_csv(pending, review_queue.path)
         usable = frame["status"] == recording_table.OK
         metrics.log_metric("recordings", len(frame))
         metrics.log_metric("labelled_usable", int((usable & (frame["label_status"] == LABELLED)).sum()))

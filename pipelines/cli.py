@@ -276,7 +276,7 @@ def _command(commands, name: str, summary: str, description: str) -> argparse.Ar
 
 def _add_build_options(command: argparse.ArgumentParser) -> None:
     """Images and placement: what a cluster needs of a compiled pipeline."""
-    from auscult.stages.ingest import PSEUDONYM_SECRET
+    from auscult.pseudonym import PSEUDONYM_SECRET
 
     command.add_argument(
         "--image",

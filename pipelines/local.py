@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kfp import local
 
-from auscult.stages.ingest import PSEUDONYM_KEY_ENV
+from auscult.pseudonym import PSEUDONYM_KEY_ENV
 from pipelines.console import Console, StageFailed
 from pipelines.training import monitor_pipeline, training_pipeline
 
@@ -21,7 +21,9 @@ from pipelines.training import monitor_pipeline, training_pipeline
 COUNT_KEYS = (
     "recordings",
     "duplicates",
+    "conflicts",
     "missing_files",
+    "refused",
     "quarantined",
     "usable",
     "labelled_usable",

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from kfp import dsl, kubernetes
 
+from auscult.pseudonym import PSEUDONYM_KEY_ENV, PSEUDONYM_SECRET
 from auscult.serving import contract
-from auscult.stages.ingest import PSEUDONYM_KEY_ENV, PSEUDONYM_SECRET
 from auscult.store import SECRET_KEYS as STORE_SECRET_KEYS
 
 PSEUDONYM_SECRET_KEYS = {"key": PSEUDONYM_KEY_ENV}

@@ -9,17 +9,28 @@ Sources (a string each, see :func:`parse_source`):
 * ``telemetry``: what the serving layer recorded in the object store, with feedback labels.
 
 A recording's id is the SHA-256 of its bytes, so ingesting the same files twice adds nothing. Participant
-ids are replaced by a keyed hash (HMAC-SHA256) before anything is stored.
+ids are replaced by a keyed hash (HMAC-SHA256, :mod:`auscult.pseudonym`) before anything is stored.
+
+Nothing a source says is trusted. A file it names is read only when it resolves (symbolic links followed) to
+a regular file inside the source's own folder (a manifest's folder, a dataset's folder); anything else is
+refused with the reason, never opened. A metadata value that is not plausible (an age that is not 0 to 120
+years, a value longer than any real one, something that is not text) is dropped, and control characters are
+removed, each with a note naming the row and column. Byte-identical copies that name different participants
+or labels are kept once and flagged, naming each copy, for the label stage to send to review.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import hmac
 import io
 import json
-from collections.abc import Callable, Iterator
+import math
+import os
+import re
+import stat
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +40,33 @@ from auscult import layout, table
 from auscult.audio import FORMATS
 from auscult.errors import InputError
 from auscult.progress import Note, emit
+from auscult.pseudonym import PSEUDONYM_KEY_ENV, TELEMETRY, is_pseudonym, participant_id
 from auscult.serving import telemetry
 from auscult.store import ObjectStore
 
-TELEMETRY = "telemetry"
-# The key that pseudonymises participant ids: a Secret on a cluster, a key file in a local workspace.
-PSEUDONYM_KEY_ENV = "AUSCULT_PSEUDONYM_KEY"
-PSEUDONYM_SECRET = "auscult-pseudonym-key"  # the Secret whose "key" a cluster's tasks get it from
+MAX_FILE_BYTES = 256 * 2**20  # far above any recording or metadata file: a bigger one would only exhaust memory
+MAX_TEXT_CHARS = 200  # longer than any label, sex, device, sound type or participant id a source has
+MAX_AGE = 120
+# Never kept in a value or a file name: control and format characters (line breaks that forge log lines,
+# bidirectional overrides), lone surrogates (undecodable file names; Parquet cannot hold them), line separators.
+_CONTROL = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+# How a candidate's participant was named: the source's own id, none (the source has no participant ids, so
+# each recording stands for its own participant), or the stored pseudonym already (telemetry's tag).
+GIVEN, PER_RECORDING, PSEUDONYM = "given", "per-recording", "pseudonym"
+
+# Candidate field -> the source's column (or JSON field, or telemetry tag).
+COSWARA_COLUMNS = {"age": "a", "sex": "g", "device": "device", "raw_label": "covid_status"}
+COVID19_COUGH_FIELDS = {"device": "source", "raw_label": "covid19"}
+MANIFEST_COLUMNS = {
+    "participant": "participant",
+    "sound_type": "sound_type",
+    "age": "age",
+    "sex": "sex",
+    "device": "device",
+    "raw_label": "label",
+}
+TELEMETRY_TAGS = {"sound_type": "sound_type", "age": "age", "sex": "sex", "device": "device"}
 
 
 @dataclass(frozen=True)
@@ -51,8 +82,10 @@ class Candidate:
 
     data: bytes
     original_path: str
+    described_by: str  # the file and the metadata row that describe this copy: what a conflict names
     participant: str
     sound_type: str
+    participant_kind: str = GIVEN
     age: int | None = None
     sex: str | None = None
     device: str | None = None
@@ -62,10 +95,33 @@ class Candidate:
 @dataclass
 class IngestReport:
     rows: int = 0
-    duplicates: list[str] = field(default_factory=list)  # byte-identical files: kept once, named here
+    duplicates: list[str] = field(default_factory=list)  # byte-identical copies that agree: kept once, named here
+    # Byte-identical copies that name different participants or labels: kept once, flagged for review.
+    conflicts: list[str] = field(default_factory=list)
     new_objects: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # files that metadata names but that are not there
+    # What a source names that ingest does not read, with why: a path outside the source's folder, something
+    # that is not a regular file or not audio, a telemetry record that is broken or altered.
+    refused: list[str] = field(default_factory=list)
+    metadata_notes: list[str] = field(default_factory=list)  # values dropped or cleaned, naming row and column
+
+
+class _Refused(Exception):
+    """A file a source names that ingest does not read; the message says why."""
+
+
+class _Missing(_Refused):
+    """A file a source names that is not there."""
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What one copy of a recording says: whose it is (None when the source does not know) and its label."""
+
+    described_by: str
+    participant_id: str | None
+    label: str | None
 
 
 def parse_source(spec: str) -> Source:
@@ -87,10 +143,6 @@ def parse_source(spec: str) -> Source:
     )
 
 
-def pseudonymise(participant: str, key: bytes) -> str:
-    return hmac.new(key, participant.encode(), hashlib.sha256).hexdigest()[:24]
-
-
 def age_band(age: int | None) -> str | None:
     if age is None or age < 0:
         return None
@@ -110,124 +162,317 @@ def _sound_type(name: str) -> str:
     return "unknown"
 
 
-def _int_or_none(value: object) -> int | None:
-    try:
-        return int(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+def _extension(path: str | Path) -> str:
+    return Path(path).suffix.lstrip(".").lower()
+
+
+def _recorded_format(candidate: Candidate) -> str:
+    """The format recorded for a recording (and its lake key's extension): for now its file's extension."""
+    return _extension(candidate.original_path)
+
+
+def _shown(value: object, limit: int = 400) -> str:
+    """``value`` as a report shows it: quoted, escaped, and cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _text(value: object, where: str, notes: list[str]) -> str | None:
+    """A metadata value as text that a table, a log line and a spreadsheet can hold; None when there is none,
+    or (with a note naming ``where``) when it is not text or longer than any real value."""
+    if isinstance(value, bool):  # JSON's true/false: covid19-cough's label
+        value = str(value).lower()
+    elif isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        value = str(value)
+    if value is None or value == "":
         return None
+    if not isinstance(value, str):
+        notes.append(f"{where}: {_shown(value, 60)} is not text: dropped")
+        return None
+    if len(value) > MAX_TEXT_CHARS:
+        notes.append(f"{where}: {len(value)} characters, more than {MAX_TEXT_CHARS}: dropped")
+        return None
+    clean = "".join(c for c in value if unicodedata.category(c) not in _CONTROL).strip()
+    if clean != value.strip():
+        notes.append(f"{where}: control characters removed from {_shown(value, 60)}")
+    return clean or None
 
 
-def _metadata_text(path: Path) -> str:
+def _age(value: object, where: str, notes: list[str]) -> int | None:
+    """An age in whole years; None when there is none, or (with a note) when it is not one: not a number,
+    negative, not finite, or beyond any human's."""
+    if value is None or value == "":
+        return None
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read {path}: {error}") from None
+        years = math.nan if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond a float's range
+        years = math.nan
+    if not 0 <= years <= MAX_AGE:  # NaN fails too
+        notes.append(f"{where}: {_shown(value, 60)} is not an age in years from 0 to {MAX_AGE}: dropped")
+        return None
+    return int(years)
 
 
-def _csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+def _metadata(
+    values: Mapping[str, object], columns: Mapping[str, str], where: str, kind: str, notes: list[str]
+) -> dict[str, object]:
+    """Candidate fields from a row of a source's metadata (``columns``: field -> the source's column, JSON field
+    or tag, which ``kind`` names), each value checked."""
+    return {
+        name: (_age if name == "age" else _text)(values.get(column), f"{where}, {kind} {column!r}", notes)
+        for name, column in columns.items()
+    }
+
+
+def _locate(path: Path, root: Path) -> Path:
+    """Where ``path`` really is, symbolic links resolved: a regular file inside ``root`` (itself resolved), or
+    _Refused. Nothing is opened: a FIFO or a device is refused before it could block or stream forever."""
+    try:
+        real = path.resolve(strict=True)
+        if not real.is_relative_to(root):
+            raise _Refused(f"resolves to {_shown(str(real))}, outside {_shown(str(root))}")
+        if any(unicodedata.category(c) in _CONTROL for c in str(path) + str(real)):
+            raise _Refused("has control characters, or bytes that are not UTF-8, in its name")
+        if not stat.S_ISREG(os.lstat(real).st_mode):
+            raise _Refused("is not a regular file (a folder, FIFO, device or socket)")
+    except FileNotFoundError:
+        raise _Missing("is not there") from None
+    except (OSError, RuntimeError, ValueError) as error:  # a loop of links, a name too long, a NUL byte
+        raise _Refused(f"cannot be resolved: {error}") from None
+    return real
+
+
+def _read_regular(real: Path) -> bytes:
+    """The bytes of a file :func:`_locate` accepted. Opened without following a link or waiting for a writer,
+    and checked again once open, so that a file swapped in since cannot escape or block."""
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise _Refused("is not a regular file (a folder, FIFO, device or socket)")
+            if info.st_size > MAX_FILE_BYTES:
+                raise _Refused(f"has {info.st_size} bytes, more than ingest reads ({MAX_FILE_BYTES})")
+            return handle.read()
+    except OSError as error:
+        raise _Refused(f"cannot be read: {error.strerror}") from None
+
+
+def _recording(path: Path, root: Path, where: str, report: IngestReport) -> tuple[Path, bytes] | None:
+    """The real location and bytes of the audio file ``path``; None, with the reason in ``report``, when it is
+    not there, not inside ``root``, not a regular file, or not audio."""
+    try:
+        real = _locate(path, root)
+        if _extension(real) not in FORMATS:
+            raise _Refused(f"is not a {'/'.join(FORMATS)} file")
+        return real, _read_regular(real)
+    except _Missing as missing:
+        report.missing.append(f"{where}: {_shown(str(path))} {missing}")
+    except _Refused as refused:
+        report.refused.append(f"{where}: {_shown(str(path))} {refused}")
+    return None
+
+
+def _listing(folder: Path, where: str, report: IngestReport) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as error:
+        report.refused.append(f"{where}: cannot list {_shown(str(folder))}: {error.strerror}")
+        return []
+
+
+def _subfolders(folder: Path, where: str, report: IngestReport) -> list[Path]:
+    return [path for path in _listing(folder, where, report) if path.is_dir()]
+
+
+def _contained_folder(folder: Path, root: Path, where: str, report: IngestReport) -> bool:
+    """Whether ``folder`` (an existing folder) really is inside ``root``; when not, why goes to ``report``."""
+    real = folder.resolve()
+    if real.is_relative_to(root):
+        return True
+    report.refused.append(
+        f"{where}: folder {_shown(str(folder))} resolves to {_shown(str(real))}, outside {_shown(str(root))}"
+    )
+    return False
+
+
+def _metadata_text(path: Path, root: Path) -> str:
+    """A metadata file's text; InputError, naming the file and what is wrong, when it is not UTF-8 text inside
+    ``root``."""
+    try:
+        data = _read_regular(_locate(path, root))
+    except _Refused as refused:
+        raise InputError(f"cannot read {path}: it {refused}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InputError(
+            f"cannot read {path}: it is not UTF-8 text (byte 0x{data[error.start]:02x} on line {line}); "
+            "save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
+        ) from None
+
+
+def _csv_rows(path: Path, text: str, required: tuple[str, ...]) -> list[dict[str, str]]:
     """The rows of a metadata CSV that has ``required`` columns; InputError naming the file otherwise."""
+    # csv's limit on a field's length is process-wide, and a field over it fails the whole file without naming
+    # the value: lift it while this file is read, so that an oversized value reaches _text, which names it.
+    limit = csv.field_size_limit(max(len(text), csv.field_size_limit()))
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
-        reader = csv.DictReader(io.StringIO(_metadata_text(path), newline=""), strict=True)
         rows = list(reader)
     except csv.Error as error:
-        raise InputError(f"cannot read {path} as CSV: {error}") from None
+        raise InputError(f"cannot read {path} as CSV (line {reader.line_num}): {error}") from None
+    finally:
+        csv.field_size_limit(limit)
     missing = [name for name in required if name not in (reader.fieldnames or [])]
     if missing:
-        raise InputError(f"{path} lacks the column(s) {', '.join(missing)} (it has: {reader.fieldnames or 'none'})")
+        raise InputError(
+            f"{path} lacks the column(s) {', '.join(missing)} (its header has: {_shown(reader.fieldnames or [])})"
+        )
     return rows
 
 
 def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
     root = Path(source.location)
-    people = {row["id"]: row for row in _csv_rows(root / "combined_data.csv", ("id",))}
-    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
-        person = people.get(folder.name, {})
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lstrip(".").lower() not in FORMATS:
+    metadata = root / "combined_data.csv"
+    rows = _csv_rows(metadata, _metadata_text(metadata, root), ("id",))
+    people = {row["id"]: (f"{metadata.name} line {line}", row) for line, row in enumerate(rows, start=2)}
+    seen = set()
+    for group in _subfolders(root, source.name, report):
+        if not _contained_folder(group, root, source.name, report):
+            continue
+        for folder in _subfolders(group, source.name, report):
+            seen.add(folder.name)  # a refused folder is there: its participant is not "missing"
+            if not _contained_folder(folder, root, source.name, report):
                 continue
-            yield Candidate(
-                data=path.read_bytes(),
-                original_path=str(path),
-                participant=folder.name,
-                sound_type=_sound_type(path.stem),
-                age=_int_or_none(person.get("a")),
-                sex=person.get("g") or None,
-                device=person.get("device") or None,
-                raw_label=person.get("covid_status") or None,
-            )
-    seen = {p.name for p in root.glob("*/*") if p.is_dir()}
+            where, person = people.get(folder.name, (metadata.name, {}))
+            fields = _metadata(person, COSWARA_COLUMNS, where, "column", report.metadata_notes)
+            for path in _listing(folder, source.name, report):
+                if _extension(path) not in FORMATS:
+                    continue
+                if (found := _recording(path, root, source.name, report)) is None:
+                    continue
+                yield Candidate(
+                    data=found[1],
+                    original_path=str(path),
+                    described_by=str(path),
+                    participant=folder.name,
+                    sound_type=_sound_type(path.stem),
+                    **fields,
+                )
     report.missing += [
-        f"{source.name}: participant {pid} has metadata but no folder" for pid in people if pid not in seen
+        f"{source.name}: participant {_shown(pid)} has metadata but no folder" for pid in people if pid not in seen
     ]
+
+
+def _covid19_entries(path: Path, root: Path) -> dict[str, dict]:
+    """metadata.json's entries by file name; InputError naming the file and what is wrong with it."""
+    try:
+        entries = json.loads(_metadata_text(path, root))
+    except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than the parser goes
+        raise InputError(f"cannot read {path} as JSON: {error}") from None
+    if not isinstance(entries, list):
+        raise InputError(f"{path} is not a list of entries: its top level is {_shown(entries, 80)}")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
+            raise InputError(f"{path}: entry {index} is not an object with a text 'filename': {_shown(entry, 80)}")
+    return {entry["filename"]: entry for entry in entries}
 
 
 def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
     root = Path(source.location)
     metadata = root / "metadata.json"
-    try:
-        entries = {entry["filename"]: entry for entry in json.loads(_metadata_text(metadata))}
-    except (ValueError, TypeError, KeyError) as error:
-        raise InputError(f"{metadata} is not a list of entries with a 'filename': {error!r}") from None
-    for path in sorted((root / "raw").iterdir()):
-        if path.suffix.lstrip(".").lower() not in FORMATS:
+    entries = _covid19_entries(metadata, root)
+    raw = root / "raw"
+    listing = _listing(raw, source.name, report) if _contained_folder(raw, root, source.name, report) else []
+    for path in listing:
+        if _extension(path) not in FORMATS:
             continue
-        entry = entries.get(path.name, {})
-        covid = entry.get("covid19")
+        if (found := _recording(path, root, source.name, report)) is None:
+            continue
+        where = f"{metadata.name} entry {_shown(path.name)}"
         yield Candidate(
-            data=path.read_bytes(),
+            data=found[1],
             original_path=str(path),
+            described_by=str(path),
             # The dataset has no participant ids: each recording is its own participant.
             participant=path.stem,
+            participant_kind=PER_RECORDING,
             sound_type="cough",
-            device=entry.get("source"),
-            raw_label=None if covid is None else str(covid).lower(),
+            **_metadata(entries.get(path.name, {}), COVID19_COUGH_FIELDS, where, "field", report.metadata_notes),
         )
-    present = {p.name for p in (root / "raw").iterdir()}
+    present = {p.name for p in listing}
     report.missing += [
-        f"{source.name}: {name} is in metadata.json but not in raw/" for name in entries if name not in present
+        f"{source.name}: {_shown(name)} is in metadata.json but not in raw/" for name in entries if name not in present
     ]
 
 
 def _manifest(source: Source, report: IngestReport) -> Iterator[Candidate]:
     manifest = Path(source.location)
-    for line, row in enumerate(_csv_rows(manifest, ("path",)), start=2):
-        path = (manifest.parent / (row.get("path") or "")).resolve()
-        if not row.get("path") or not path.is_file():
-            report.missing.append(f"{manifest.name} line {line}: no file at {row.get('path')!r}")
+    root = manifest.parent
+    for line, row in enumerate(_csv_rows(manifest, _metadata_text(manifest, root), ("path",)), start=2):
+        where = f"{manifest.name} line {line}"
+        if not row.get("path"):
+            report.missing.append(f"{where}: no path")
             continue
-        if path.suffix.lstrip(".").lower() not in FORMATS:
-            report.missing.append(f"{manifest.name} line {line}: {row['path']!r} is not a {'/'.join(FORMATS)} file")
+        if (found := _recording(root / row["path"], root, where, report)) is None:
             continue
+        real, data = found
+        fields = _metadata(row, MANIFEST_COLUMNS, where, "column", report.metadata_notes)
+        participant = fields.pop("participant")
+        sound_type = fields.pop("sound_type")
         yield Candidate(
-            data=path.read_bytes(),
-            original_path=str(path),
-            participant=row.get("participant") or path.stem,
-            sound_type=row.get("sound_type") or _sound_type(path.stem),
-            age=_int_or_none(row.get("age")),
-            sex=row.get("sex") or None,
-            device=row.get("device") or None,
-            raw_label=row.get("label") or None,
+            data=data,
+            original_path=str(real),
+            described_by=f"{real} ({where})",
+            participant=str(participant or real.stem),
+            participant_kind=GIVEN if participant else PER_RECORDING,
+            sound_type=str(sound_type or _sound_type(real.stem)),
+            **fields,
         )
+
+
+def _telemetry_audio_digest(key: str) -> str | None:
+    """The content hash that a telemetry audio key names; None when ``key`` is not such a key."""
+    digest = key.rpartition("/")[2].removesuffix(".wav")
+    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) and key == layout.telemetry_audio(digest) else None
 
 
 def _telemetry(store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
     recorded = telemetry.read(store)
+    report.refused += [f"telemetry object {key}: {why}" for key, why in recorded.unreadable.items()]
     for key, record in recorded.records.items():
-        try:
-            data = store.get(record["audio_key"])
-        except KeyError:
-            report.missing.append(f"telemetry record {key} names audio {record['audio_key']} that is not stored")
+        where = f"telemetry record {key}"
+        audio_key, tags = record["audio_key"], record["tags"]
+        # Serving stores the participant tag already pseudonymised (pseudonym.telemetry_participant).
+        tag = tags.get("participant")
+        digest = _telemetry_audio_digest(audio_key)
+        if digest is None:
+            report.refused.append(f"{where}: {_shown(audio_key)} is not a telemetry audio key")
             continue
-        tags = record.get("tags", {})
+        if tag and not is_pseudonym(tag):
+            report.refused.append(f"{where}: its participant tag {_shown(tag, 60)} is not a pseudonymised id")
+            continue
+        try:
+            data = store.get(audio_key)
+        except KeyError:
+            report.missing.append(f"{where} names audio {audio_key} that is not stored")
+            continue
+        if hashlib.sha256(data).hexdigest() != digest:
+            report.refused.append(f"{where}: the audio at {audio_key} does not hash to its name: it was altered")
+            continue
+        fields = _metadata(tags, TELEMETRY_TAGS, where, "tag", report.metadata_notes)
+        sound_type = fields.pop("sound_type")
         yield Candidate(
             data=data,
-            original_path=store.uri(record["audio_key"]),
-            participant=str(tags.get("participant") or record["request_id"]),
-            sound_type=str(tags.get("sound_type") or "unknown"),
-            age=_int_or_none(tags.get("age")),
-            sex=tags.get("sex"),
-            device=tags.get("device"),
-            raw_label=recorded.feedback.get(record["request_id"]),
+            original_path=store.uri(audio_key),
+            described_by=where,
+            participant=str(tag or record["request_id"]),
+            participant_kind=PSEUDONYM if tag else PER_RECORDING,
+            sound_type=str(sound_type or "unknown"),
+            raw_label=_text(recorded.feedback.get(record["request_id"]), f"{where}, feedback", report.metadata_notes),
+            **fields,
         )
 
 
@@ -240,6 +485,20 @@ def _candidates(source: Source, store: ObjectStore, report: IngestReport) -> Ite
         "manifest": _manifest,
     }
     return readers[source.kind](source, report)
+
+
+def _disagreement(first: _Claim, other: _Claim) -> str | None:
+    """Why two byte-identical copies cannot both be right, naming each; None when they agree. A source without
+    participant ids says nothing about whose a recording is, so only labels are compared then."""
+    differences = []
+    if None not in (first.participant_id, other.participant_id) and first.participant_id != other.participant_id:
+        differences.append("participants")
+    if (first.label or "").strip().lower() != (other.label or "").strip().lower():
+        differences.append(f"labels ({_shown(first.label, 60)} and {_shown(other.label, 60)})")
+    if not differences:
+        return None
+    what = " and ".join(differences)
+    return f"{first.described_by} and {other.described_by} are byte-identical but name different {what}"
 
 
 def ingest(
@@ -255,22 +514,41 @@ def ingest(
         )
     report = IngestReport()
     rows: dict[str, dict] = {}
+    claims: dict[str, _Claim] = {}
     for spec in sources:
         source = parse_source(spec)
         count = 0
         for candidate in _candidates(source, store, report):
             recording_id = hashlib.sha256(candidate.data).hexdigest()
+            pid = (
+                candidate.participant
+                if candidate.participant_kind == PSEUDONYM
+                else participant_id(source.name, candidate.participant, pseudonym_key)
+            )
+            claim = _Claim(
+                candidate.described_by,
+                None if candidate.participant_kind == PER_RECORDING else pid,
+                candidate.raw_label,
+            )
             if recording_id in rows:
-                first = rows[recording_id]["original_path"]
-                report.duplicates.append(f"{candidate.original_path} is byte-identical to {first}: kept once")
+                kept = rows[recording_id]
+                # An empty file says nothing about anyone (curate quarantines it): its copies never conflict.
+                if candidate.data and (conflict := _disagreement(claims[recording_id], claim)):
+                    report.conflicts.append(conflict)
+                    kept["conflict"] = conflict if kept["conflict"] is None else f"{kept['conflict']}; {conflict}"
+                else:
+                    report.duplicates.append(
+                        f"{candidate.original_path} is byte-identical to {kept['original_path']}: kept once"
+                    )
                 continue
-            fmt = Path(candidate.original_path).suffix.lstrip(".").lower()
+            fmt = _recorded_format(candidate)
             key = layout.lake(recording_id, fmt)
             is_new = not store.exists(key)
             report.new_objects += is_new
+            claims[recording_id] = claim
             rows[recording_id] = {
                 "recording_id": recording_id,
-                "participant_id": pseudonymise(f"{source.name}:{candidate.participant}", pseudonym_key),
+                "participant_id": pid,
                 "source": source.name,
                 "origin": "telemetry" if source.kind == TELEMETRY else "dataset",
                 "uri": store.put(key, candidate.data) if is_new else store.uri(key),
@@ -282,6 +560,7 @@ def ingest(
                 "sex": candidate.sex,
                 "device": candidate.device,
                 "raw_label": candidate.raw_label,
+                "conflict": None,
             }
             count += 1
         report.by_source[source.name] = count

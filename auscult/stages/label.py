@@ -1,8 +1,9 @@
 """label: map each source's own label to the task's classes; what has no usable label is kept for review.
 
-A recording without a usable label (a value the class map does not know, none at all, or sources that
-disagree about the same participant) stays in the table, is never trained on, and is queued for a person
-to review with a note that names the file.
+A recording without a usable label (a value the class map does not know, none at all, sources that
+disagree about the same participant, or byte-identical copies that ingest found naming different participants
+or labels) stays in the table, is never trained on, and is queued for a person to review with a note that
+names the file(s).
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def label(frame: pd.DataFrame, class_map: dict[str, list[str]] = DEFAULT_CLASS_M
     conflict = mapped.notna() & (classes_per_person > 1)
     status[conflict] = REVIEW
     note[conflict] = frame["original_path"][conflict] + ": recordings of this participant carry different labels"
+    # The same bytes came with different participants or labels: whichever copy ingest kept, a person decides.
+    disputed = frame["conflict"].notna()
+    status[disputed] = REVIEW
+    note[disputed] = frame["conflict"][disputed]
     mapped[status != LABELLED] = pd.NA
     out = frame.assign(label=mapped, label_status=status, label_note=note)
     return table.validate(out, "label")

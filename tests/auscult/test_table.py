@@ -29,3 +29,15 @@ def test_round_trip_keeps_dtypes_and_extra_columns(tmp_path):
     assert back["size_bytes"].dtype == "Int64"
     assert back.loc[0, "recording_id"] == "abc"
     assert back["age_band"].isna().all()
+
+
+def test_spreadsheet_safe_quotes_text_a_spreadsheet_would_run_and_keeps_numbers():
+    frame = pd.DataFrame(
+        {
+            "text": ["=1+1", "+1", "-x", "@SUM(A1)", "\tb", "\rc", "plain", "a=b", None],
+            "number": [-1.5, -2.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        }
+    )
+    safe = table.spreadsheet_safe(frame)
+    assert safe["text"].tolist()[:-1] == ["'=1+1", "'+1", "'-x", "'@SUM(A1)", "'\tb", "'\rc", "plain", "a=b"]
+    assert pd.isna(safe["text"].iloc[-1]) and safe["number"].tolist() == frame["number"].tolist()

@@ -5,8 +5,8 @@ import io
 import pytest
 
 from auscult import layout
+from auscult.pseudonym import PSEUDONYM_KEY_ENV
 from auscult.registry import Registry
-from auscult.stages.ingest import PSEUDONYM_KEY_ENV
 from auscult.stages.validate import Verdict
 from auscult.store import open_store
 from pipelines.console import Console

