@@ -1,6 +1,8 @@
 """The screening task: its classes, in the order of the model's outputs, and the evidence a verdict needs."""
 
 CLASSES = ("negative", "positive")
+# The oldest plausible age in years: ingest drops an older one from metadata, serving refuses it as a tag.
+MAX_AGE = 120
 
 # A model is blessed only when validation and test each hold this many participants of each class ...
 MIN_PARTICIPANTS_PER_CLASS = 10

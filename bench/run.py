@@ -114,6 +114,13 @@ def markdown(results: dict) -> str:
                 f"{c['p95_ms']:.1f} / {c['p99_ms']:.1f}, {c['requests_per_s']:.0f} req/s | in-process ONNX Runtime "
                 f"{s['in_process_requests_per_s']:.0f} req/s | {ratio:.2f}x | {target} |"
             )
+        if "c1_with_idle_clients" in s:
+            c, base = s["c1_with_idle_clients"], s["c1"]
+            lines.append(
+                f"| served, concurrency 1, while {c['idle_clients']} clients hold unfinished requests: p50/p99 ms | "
+                f"{c['p50_ms']:.1f} / {c['p99_ms']:.1f}, {c['failures']} failed | the same without them "
+                f"{base['p50_ms']:.1f} / {base['p99_ms']:.1f} | {c['p99_ms'] / base['p99_ms']:.2f}x | - |"
+            )
     if "gpu" in results:
         lines += _gpu_lines(results["gpu"])
     if "growth" in results:

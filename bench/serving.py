@@ -6,25 +6,48 @@ Request loops are bounded in count and in time, and stop by themselves.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
+import os
+import secrets
+import socket
 import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from auscult import audio
 from auscult.model import ScreeningNet, export_onnx
+from auscult.pseudonym import PSEUDONYM_KEY_ENV
 from auscult.registry import Registry
-from auscult.serving import server
+from auscult.serving import contract, server
 from auscult.serving.runtime import Predictor
 from auscult.store import FileStore
 from bench.common import best_rate, percentiles
 
 CLIP_S = 5.0
+IDLE_CLIENTS = 2
+
+
+@contextlib.contextmanager
+def held_open(url: str, count: int) -> Iterator[None]:
+    """``count`` connections that announce a 100 kB request body, send one byte of it, and wait."""
+    target = urllib.parse.urlsplit(url)
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection((target.hostname, target.port), timeout=30)
+            sock.sendall(f"POST {target.path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{".encode())
+            sockets.append(sock)
+        yield
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def payload() -> dict:
@@ -39,7 +62,7 @@ def load(url: str, body: bytes, concurrency: int, requests: int, limit_s: float)
     latency, the throughput and the failures.
 
     Each thread reuses its HTTP/1.1 connection as a client library would, wherever the server keeps it open
-    (gunicorn's synchronous workers close it after each response, and the client then reconnects).
+    (the server keeps it open between requests).
     """
     target = urllib.parse.urlsplit(url)
     samples: list[float] = []
@@ -89,10 +112,12 @@ def run(
     threads: int = 1,
     rounds: int = 2,
 ) -> dict:
-    """Two synchronous gunicorn workers (one per core, ONNX Runtime on one thread each) measured best here:
-    a CPU-bound model gains nothing from threads that wait on the same GIL."""
+    """Two worker processes (one per core, ONNX Runtime on one thread each): a CPU-bound model gains little from
+    more threads waiting on the same GIL."""
     message = payload()
     body = json.dumps(message).encode()
+    for key in (contract.ENV_FEEDBACK_KEY, PSEUDONYM_KEY_ENV):  # a workspace's key files, or Secrets, elsewhere
+        os.environ.setdefault(key, secrets.token_hex(16))
     with tempfile.TemporaryDirectory(prefix="auscult-bench-", dir="/tmp") as folder:
         onnx_path = Path(folder) / "model.onnx"
         export_onnx(ScreeningNet().eval(), onnx_path)
@@ -121,6 +146,15 @@ def run(
                     "requests_per_s": max(result["requests_per_s"] for result in loads),
                     "failures": sum(result["failures"] for result in loads),
                 }
+            # The same single-client load while clients that never finish their requests hold connections open:
+            # the delay they cause (seldon-core-microservice's synchronous workers stalled until its 5000 s timeout).
+            with held_open(url, IDLE_CLIENTS):
+                idle = load(url, body, 1, requests // 4, limit_s)
+            figures["c1_with_idle_clients"] = {
+                **percentiles(idle["samples_ms"] or [float("nan")]),
+                "idle_clients": IDLE_CLIENTS,
+                "failures": idle["failures"],
+            }
         in_process = max(in_process, in_process_rate())
         figures["in_process_requests_per_s"] = in_process
     if 8 in concurrencies:

@@ -14,6 +14,8 @@ def deploy(
     node_selector: dict,
     tolerations: list,
     store_secret: str,
+    pseudonym_secret: str,
+    feedback_secret: str,
     service_account: str,
     serving: str,
     namespace: str,
@@ -24,7 +26,7 @@ def deploy(
     """Register the blessed model, move the production pointer, and roll the serving resource out.
 
     ``serving``: "seldon-v1", "seldon-v2", or "none" (render only, as on one machine). ``namespace``: where
-    to deploy (empty: the pipeline's own namespace). ``store_secret`` and ``service_account``: what the
+    to deploy (empty: the pipeline's own namespace). The three Secrets and ``service_account``: what the
     predictor's pod uses on the cluster.
     """
     import yaml
@@ -49,6 +51,8 @@ def deploy(
             node_selector=dict(node_selector),
             tolerations=list(tolerations),
             store_secret=store_secret,
+            pseudonym_secret=pseudonym_secret,
+            feedback_secret=feedback_secret,
             service_account=service_account,
         )
         target = "seldon-v1" if serving == "none" else serving

@@ -105,6 +105,7 @@ def _placement(args: argparse.Namespace):
         or default.gpu_tolerations,
         store_secret=args.store_secret,
         pseudonym_secret=args.pseudonym_secret,
+        feedback_secret=args.feedback_secret,
         service_account=args.service_account,
     )
 
@@ -153,8 +154,11 @@ def _serve(args: argparse.Namespace) -> int:
     from auscult.registry import Registry
     from auscult.serving import server
     from auscult.store import open_store
+    from pipelines.local import Workspace
 
-    store_uri = args.store or (args.workdir / "store").resolve().as_uri()
+    workspace = Workspace(args.workdir)
+    workspace.keys()  # the ones the workspace's pipeline runs used: telemetry pseudonyms must match ingest's
+    store_uri = args.store or workspace.store_uri
     registry = Registry(open_store(store_uri))
     if args.version and args.version not in registry.versions():
         raise InputError(f"{store_uri} has no version {args.version!r} (it has: {registry.versions() or 'none'})")
@@ -318,7 +322,12 @@ def _add_build_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--pseudonym-secret",
         default=PSEUDONYM_SECRET,
-        help="Secret whose 'key' pseudonymises participant ids",
+        help="Secret whose 'key' pseudonymises participant ids (ingest, and the predictor's participant tags)",
+    )
+    command.add_argument(
+        "--feedback-secret",
+        default=contract.FEEDBACK_SECRET,
+        help="Secret whose 'key' signs the predictor's request ids, which feedback must present",
     )
     command.add_argument(
         "--service-account", default=contract.SERVICE_ACCOUNT, help="service account of the predictor's pod"

@@ -14,6 +14,7 @@ from pathlib import Path
 from kfp import local
 
 from auscult.pseudonym import PSEUDONYM_KEY_ENV
+from auscult.serving import contract
 from pipelines.console import Console, StageFailed
 from pipelines.training import monitor_pipeline, training_pipeline
 
@@ -95,15 +96,21 @@ class Workspace:
     def pipeline_root(self) -> Path:
         return self.root / "pipeline-root"
 
-    def prepare(self) -> None:
-        """Create the folders and a stable pseudonymisation key (a Secret's job on a cluster)."""
+    def keys(self) -> None:
+        """Stable keys in the environment, from files made once per workspace (Secrets' job on a cluster): the one
+        that pseudonymises participant ids, and the one that signs the model server's request ids."""
         self.root.mkdir(parents=True, exist_ok=True)
+        for name, variable in (("pseudonym.key", PSEUDONYM_KEY_ENV), ("feedback.key", contract.ENV_FEEDBACK_KEY)):
+            key_file = self.root / name
+            if not key_file.exists():
+                key_file.write_text(secrets.token_hex(32))
+                key_file.chmod(0o600)
+            os.environ.setdefault(variable, key_file.read_text().strip())
+
+    def prepare(self) -> None:
+        """Create the folders and the keys, and point KFP's local runner at this workspace."""
+        self.keys()
         (self.root / "tmp").mkdir(exist_ok=True)
-        key_file = self.root / "pseudonym.key"
-        if not key_file.exists():
-            key_file.write_text(secrets.token_hex(32))
-            key_file.chmod(0o600)
-        os.environ.setdefault(PSEUDONYM_KEY_ENV, key_file.read_text().strip())
         # The local runner leaves temporary folders behind: keep them inside the workspace.
         os.environ["TMPDIR"] = str((self.root / "tmp").resolve())
         os.environ.setdefault("XDG_CACHE_HOME", str((self.root / "cache").resolve()))

@@ -23,6 +23,7 @@ class Placement:
     gpu_tolerations: tuple[dict[str, str], ...] = contract.GPU_TOLERATIONS
     store_secret: str = contract.STORE_SECRET
     pseudonym_secret: str = PSEUDONYM_SECRET
+    feedback_secret: str = contract.FEEDBACK_SECRET  # the predictor's
     service_account: str = contract.SERVICE_ACCOUNT  # the predictor's
 
 

@@ -30,7 +30,7 @@ import onnxruntime as ort
 
 from auscult import audio
 from auscult.serving import contract
-from auscult.task import CLASSES
+from auscult.task import CLASSES, MAX_AGE
 
 # An encoded file of the longest recording accepted, with room to spare: 48 kHz stereo float WAV, in base64.
 MAX_FILE_CHARS = int(audio.MAX_DURATION_S * 48_000 * 2 * 4 * 4 / 3) + 4096
@@ -38,7 +38,6 @@ MAX_FILE_CHARS = int(audio.MAX_DURATION_S * 48_000 * 2 * 4 * 4 / 3) + 4096
 # tag can never be markup, a formula's start aside, or a path to anything (tags never name a store key).
 TEXT_TAGS = {"participant": 128, "sound_type": 32, "device": 64, "sex": 16, "client_request_id": 128}
 TAG_TEXT = re.compile(r"[\w .,:@+/()#-]+")
-MAX_AGE = 130
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # the server's own ids: uuid4().hex
 
 

@@ -7,6 +7,7 @@ when it has seldon-core.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -74,6 +75,11 @@ class Server:
         self.stop()
 
 
+def default_spool(log_path: Path, store_uri: str) -> Path:
+    """Beside the log, one spool per store: what a server spooled is only ever uploaded to its own store."""
+    return log_path.parent / "telemetry-spool" / hashlib.sha256(store_uri.encode()).hexdigest()[:12]
+
+
 def start(
     store_uri: str,
     log_path: str | Path,
@@ -87,9 +93,9 @@ def start(
     """Start the server on 127.0.0.1 (a free port unless ``http_port`` is given); return once it is healthy.
 
     The keys it needs (:data:`~auscult.serving.contract.ENV_FEEDBACK_KEY` and the pseudonymisation key) come from
-    this process's environment. Telemetry is spooled under ``spool`` (default: beside the log) before a request is
-    answered. By default one worker process per available CPU (at most four), each with ONNX Runtime on its share
-    of the cores: the model is CPU-bound, so more threads in a worker only queue on its GIL.
+    this process's environment. Telemetry is spooled under ``spool`` (default: :func:`default_spool`) before a
+    request is answered. By default one worker process per available CPU (at most four), each with ONNX Runtime
+    on its share of the cores: the model is CPU-bound, so more threads in a worker only queue on its GIL.
     """
     cpus = available_cpus()
     workers = workers or min(4, cpus)
@@ -98,7 +104,7 @@ def start(
     env = {
         **os.environ,
         contract.ENV_STORE_URI: store_uri,
-        contract.ENV_TELEMETRY_SPOOL: str(Path(spool or log_path.parent / "telemetry-spool").resolve()),
+        contract.ENV_TELEMETRY_SPOOL: str(Path(spool or default_spool(log_path, store_uri)).resolve()),
         "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python",
     }
     # Seldon's metrics manager listens on a Unix socket under TMPDIR, whose path must stay under 108 bytes.

@@ -36,17 +36,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from auscult import layout, table
+from auscult import audio, layout, table
 from auscult.audio import FORMATS
 from auscult.errors import InputError
 from auscult.progress import Note, emit
 from auscult.pseudonym import PSEUDONYM_KEY_ENV, TELEMETRY, is_pseudonym, participant_id
 from auscult.serving import telemetry
 from auscult.store import ObjectStore
+from auscult.task import MAX_AGE
 
 MAX_FILE_BYTES = 256 * 2**20  # far above any recording or metadata file: a bigger one would only exhaust memory
 MAX_TEXT_CHARS = 200  # longer than any label, sex, device, sound type or participant id a source has
-MAX_AGE = 120
 # Never kept in a value or a file name: control and format characters (line breaks that forge log lines,
 # bidirectional overrides), lone surrogates (undecodable file names; Parquet cannot hold them), line separators.
 _CONTROL = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
@@ -167,8 +167,9 @@ def _extension(path: str | Path) -> str:
 
 
 def _recorded_format(candidate: Candidate) -> str:
-    """The format recorded for a recording (and its lake key's extension): for now its file's extension."""
-    return _extension(candidate.original_path)
+    """The format recorded for a recording (and its lake key's extension): what its bytes are, whatever its name
+    says; the extension when the bytes are no format we know (curate then quarantines them, saying so)."""
+    return audio.sniff_format(candidate.data) or _extension(candidate.original_path)
 
 
 def _shown(value: object, limit: int = 400) -> str:

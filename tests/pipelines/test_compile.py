@@ -83,15 +83,26 @@ def test_credentials_come_from_secrets_not_parameters(compiled):
 
 def test_the_store_secret_reaches_the_rendered_serving_manifest(tmp_path):
     """``auscult compile --store-secret``: every task reads it, and the deploy task renders the predictor with it."""
-    placement = Placement(store_secret="team-store", service_account="team-predictor")
+    placement = Placement(
+        store_secret="team-store",
+        pseudonym_secret="team-pseudonyms",
+        feedback_secret="team-feedback",
+        service_account="team-predictor",
+    )
     spec, platform = load(compile_pipelines(tmp_path / "yaml", placement=placement)[0])
     assert {s["secretName"] for e in executors(platform).values() for s in e.get("secretAsEnv", [])} == {
         "team-store",
         placement.pseudonym_secret,
     }
     inputs = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
-    constant = {name: inputs[name]["runtimeValue"]["constant"] for name in ("store_secret", "service_account")}
-    assert constant == {"store_secret": "team-store", "service_account": "team-predictor"}
+    names = ("store_secret", "pseudonym_secret", "feedback_secret", "service_account")
+    constant = {name: inputs[name]["runtimeValue"]["constant"] for name in names}
+    assert constant == {
+        "store_secret": "team-store",
+        "pseudonym_secret": "team-pseudonyms",
+        "feedback_secret": "team-feedback",
+        "service_account": "team-predictor",
+    }
 
     # The deploy component itself, on a validated model, with what the compiled task passes it.
     validated = tmp_path / "validated"
@@ -121,7 +132,8 @@ def test_the_store_secret_reaches_the_rendered_serving_manifest(tmp_path):
         for e in pod["containers"][0]["env"]
         if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
     }
-    assert references == {"team-store"} and pod["serviceAccountName"] == "team-predictor"
+    assert references == {"team-store", "team-pseudonyms", "team-feedback"}
+    assert pod["serviceAccountName"] == "team-predictor"
 
 
 def test_every_task_has_requests_and_limits_and_no_task_retries(compiled):
