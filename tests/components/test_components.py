@@ -24,6 +24,8 @@ EXPECTED = {
             "node_selector",
             "tolerations",
             "store_secret",
+            "pseudonym_secret",
+            "feedback_secret",
             "service_account",
             "serving",
             "namespace",

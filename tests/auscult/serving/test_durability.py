@@ -129,3 +129,22 @@ def test_a_store_that_lost_its_bucket_is_an_error_the_operator_sees(s3_server, o
         s3.make_bucket(bucket)
         assert wait_for(lambda: recorded_ids(store) >= set(answered_ids), timeout_s=60)
     assert layout.TELEMETRY_RECORDS  # the records went where ingest reads them
+
+
+def test_a_worker_killed_mid_service_is_replaced_and_its_records_uploaded(onnx_model, tmp_path):
+    store = FileStore(tmp_path / "store")
+    promote(store, onnx_model)
+    with server.start(store.root, tmp_path / "server.log", workers=2, spool=tmp_path / "spool") as running:
+        master = running.process.pid
+        workers = _children(master)
+        assert len(workers) >= 2  # the two workers (and seldon-core's metrics manager)
+        ids, _ = answered(running.url, 10)
+        os.kill(workers[-1], signal.SIGKILL)  # the last forked: a worker, not the metrics manager
+        more, refused = answered(running.url, 10, start=50)
+        assert len(more) == 10 and not refused
+        assert wait_for(lambda: recorded_ids(store) >= set(ids + more), timeout_s=90)
+        assert "died" in running.log_path.read_text()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split()]
