@@ -25,7 +25,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -140,21 +139,27 @@ def _serve(app: object, sock: socket.socket, settings: Settings, threads: int) -
     server.run()
 
 
-def _worker(sock: socket.socket, settings: Settings, metrics: object, ready: int) -> None:
-    """One worker process: load the model, say so on the ``ready`` pipe, serve until SIGTERM."""
+def _model_worker(sock: socket.socket, settings: Settings, metrics: object, ready: int) -> None:
+    """One model worker: load the model, say so on the ``ready`` pipe, serve until SIGTERM."""
     from auscult.serving.seldon import AuscultModel
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds the server loop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the master, which stops the workers
     model = AuscultModel()
     model.load()
     app = rest_app(model, metrics, settings.cors_origins)
     os.write(ready, b"r")
-    os.close(ready)
     try:
         _serve(app, sock, settings, settings.threads)
     finally:
         model.close()  # uploads what it can; the rest stays spooled for the next worker
+
+
+def _metrics_worker(sock: socket.socket, settings: Settings, metrics: object, ready: int) -> None:
+    """Prometheus metrics of all model workers (seldon-core's shared SeldonMetrics), on their own port."""
+    from seldon_core.wrapper import get_metrics_microservice
+
+    app = get_metrics_microservice(metrics)
+    os.write(ready, b"r")
+    _serve(app, sock, settings, 1)
 
 
 class Master:
@@ -162,8 +167,13 @@ class Master:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.sock = _listen(settings.host, settings.port)
+        # (socket, process body) of each kind of child; the master itself stays single-threaded, so that forking a
+        # replacement never copies a lock another thread held.
+        self.roles = {"model": (_listen(settings.host, settings.port), _model_worker)}
+        if settings.metrics_port:
+            self.roles["metrics"] = (_listen(settings.host, settings.metrics_port), _metrics_worker)
         self.workers: dict[int, int] = {}  # pid -> read end of its readiness pipe
+        self.role: dict[int, str] = {}
         self.ready: set[int] = set()
         self.stopping = False
         self.failed = False
@@ -171,18 +181,21 @@ class Master:
 
         self.metrics = SeldonMetrics()
 
-    def spawn(self) -> None:
+    def spawn(self, role: str) -> None:
+        sock, body = self.roles[role]
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read)
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds the server loop
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the master, which stops the children
             code = 0
             try:
-                _worker(self.sock, self.settings, self.metrics, write)
+                body(sock, self.settings, self.metrics, write)
             except SystemExit as stop:
                 code = stop.code if isinstance(stop.code, int) else 0
             except BaseException:
-                log.exception("worker %d failed", os.getpid())
+                log.exception("%s worker %d failed", role, os.getpid())
                 code = 1
             finally:
                 logging.shutdown()
@@ -191,6 +204,7 @@ class Master:
             os._exit(code)
         os.close(write)
         self.workers[pid] = read
+        self.role[pid] = role
 
     def _poll_ready(self) -> None:
         for pid, read in list(self.workers.items()):
@@ -206,14 +220,10 @@ class Master:
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
-        if self.settings.metrics_port:
-            from seldon_core.wrapper import get_metrics_microservice
-
-            metrics_app = get_metrics_microservice(self.metrics)
-            metrics_sock = _listen(self.settings.host, self.settings.metrics_port)
-            threading.Thread(target=_serve, args=(metrics_app, metrics_sock, self.settings, 1), daemon=True).start()
         for _ in range(self.settings.workers):
-            self.spawn()
+            self.spawn("model")
+        if "metrics" in self.roles:
+            self.spawn("metrics")
         log.warning(
             "auscult server on http://%s:%d: %d workers x %d threads",
             self.settings.host,
@@ -230,15 +240,16 @@ class Master:
                 was_ready = pid in self.ready
                 self.ready.discard(pid)
                 os.close(self.workers.pop(pid))
+                role = self.role.pop(pid)
                 if self.stopping:
                     continue
                 if not was_ready:  # it could not load the model: another try would fail the same way
-                    log.error("a worker exited before it was ready (status %d): stopping", status)
+                    log.error("a %s worker exited before it was ready (status %d): stopping", role, status)
                     self._stop()
                     self.failed = True
                     continue
-                log.error("worker %d died (status %d): starting another", pid, status)
-                self.spawn()
+                log.error("%s worker %d died (status %d): starting another", role, pid, status)
+                self.spawn(role)
         return 1 if self.failed else 0
 
     @staticmethod
