@@ -38,6 +38,8 @@ SECRET_KEYS = {
     "secret-key": "AWS_SECRET_ACCESS_KEY",
     "secure": "AUSCULT_S3_SECURE",
 }
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60  # far longer than any object of the project takes
 # S3 error codes that a later attempt may not meet.
 TRANSIENT_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "OperationAborted"})
 
@@ -224,11 +226,24 @@ def s3_client_from_env() -> Any:
             f"an s3:// store needs {SECRET_KEYS['endpoint']} (host:port) and credentials "
             f"({SECRET_KEYS['access-key']}, {SECRET_KEYS['secret-key']}) in the environment"
         )
+    import certifi
+    import urllib3
+
+    # minio's own client waits 5 minutes for a store that accepted a connection and went silent; a request
+    # waiting on telemetry, or a pipeline task, should hear of it sooner. Failed calls are retried above.
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
     return Minio(
         endpoint,
         access_key=os.environ.get(SECRET_KEYS["access-key"]),
         secret_key=os.environ.get(SECRET_KEYS["secret-key"]),
         secure=os.environ.get(SECRET_KEYS["secure"], "false").lower() == "true",
+        http_client=http,
     )
 
 

@@ -12,8 +12,9 @@ open a request and stop sending hold every worker; no flag changes any of it. He
   too deeply nested JSON (400), as well as what the model refuses;
 * bind address and CORS origins are settings (127.0.0.1 and none unless set); the ports are the ones the
   Seldon operator sets in the pod's environment (``PREDICTIVE_UNIT_HTTP_SERVICE_PORT``, ``..._METRICS_...``);
-* the master process holds the sockets, serves Prometheus metrics, restarts a worker that dies, and stops
-  everything on SIGTERM.
+* the master process holds one listening socket per worker on the same port (the kernel spreads connections
+  among them), restarts a worker that dies, and stops everything on SIGTERM; Prometheus metrics are served by
+  a child of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -49,6 +51,7 @@ ROUTES = {
     "/api/v1.0/metadata": "GET",
     "/seldon.json": "GET",
 }
+FEEDBACK_ROUTES = {path for path in ROUTES if "feedback" in path}
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,12 @@ class Settings:
     threads: int = 2
     cors_origins: tuple[str, ...] = ()
     max_body_mb: float = 48.0  # above the largest accepted request: a 60-s 48 kHz stereo float WAV in base64
-    channel_timeout_s: float = 15.0
-    connection_limit: int = 1000
+    channel_timeout_s: float = 15.0  # a connection with nothing arriving is closed
+    # A request still arriving after the grace period must have come at least this fast on average, headers
+    # included: a client trickling bytes to hold a connection is cut off, a phone on a slow link is not.
+    slow_grace_s: float = 10.0
+    min_request_bytes_per_s: float = 8192.0
+    connection_limit: int = 4000  # per worker; its file-descriptor limit is raised to match
 
 
 def _error(code: int, reason: str, message: str):
@@ -101,6 +108,18 @@ def rest_app(model: object, metrics: object, cors_origins: tuple[str, ...] = ())
     def client_error(error: HTTPException):
         return _error(error.code or 400, error.name.upper().replace(" ", "_"), error.description or error.name)
 
+    @app.before_request
+    def feedback_is_an_object():
+        if request.path in FEEDBACK_ROUTES and request.is_json:
+            message = request.get_json(silent=True)
+            if message is not None and not isinstance(message, dict):
+                return _error(400, "BAD_REQUEST", "feedback must be a JSON object with 'response' and 'truth'")
+        return None
+
+    @app.errorhandler(UnicodeDecodeError)
+    def not_text(_: UnicodeDecodeError):
+        return _error(400, "BAD_REQUEST", "the request holds text that is not UTF-8")
+
     @app.errorhandler(RecursionError)
     def too_deep(_: RecursionError):
         return _error(400, "BAD_REQUEST", "the JSON body is nested too deeply")
@@ -112,10 +131,14 @@ def rest_app(model: object, metrics: object, cors_origins: tuple[str, ...] = ())
     return app
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, share: bool = False) -> socket.socket:
+    """A listening socket; ``share``: one of several on the same port (SO_REUSEPORT), among which the kernel spreads
+    new connections, so that each worker has its own and no worker takes every keep-alive connection."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(1024)
     sock.setblocking(False)
@@ -124,19 +147,71 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _serve(app: object, sock: socket.socket, settings: Settings, threads: int) -> None:
     import waitress
+    from waitress.channel import HTTPChannel
 
+    class Channel(HTTPChannel):
+        """Knows when the request it is reading began and how many bytes of it have arrived."""
+
+        started: float | None = None
+        arrived = 0
+
+        def received(self, data: bytes) -> bool:
+            if self.request is None and data:
+                self.started, self.arrived = time.time(), 0
+            self.arrived += len(data)
+            return super().received(data)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, settings.connection_limit + 256)), hard))
     server = waitress.create_server(
         app,
         sockets=[sock],
         threads=threads,
         channel_timeout=settings.channel_timeout_s,
-        cleanup_interval=max(1, int(settings.channel_timeout_s / 3)),
+        cleanup_interval=1,
         max_request_body_size=int(settings.max_body_mb * 2**20),
         connection_limit=settings.connection_limit,
         ident="auscult",
+        recv_bytes=2**16,  # requests carry audio: read it in fewer, larger pieces
+        asyncore_use_poll=True,  # select() stops at 1024 descriptors
         expose_tracebacks=False,
     )
+    server.channel_class = Channel
+    idle_only = server.maintenance
+
+    def maintenance(now: float) -> None:
+        """waitress closes idle connections; close the ones that trickle a request too."""
+        idle_only(now)
+        for channel in list(server.active_channels.values()):
+            started = getattr(channel, "started", None)
+            if channel.request is None or started is None or now - started <= settings.slow_grace_s:
+                continue
+            if channel.arrived / (now - started) < settings.min_request_bytes_per_s:
+                channel.will_close = True
+
+    server.maintenance = maintenance
     server.run()
+
+
+class _Metrics:
+    """seldon-core's shared metrics as a model worker updates them: a metric that cannot be counted is logged,
+    and never fails the request it belongs to (the master replaces a dead metrics manager)."""
+
+    def __init__(self, shared: object):
+        self.shared = shared
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        self._guarded(self.shared.update, *args, **kwargs)
+
+    def update_reward(self, *args: object, **kwargs: object) -> None:
+        self._guarded(self.shared.update_reward, *args, **kwargs)
+
+    @staticmethod
+    def _guarded(call, *args: object, **kwargs: object) -> None:
+        try:
+            call(*args, **kwargs)
+        except (OSError, EOFError) as error:
+            log.error("metrics not updated: %s", error)
 
 
 def _model_worker(sock: socket.socket, settings: Settings, metrics: object, ready: int) -> None:
@@ -145,7 +220,7 @@ def _model_worker(sock: socket.socket, settings: Settings, metrics: object, read
 
     model = AuscultModel()
     model.load()
-    app = rest_app(model, metrics, settings.cors_origins)
+    app = rest_app(model, _Metrics(metrics), settings.cors_origins)
     os.write(ready, b"r")
     try:
         _serve(app, sock, settings, settings.threads)
@@ -167,13 +242,18 @@ class Master:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        # (socket, process body) of each kind of child; the master itself stays single-threaded, so that forking a
-        # replacement never copies a lock another thread held.
-        self.roles = {"model": (_listen(settings.host, settings.port), _model_worker)}
+        # One slot per child: its kind, its own listening socket (kept here, so that connections queued on it wait
+        # for a replacement when the child dies) and its body. The master itself stays single-threaded, so that
+        # forking a replacement never copies a lock another thread held.
+        first = _listen(settings.host, settings.port, share=True)
+        port = first.getsockname()[1]
+        self.slots = [("model", first, _model_worker)] + [
+            ("model", _listen(settings.host, port, share=True), _model_worker) for _ in range(settings.workers - 1)
+        ]
         if settings.metrics_port:
-            self.roles["metrics"] = (_listen(settings.host, settings.metrics_port), _metrics_worker)
+            self.slots.append(("metrics", _listen(settings.host, settings.metrics_port), _metrics_worker))
         self.workers: dict[int, int] = {}  # pid -> read end of its readiness pipe
-        self.role: dict[int, str] = {}
+        self.slot: dict[int, int] = {}  # pid -> its slot
         self.ready: set[int] = set()
         self.stopping = False
         self.failed = False
@@ -181,8 +261,8 @@ class Master:
 
         self.metrics = SeldonMetrics()
 
-    def spawn(self, role: str) -> None:
-        sock, body = self.roles[role]
+    def spawn(self, slot: int) -> None:
+        role, sock, body = self.slots[slot]
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -204,7 +284,7 @@ class Master:
             os._exit(code)
         os.close(write)
         self.workers[pid] = read
-        self.role[pid] = role
+        self.slot[pid] = slot
 
     def _poll_ready(self) -> None:
         for pid, read in list(self.workers.items()):
@@ -220,10 +300,8 @@ class Master:
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
-        for _ in range(self.settings.workers):
-            self.spawn("model")
-        if "metrics" in self.roles:
-            self.spawn("metrics")
+        for slot in range(len(self.slots)):
+            self.spawn(slot)
         log.warning(
             "auscult server on http://%s:%d: %d workers x %d threads",
             self.settings.host,
@@ -233,6 +311,7 @@ class Master:
         )
         while self.workers:
             self._poll_ready()
+            self._check_metrics_manager()
             exited = [(pid, status) for pid, status in map(self._reap, list(self.workers)) if pid]
             if not exited:
                 time.sleep(0.2)
@@ -240,7 +319,8 @@ class Master:
                 was_ready = pid in self.ready
                 self.ready.discard(pid)
                 os.close(self.workers.pop(pid))
-                role = self.role.pop(pid)
+                slot = self.slot.pop(pid)
+                role = self.slots[slot][0]
                 if self.stopping:
                     continue
                 if not was_ready:  # it could not load the model: another try would fail the same way
@@ -249,8 +329,20 @@ class Master:
                     self.failed = True
                     continue
                 log.error("%s worker %d died (status %d): starting another", role, pid, status)
-                self.spawn(role)
+                self.spawn(slot)
         return 1 if self.failed else 0
+
+    def _check_metrics_manager(self) -> None:
+        """seldon-core's metrics live in a manager process that every worker calls on each request: when it is
+        gone, every prediction fails. Start a new one and replace the workers, one generation at a time."""
+        if self.stopping or self.metrics._manager._process.is_alive():
+            return
+        log.error("the metrics manager process died: starting another and restarting the workers")
+        from seldon_core.metrics import SeldonMetrics
+
+        self.metrics = SeldonMetrics()
+        for pid in list(self.workers):
+            os.kill(pid, signal.SIGTERM)  # each exits gracefully and is replaced with the new manager
 
     @staticmethod
     def _reap(pid: int) -> tuple[int, int]:

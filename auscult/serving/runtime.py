@@ -39,6 +39,7 @@ MAX_FILE_CHARS = int(audio.MAX_DURATION_S * 48_000 * 2 * 4 * 4 / 3) + 4096
 TEXT_TAGS = {"participant": 128, "sound_type": 32, "device": 64, "sex": 16, "client_request_id": 128}
 TAG_TEXT = re.compile(r"[\w .,:@+/()#-]+")
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # the server's own ids: uuid4().hex
+FULL_SCALE_TOLERANCE = 2.0  # float files may overshoot full scale a little; curate judges clipping
 
 
 class BadRequest(ValueError):
@@ -168,7 +169,7 @@ def _age(value: object) -> float:
     try:
         plain = isinstance(value, int | float) and not isinstance(value, bool)
         age = float(value) if plain or (isinstance(value, str) and len(value) <= 16) else math.nan
-    except ValueError:
+    except (ValueError, OverflowError):
         age = math.nan
     if not 0 <= age <= MAX_AGE:  # NaN and infinities fail too
         raise BadRequest(f"meta.tags.age must be a number of years from 0 to {MAX_AGE}")
@@ -183,16 +184,29 @@ def _from_array(value: object) -> np.ndarray:
     if len(value) > audio.MAX_DURATION_S * audio.SAMPLE_RATE:
         raise BadRequest(f"the waveform is longer than {audio.MAX_DURATION_S:.0f} s at 16 kHz")
     try:
-        wave = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise BadRequest("'data.ndarray' must hold numbers only") from None
+        given = np.asarray(value)
+        # Numbers only: numpy would otherwise read "0.1" or true as a sample.
+        wave = given.astype(np.float32) if given.dtype.kind in "iuf" else None
+    except (TypeError, ValueError, OverflowError):
+        wave = None
+    if wave is None:
+        raise BadRequest("'data.ndarray' must hold numbers only")
     if wave.ndim != 1:
         raise BadRequest(f"'data.ndarray' must be one waveform, got an array of shape {list(wave.shape)}")
     if not np.all(np.isfinite(wave)):
         raise BadRequest("the waveform holds NaN or infinite values")
     if len(wave) < audio.MIN_DURATION_S * audio.SAMPLE_RATE:
         raise BadRequest(f"the waveform is shorter than {audio.MIN_DURATION_S} s")
+    _within_full_scale(wave)
     return audio.trim(wave)
+
+
+def _within_full_scale(samples: np.ndarray) -> None:
+    """Samples are in [-1, 1]; anything far beyond is not audio as recorded (16-bit integers sent unscaled, say)
+    and would only give statistics and scores that mean nothing."""
+    peak = float(np.abs(samples).max())
+    if peak > FULL_SCALE_TOLERANCE:
+        raise BadRequest(f"samples reach {peak:.3g}: audio must lie within [-1, 1] (full scale)")
 
 
 def _from_file(value: object) -> np.ndarray:
@@ -213,4 +227,5 @@ def _from_file(value: object) -> np.ndarray:
         raise BadRequest(f"'binData' is not an audio file this server can read: {error}") from None
     if decoded.duration_s < audio.MIN_DURATION_S:
         raise BadRequest(f"the audio is shorter than {audio.MIN_DURATION_S} s")
+    _within_full_scale(decoded.samples)
     return audio.prepare(decoded.samples, decoded.sample_rate)

@@ -55,6 +55,7 @@ class TelemetryWriter:
         self.max_retry_delay_s = max_retry_delay_s
         self.orphan_scan_s = orphan_scan_s
         self._last_logged: str | None = None
+        self._uploading_since: float | None = None  # a store that takes a connection and never answers
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._uploader = threading.Thread(target=self._upload_loop, name="auscult-telemetry", daemon=True)
@@ -127,6 +128,9 @@ class TelemetryWriter:
         """Why new requests are refused now, or None while they are accepted."""
         if self._stopping.is_set():
             return "the telemetry writer is closed"
+        stuck = self._uploading_since
+        if stuck is not None and time.time() - stuck > self.max_outage_s:
+            return f"the telemetry store {self.store.root} has not answered an upload for {time.time() - stuck:.0f} s"
         outage = self.spool.outage()
         if outage is not None and time.time() - outage[0] > self.max_outage_s:
             return (
@@ -165,15 +169,18 @@ class TelemetryWriter:
                 self._wake.clear()
                 continue
             for entry in pending:
+                self._uploading_since = time.time()
                 try:
                     self._upload(entry)
                 except Exception as error:  # noqa: BLE001 - any store failure is retried until it passes
                     self._failed(error)
+                    self._uploading_since = None
                     if self._stopping.is_set():
                         return  # closing while the store is away: the entries stay spooled
                     self._stopping.wait(delay)
                     delay = min(2 * delay, self.max_retry_delay_s)
                     break
+                self._uploading_since = None
                 if self.spool.end_outage():
                     log.warning("telemetry: the store %s accepts writes again", self.store.root)
                 delay = self.retry_delay_s
@@ -246,8 +253,8 @@ def read(store: ObjectStore) -> Telemetry:
 def _object(store: ObjectStore, key: str, fields: dict[str, type], telemetry: Telemetry) -> dict | None:
     try:
         value = store.get_json(key)
-    except (ValueError, UnicodeDecodeError) as error:
-        telemetry.unreadable[key] = f"not JSON ({error})"
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        telemetry.unreadable[key] = f"not JSON ({type(error).__name__}: {str(error)[:200]})"
         return None
     wrong = [
         name for name, kind in fields.items() if not isinstance(value, dict) or not isinstance(value.get(name), kind)

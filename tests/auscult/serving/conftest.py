@@ -33,8 +33,8 @@ def promote(store: ObjectStore, onnx: bytes) -> str:
     return version
 
 
-def waveform_request(seed: int = 0, tags: dict | None = None) -> dict:
-    wave = 0.2 * np.random.default_rng(seed).standard_normal(16000)
+def waveform_request(seed: int = 0, tags: dict | None = None, scale: float = 0.2) -> dict:
+    wave = np.clip(scale * np.random.default_rng(seed).standard_normal(16000), -5 * scale, 5 * scale)
     return {"data": {"ndarray": wave.astype(np.float32).tolist()}, "meta": {"tags": tags or {}}}
 
 
@@ -68,6 +68,7 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.up = threading.Event()
         self.up.set()
+        self.silent = False  # accept connections and never answer, as a store whose disk hangs
         self.open: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -79,6 +80,9 @@ class TcpProxy:
                 return
             if not self.up.is_set():
                 client.close()
+                continue
+            if self.silent:
+                self.open.append(client)
                 continue
             upstream = socket.create_connection(self.target)
             self.open += [client, upstream]
@@ -109,6 +113,7 @@ class TcpProxy:
         self.open.clear()
 
     def restore(self) -> None:
+        self.silent = False
         self.up.set()
 
     def close(self) -> None:

@@ -148,3 +148,42 @@ def test_a_worker_killed_mid_service_is_replaced_and_its_records_uploaded(onnx_m
 
 def _children(pid: int) -> list[int]:
     return [int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+def test_the_death_of_seldons_metrics_manager_is_healed(onnx_model, tmp_path):
+    """Every request updates seldon-core's shared metrics through a manager process: without it, each would fail."""
+    store = FileStore(tmp_path / "store")
+    promote(store, onnx_model)
+    with server.start(store.root, tmp_path / "server.log", workers=2, spool=tmp_path / "spool") as running:
+        manager = _children(running.process.pid)[0]  # forked first, before the workers
+        os.kill(manager, signal.SIGKILL)
+        assert wait_for(lambda: answered(running.url, 1, start=700)[0], timeout_s=60)
+        ids, refused = answered(running.url, 6, start=800)
+        assert len(ids) == 6 and not refused
+        assert "metrics manager process died" in running.log_path.read_text()
+
+
+@pytest.mark.slow
+def test_a_store_that_takes_connections_and_never_answers_gets_requests_refused(
+    s3_server, onnx_model, tmp_path, monkeypatch
+):
+    store = open_store(f"s3://silent-{uuid.uuid4().hex[:8]}/t")
+    promote(store, onnx_model)
+    host, port = os.environ[SECRET_KEYS["endpoint"]].split(":")
+    proxy = TcpProxy(host, int(port))
+    monkeypatch.setenv(SECRET_KEYS["endpoint"], f"127.0.0.1:{proxy.port}")
+    monkeypatch.setenv(contract.ENV_TELEMETRY_MAX_OUTAGE_S, "3")
+    try:
+        with server.start(store.root, tmp_path / "server.log", workers=1, spool=tmp_path / "spool") as running:
+            proxy.silent = True
+            proxy.cut()  # drop the connections the server holds: the next upload opens one that hangs
+            proxy.up.set()
+            ids, _ = answered(running.url, 2)
+            assert wait_for(lambda: call(running.url, "GET", "/api/v1.0/health/status")[0] == 503, timeout_s=60)
+            assert "has not answered an upload" in call(running.url, "GET", "/api/v1.0/health/status")[2]
+            late, refused = answered(running.url, 2, start=50)
+            assert not late and len(refused) == 2
+            proxy.restore()
+            assert wait_for(lambda: recorded_ids(store) >= set(ids), timeout_s=240)
+    finally:
+        proxy.close()

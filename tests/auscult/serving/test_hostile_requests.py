@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import threading
+import time
 import urllib.parse
 
 import numpy as np
@@ -127,6 +128,22 @@ CASES = [
         "answered",
     ),
     ("feedback that is not JSON", "POST", FEEDBACK, b"{", {}, 400, ""),
+    ("feedback that is a number", "POST", FEEDBACK, b"5", {}, 400, "JSON object"),
+    ("feedback that is true", "POST", FEEDBACK, b"true", {}, 400, "JSON object"),
+    ("a sample of 10^309", "POST", PREDICT, b'{"data": {"ndarray": [1' + b"0" * 309 + b", 0.1]}}", {}, 400, "numbers"),
+    ("samples as strings", "POST", PREDICT, body({"data": {"ndarray": ["0.1"] * 4000}}), {}, 400, "numbers only"),
+    ("samples as booleans", "POST", PREDICT, body({"data": {"ndarray": [True] * 4000}}), {}, 400, "numbers only"),
+    ("int16 samples unscaled", "POST", PREDICT, body(waveform_request(scale=3000)), {}, 400, "within [-1, 1]"),
+    ("age of 10^309", "POST", PREDICT, body(waveform_request(tags={"age": 10**309})), {}, 400, "age"),
+    (
+        "multipart part that is not UTF-8",
+        "POST",
+        PREDICT,
+        b'--x\r\nContent-Disposition: form-data; name="other"; filename="a.bin"\r\n\r\n\xff\xfe\r\n--x--\r\n',
+        {"Content-Type": "multipart/form-data; boundary=x"},
+        400,
+        "UTF-8",
+    ),
 ]
 
 
@@ -222,3 +239,28 @@ def test_idle_and_slow_clients_do_not_stop_normal_requests(served):
         for sock in held:
             sock.close()
         trickler.join(5)
+
+
+def test_a_client_that_trickles_its_request_is_cut_off(served):
+    """Bytes at 2 per second keep a connection from looking idle; the server still closes it after its grace."""
+    running, _ = served
+    target = urllib.parse.urlsplit(running.url)
+    request = f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".encode() + b" " * 1000
+    closed_after = None
+    with socket.create_connection((target.hostname, target.port), timeout=5) as sock:
+        started = time.monotonic()
+        for position in range(len(request)):
+            try:
+                sock.sendall(request[position : position + 1])
+                sock.settimeout(0.5)
+                if sock.recv(1) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            if time.monotonic() - started > 60:
+                break
+    assert closed_after is not None and closed_after < 30

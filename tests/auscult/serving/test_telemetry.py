@@ -154,10 +154,11 @@ def test_read_names_what_is_not_a_record_and_keeps_the_rest(tmp_path):
         writer.feedback("good", "positive")
     store.put(f"{TELEMETRY_RECORDS}2026/01/01/junk.json", b"\xff not json")
     store.put(f"{TELEMETRY_RECORDS}2026/01/01/list.json", b"[1, 2]")
+    store.put(f"{TELEMETRY_RECORDS}2026/01/01/deep.json", b"[" * 100_000)
     store.put_json(f"{TELEMETRY_RECORDS}2026/01/01/partial.json", {"request_id": "x", "tags": "no"})
     store.put_json(layout.telemetry_feedback("bad"), {"request_id": 7, "truth": "positive"})
     recorded = telemetry.read(store)
     assert [r["request_id"] for r in recorded.records.values()] == ["good"]
     assert recorded.feedback == {"good": "positive"}
-    assert len(recorded.unreadable) == 4
+    assert len(recorded.unreadable) == 5
     assert any("not JSON" in why for why in recorded.unreadable.values())
