@@ -69,6 +69,7 @@ class Settings:
     slow_grace_s: float = 10.0
     min_request_bytes_per_s: float = 8192.0
     connection_limit: int = 4000  # per worker; its file-descriptor limit is raised to match
+    drain_s: float = 20.0  # how long a stopping worker may take to finish the requests it has
 
 
 def _error(code: int, reason: str, message: str):
@@ -178,10 +179,21 @@ def _serve(app: object, sock: socket.socket, settings: Settings, threads: int) -
     )
     server.channel_class = Channel
     idle_only = server.maintenance
+    stop_asked: list[float] = []
+
+    def drain(*_: object) -> None:
+        """SIGTERM: accept nothing more (connections still queued wait on the socket for the next worker), finish
+        the requests already taken, then exit."""
+        server.accepting = False
+        stop_asked.append(time.time())
 
     def maintenance(now: float) -> None:
-        """waitress closes idle connections; close the ones that trickle a request too."""
+        """waitress closes idle connections; close the ones that trickle a request too, and end a drain."""
         idle_only(now)
+        if stop_asked:
+            busy = [c for c in server.active_channels.values() if c.requests or c.request or c.total_outbufs_len]
+            if not busy or now - stop_asked[0] > settings.drain_s:
+                raise SystemExit(0)
         for channel in list(server.active_channels.values()):
             started = getattr(channel, "started", None)
             if channel.request is None or started is None or now - started <= settings.slow_grace_s:
@@ -190,6 +202,7 @@ def _serve(app: object, sock: socket.socket, settings: Settings, threads: int) -
                 channel.will_close = True
 
     server.maintenance = maintenance
+    signal.signal(signal.SIGTERM, drain)
     server.run()
 
 
