@@ -188,18 +188,23 @@ def _serve(app: object, sock: socket.socket, settings: Settings, threads: int) -
         stop_asked.append(time.time())
 
     def maintenance(now: float) -> None:
-        """waitress closes idle connections; close the ones that trickle a request too, and end a drain."""
+        """Answer 408 to a request that stopped arriving or trickles in; let waitress close idle connections; end
+        a drain."""
+        for channel in list(server.active_channels.values()):
+            started = getattr(channel, "started", None)
+            if channel.request is None or started is None:
+                continue
+            if now - channel.last_activity > settings.channel_timeout_s:
+                _time_out(channel, f"the request stopped arriving ({channel.arrived} bytes came)")
+            elif now - started > settings.slow_grace_s:
+                rate = channel.arrived / (now - started)
+                if rate < settings.min_request_bytes_per_s:
+                    _time_out(channel, f"the request arrives too slowly ({rate:.0f} bytes/s)")
         idle_only(now)
         if stop_asked:
             busy = [c for c in server.active_channels.values() if c.requests or c.request or c.total_outbufs_len]
             if not busy or now - stop_asked[0] > settings.drain_s:
                 raise SystemExit(0)
-        for channel in list(server.active_channels.values()):
-            started = getattr(channel, "started", None)
-            if channel.request is None or started is None or now - started <= settings.slow_grace_s:
-                continue
-            if channel.arrived / (now - started) < settings.min_request_bytes_per_s:
-                channel.will_close = True
 
     server.maintenance = maintenance
     signal.signal(signal.SIGTERM, drain)
@@ -225,6 +230,23 @@ class _Metrics:
             call(*args, **kwargs)
         except (OSError, EOFError) as error:
             log.error("metrics not updated: %s", error)
+
+
+def _time_out(channel, why: str) -> None:
+    """Answer 408 on a connection whose request will not complete, then close it once that is sent."""
+    body = json.dumps({"status": {"code": -1, "info": why, "reason": "REQUEST_TIMEOUT", "status": 1}}).encode()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    channel.request = None
+    try:
+        channel.write_soon(head.encode() + body)
+    except Exception:  # noqa: BLE001 - the client is gone already
+        channel.will_close = True
+        return
+    channel.close_when_flushed = True
+    channel.last_activity = time.time()
 
 
 def _model_worker(sock: socket.socket, settings: Settings, metrics: object, ready: int) -> None:
