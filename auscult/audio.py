@@ -32,6 +32,10 @@ MIN_DURATION_S = 0.1  # the shortest request serving answers; curate asks more o
 MAX_CHANNELS = 8
 MIN_SAMPLE_RATE = 4_000
 MAX_SAMPLE_RATE = 192_000
+# What decode may allocate, in samples (frames x channels): a minute of 96 kHz stereo, 46 MB of float32. The bounds
+# above allow far more together (a minute of 192 kHz, 8 channels is 92M samples, 369 MB, and a FLAC of a constant
+# holds it in 116 KB): this bounds their product, so that a small upload cannot make a worker allocate gigabytes.
+MAX_DECODED_SAMPLES = int(MAX_DURATION_S * 96_000 * 2)
 # The containers decode reads, named by what the bytes are (sniff_format); they are also the file extensions
 # ingest accepts. Opus or Vorbis in Ogg is "ogg"; any Matroska is "webm"; MPEG audio layers I-III are "mp3"; MP4
 # audio (iOS .m4a, Safari's and Android's .mp4 recordings) is "m4a".
@@ -89,8 +93,10 @@ def decode(data: bytes) -> Decoded:
     """Decode audio bytes to float32 frames x channels at their own rate, within :data:`MAX_DURATION_S`.
 
     Raises :class:`DecodeError`, and nothing else, for bytes that are not such audio: unknown or broken, a header
-    that is implausible or claims more than the limit, more than the limit of audio, NaN or infinite samples.
-    Memory stays within the limit whatever a header says: the audio is read in blocks and reading stops there.
+    that is implausible or claims more than the limits, more than :data:`MAX_DURATION_S` of audio or more than
+    :data:`MAX_DECODED_SAMPLES` samples, NaN or infinite samples. Memory stays within the limits whatever a header
+    says: the audio is read in blocks and reading stops there. Float samples beyond full scale are returned as they
+    are: curate's clipping rule judges them.
     """
     if not data:
         raise DecodeError("empty file (0 bytes)")
@@ -114,12 +120,13 @@ def _read_libsndfile(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     with sf.SoundFile(io.BytesIO(data)) as file:
         # libsndfile says "unknown" (FLAC's total samples of 0, from a streaming encoder) with its largest count.
         claimed = file.frames if file.frames < 2**63 - 1 else None
-        _check_header(file.samplerate, file.channels)
-        if claimed is not None and claimed > _max_frames(file.samplerate) * _CLAIM_SLACK:
-            seconds = claimed / file.samplerate
+        rate, channels = file.samplerate, file.channels
+        _check_header(rate, channels)
+        if claimed is not None:
+            seconds = claimed / rate
             span = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
-            raise _too_long(f"the header claims {claimed} frames at {file.samplerate} Hz, {span}")
-        return _gather(_libsndfile_blocks(file), file.samplerate), file.samplerate
+            _check_claim(seconds, rate, channels, f"the header claims {claimed} frames at {rate} Hz, {span}")
+        return _gather(_libsndfile_blocks(file), rate, channels), rate
 
 
 def _libsndfile_blocks(file: sf.SoundFile) -> Iterator[np.ndarray]:
@@ -139,9 +146,9 @@ def _read_pyav(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
             claimed_s = float(stream.duration * stream.time_base)
         else:
             claimed_s = container.duration / av.time_base if container.duration is not None else None
-        if claimed_s is not None and claimed_s > MAX_DURATION_S * _CLAIM_SLACK:
-            raise _too_long(f"the container claims {claimed_s:.1f} s")
-        return _gather(_pyav_blocks(container.decode(stream), rate, channels), rate), rate
+        if claimed_s is not None:
+            _check_claim(claimed_s, rate, channels, f"the container claims {claimed_s:.1f} s at {rate} Hz")
+        return _gather(_pyav_blocks(container.decode(stream), rate, channels), rate, channels), rate
 
 
 def _pyav_blocks(frames: Iterable[av.AudioFrame], rate: int, channels: int) -> Iterator[np.ndarray]:
@@ -164,13 +171,23 @@ def _check_header(rate: int, channels: int) -> None:
         raise DecodeError(f"unsupported channel count ({channels}; 1-{MAX_CHANNELS} are read)")
 
 
-def _gather(blocks: Iterable[np.ndarray], rate: int) -> np.ndarray:
-    """Join (frames, channels) blocks until they end; refuse, without reading on, once they pass the limit."""
-    limit, total, parts = _max_frames(rate), 0, []
+def _check_claim(seconds: float, rate: int, channels: int, claim: str) -> None:
+    """Refuse, before anything is allocated, a stated length well past either limit."""
+    if seconds > MAX_DURATION_S * _CLAIM_SLACK:
+        raise _too_long(claim)
+    if seconds * rate * channels > MAX_DECODED_SAMPLES * _CLAIM_SLACK:
+        raise _too_large(f"{claim}, {channels} channels")
+
+
+def _gather(blocks: Iterable[np.ndarray], rate: int, channels: int) -> np.ndarray:
+    """Join (frames, channels) blocks until they end; refuse, without reading on, once they pass a limit."""
+    limit, budget, total, parts = _max_frames(rate), MAX_DECODED_SAMPLES // channels, 0, []
     for block in blocks:
         total += len(block)
         if total > limit:
             raise _too_long("decoding stopped there")
+        if total > budget:
+            raise _too_large(f"{channels} channels at {rate} Hz, decoding stopped there")
         parts.append(block)
     if not total:
         raise DecodeError("no audio frames")
@@ -183,6 +200,13 @@ def _max_frames(rate: int) -> int:
 
 def _too_long(detail: str) -> DecodeError:
     return DecodeError(f"too long (longer than {MAX_DURATION_S:.0f} s: {detail})")
+
+
+def _too_large(detail: str) -> DecodeError:
+    return DecodeError(
+        f"too large to decode ({detail}; at most {MAX_DECODED_SAMPLES} samples, frames x channels, are decoded: "
+        "a minute of 96 kHz stereo)"
+    )
 
 
 def _reason(error: Exception) -> str:
@@ -199,7 +223,11 @@ def _reason(error: Exception) -> str:
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
-    return samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
+    """The channels' mean as float32. Summed in float64: float32 sums of samples near its largest value (a float
+    file may hold 3e38) overflow to infinity, and a mean is never larger than its largest sample."""
+    if samples.ndim == 1:
+        return samples.astype(np.float32)
+    return samples.mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
 def resample(wave: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
@@ -243,11 +271,15 @@ def bandwidth(wave: np.ndarray, rate: int, below_peak_db: float = 70.0) -> float
     """Estimated bandwidth (Hz): the highest frequency at which the recording's average spectrum is within
     ``below_peak_db`` of its peak. A channel gives itself away here (an 8 kHz phone line stops near 3.4-4 kHz,
     a lossy codec at its low-pass) whatever the file's sample rate says. The margin is wide so that the edge is
-    the channel's, where the spectrum falls off a cliff, and not where a quieter sound fades into its noise."""
+    the channel's, where the spectrum falls off a cliff, and not where a quieter sound fades into its noise.
+    0.0 when there is nothing to measure: too few samples, digital silence, or a spectrum that is not finite."""
     size = min(len(wave), 2048)
     if size < 16:
         return 0.0
-    freqs, power = scipy.signal.welch(wave.astype(np.float64), fs=rate, nperseg=size)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN or infinite samples: answered below
+        freqs, power = scipy.signal.welch(wave.astype(np.float64), fs=rate, nperseg=size)
+    if not np.isfinite(power).all() or not power.any():  # no peak to measure from: nothing passes a threshold
+        return 0.0
     level = 10 * np.log10(np.maximum(power, 1e-30))
     return float(freqs[np.flatnonzero(level >= level.max() - below_peak_db)[-1]])
 

@@ -3,7 +3,9 @@
 Nothing is dropped: a recording that cannot be used stays in the table with ``status = "quarantined"``
 and a reason that names the file, and a quarantine record is written to the object store. Bytes that are not
 usable audio (undecodable, implausible or lying headers, NaN or infinite samples, longer than
-``audio.MAX_DURATION_S``) are refused by ``audio.decode``, whose message becomes the reason.
+``audio.MAX_DURATION_S``, more samples than ``audio.MAX_DECODED_SAMPLES``) are refused by ``audio.decode``, whose
+message becomes the reason. Any other failure to measure a recording quarantines it too, naming the error: one
+file never stops the stage.
 """
 
 from __future__ import annotations
@@ -53,10 +55,13 @@ def measure(data: bytes) -> dict[str, float | int | str]:
 
 
 def _measure_and_judge(uri: str, rules: QualityRules) -> tuple[dict, str | None]:
+    data = read_uri(uri)  # outside the guard: a store that fails is no property of the recording
     try:
-        measures = measure(read_uri(uri))
-    except audio.DecodeError as error:  # the only way bad bytes fail: decode turns every decoder failure into it
+        measures = measure(data)
+    except audio.DecodeError as error:  # how bad bytes fail: decode turns every decoder failure into it
         return {}, str(error)
+    except Exception as error:  # a defect in a measure: one recording it trips on must not stop the stage
+        return {}, f"cannot be measured ({type(error).__name__}: {error})"
     return measures, judge(measures, rules)
 
 

@@ -5,7 +5,8 @@ Sources (a string each, see :func:`parse_source`):
 * a Coswara-shaped folder (``combined_data.csv`` + participant folders), which ``auscult generate`` writes;
 * the covid19-cough layout (``metadata.json`` + ``raw/``);
 * a generic CSV manifest (columns ``path``, ``label``, ``participant``; optional ``sound_type``, ``age``,
-  ``sex``, ``device``), paths relative to the manifest;
+  ``sex``, ``device``), paths relative to the manifest. A manifest named through a symbolic link is the file the
+  link resolves to: its folder (not the link's) is where its paths start and what they must stay inside;
 * ``telemetry``: what the serving layer recorded in the object store, with feedback labels.
 
 A recording's id is the SHA-256 of its bytes, so ingesting the same files twice adds nothing. Participant
@@ -13,15 +14,21 @@ ids are replaced by a keyed hash (HMAC-SHA256, :mod:`auscult.pseudonym`) before 
 
 Nothing a source says is trusted. A file it names is read only when it resolves (symbolic links followed) to
 a regular file inside the source's own folder (a manifest's folder, a dataset's folder); anything else is
-refused with the reason, never opened. A metadata value that is not plausible (an age that is not 0 to 120
-years, a value longer than any real one, something that is not text) is dropped, and control characters are
-removed, each with a note naming the row and column. Byte-identical copies that name different participants
-or labels are kept once and flagged, naming each copy, for the label stage to send to review.
+refused with the reason, never opened. It is then opened one folder at a time from the source's folder without
+following a link, so that a folder swapped for a link after that check cannot lead the read outside. A folder
+that is a link to nothing is refused, not skipped. A metadata value that is not plausible (an age that is not 0
+to 120 years, a value longer than any real one, something that is not text) is dropped, and control characters
+are removed, each with a note naming the row and column. A CSV header that names a column twice is an error;
+fields beyond a row's header are dropped with a note. Two metadata entries for the same participant (Coswara)
+or file (covid19-cough) that differ leave a note naming both; the first is used, and when their labels differ
+the recordings they describe go to review. Byte-identical copies that name different participants or labels are
+kept once and flagged, naming each copy, for the label stage to send to review.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -30,8 +37,9 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -90,6 +98,7 @@ class Candidate:
     sex: str | None = None
     device: str | None = None
     raw_label: str | None = None
+    conflict: str | None = None  # why its metadata disagrees about its label, naming the entries: to review
 
 
 @dataclass
@@ -104,7 +113,9 @@ class IngestReport:
     # What a source names that ingest does not read, with why: a path outside the source's folder, something
     # that is not a regular file or not audio, a telemetry record that is broken or altered.
     refused: list[str] = field(default_factory=list)
-    metadata_notes: list[str] = field(default_factory=list)  # values dropped or cleaned, naming row and column
+    # Values dropped or cleaned, naming row and column; fields beyond a header; entries for the same participant
+    # or file that differ, naming both.
+    metadata_notes: list[str] = field(default_factory=list)
 
 
 class _Refused(Exception):
@@ -113,6 +124,15 @@ class _Refused(Exception):
 
 class _Missing(_Refused):
     """A file a source names that is not there."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One participant's or file's metadata: where it is, its values, and why it is disputed (None if it is not)."""
+
+    where: str
+    values: Mapping[str, object]
+    conflict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,11 +263,31 @@ def _locate(path: Path, root: Path) -> Path:
     return real
 
 
-def _read_regular(real: Path) -> bytes:
-    """The bytes of a file :func:`_locate` accepted. Opened without following a link or waiting for a writer,
-    and checked again once open, so that a file swapped in since cannot escape or block."""
+def _open_inside(real: Path, root: Path) -> int:
+    """A descriptor for ``real`` (inside ``root``), opened one name at a time from ``root`` without following a
+    link, so that it is inside ``root`` whatever changed since :func:`_locate` looked: opening the whole path with
+    O_NOFOLLOW would still follow a folder on the way that has been swapped for a link to elsewhere."""
+    *folders, name = real.relative_to(root).parts
+    # O_PATH (Linux) opens a folder as a place to look from, so that it needs no permission to list it.
+    as_folder = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY
+    folder = os.open(root, as_folder)
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        for part in folders:
+            inner = os.open(part, as_folder | os.O_NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        # Nor waiting for a writer: a FIFO swapped in is refused below, not waited on.
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _read_regular(real: Path, root: Path) -> bytes:
+    """The bytes of a file :func:`_locate` accepted inside ``root``. Opened from ``root`` without following a link
+    (:func:`_open_inside`) or waiting for a writer, and checked again once open, so that a file or folder swapped
+    since cannot lead outside ``root`` or block."""
+    try:
+        fd = _open_inside(real, root)
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -256,6 +296,8 @@ def _read_regular(real: Path) -> bytes:
                 raise _Refused(f"has {info.st_size} bytes, more than ingest reads ({MAX_FILE_BYTES})")
             return handle.read()
     except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):  # a link (or a file) where _locate saw a file or folder
+            raise _Refused("changed after it was checked: a link now stands on its path") from None
         raise _Refused(f"cannot be read: {error.strerror}") from None
 
 
@@ -266,7 +308,7 @@ def _recording(path: Path, root: Path, where: str, report: IngestReport) -> tupl
         real = _locate(path, root)
         if _extension(real) not in FORMATS:
             raise _Refused(f"is not a {'/'.join(FORMATS)} file")
-        return real, _read_regular(real)
+        return real, _read_regular(real, root)
     except _Missing as missing:
         report.missing.append(f"{where}: {_shown(str(path))} {missing}")
     except _Refused as refused:
@@ -283,7 +325,19 @@ def _listing(folder: Path, where: str, report: IngestReport) -> list[Path]:
 
 
 def _subfolders(folder: Path, where: str, report: IngestReport) -> list[Path]:
-    return [path for path in _listing(folder, where, report) if path.is_dir()]
+    """The folders in ``folder``; a link that leads nowhere (to nothing, or round in a loop) is refused, since it
+    may stand for a folder of recordings, and other files are passed over."""
+    found = []
+    for path in _listing(folder, where, report):
+        if path.is_dir():
+            found.append(path)
+        elif path.is_symlink() and not path.exists():
+            try:
+                target = f" ({_shown(os.readlink(path))})"
+            except OSError:
+                target = ""
+            report.refused.append(f"{where}: {_shown(str(path))} is a link that leads nowhere{target}: not read")
+    return found
 
 
 def _contained_folder(folder: Path, root: Path, where: str, report: IngestReport) -> bool:
@@ -301,7 +355,7 @@ def _metadata_text(path: Path, root: Path) -> str:
     """A metadata file's text; InputError, naming the file and what is wrong, when it is not UTF-8 text inside
     ``root``."""
     try:
-        data = _read_regular(_locate(path, root))
+        data = _read_regular(_locate(path, root), root)
     except _Refused as refused:
         raise InputError(f"cannot read {path}: it {refused}") from None
     try:
@@ -314,8 +368,10 @@ def _metadata_text(path: Path, root: Path) -> str:
         ) from None
 
 
-def _csv_rows(path: Path, text: str, required: tuple[str, ...]) -> list[dict[str, str]]:
-    """The rows of a metadata CSV that has ``required`` columns; InputError naming the file otherwise."""
+def _csv_rows(path: Path, text: str, required: tuple[str, ...], notes: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """The rows of a metadata CSV that has ``required`` columns, each with where it is (file and line); InputError
+    naming the file otherwise, or when its header names a column twice (which of the two is meant cannot be
+    known). Fields beyond the header are dropped, with a note naming the row."""
     # csv's limit on a field's length is process-wide, and a field over it fails the whole file without naming
     # the value: lift it while this file is read, so that an oversized value reaches _text, which names it.
     limit = csv.field_size_limit(max(len(text), csv.field_size_limit()))
@@ -326,19 +382,70 @@ def _csv_rows(path: Path, text: str, required: tuple[str, ...]) -> list[dict[str
         raise InputError(f"cannot read {path} as CSV (line {reader.line_num}): {error}") from None
     finally:
         csv.field_size_limit(limit)
-    missing = [name for name in required if name not in (reader.fieldnames or [])]
-    if missing:
+    header = reader.fieldnames or []
+    # An unnamed column is never read: a spreadsheet's trailing empty columns are not repeats.
+    repeated = [name for name, count in Counter(header).items() if name and count > 1]
+    if repeated:
         raise InputError(
-            f"{path} lacks the column(s) {', '.join(missing)} (its header has: {_shown(reader.fieldnames or [])})"
+            f"{path} names the column(s) {', '.join(map(_shown, repeated))} more than once in its header: keep one"
         )
-    return rows
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise InputError(f"{path} lacks the column(s) {', '.join(missing)} (its header has: {_shown(header)})")
+    located = []
+    for line, row in enumerate(rows, start=2):
+        where = f"{path.name} line {line}"
+        extra = row.pop(None, None)  # DictReader's key for fields past the header
+        if extra is not None:
+            notes.append(
+                f"{where}: {len(extra)} field(s) beyond the header's {len(header)} columns: "
+                f"ignored ({_shown(extra, 80)})"
+            )
+        located.append((where, row))
+    return located
+
+
+def _one_entry_each(
+    entries: Iterable[tuple[str, str, Mapping[str, object]]], columns: Mapping[str, str], kind: str, notes: list[str]
+) -> dict[str, _Entry]:
+    """Metadata ``entries`` (key, where, values) by key: a participant id or a file name. The first entry for a key
+    is used; a later one that says something else leaves a note naming both, and one that gives another label
+    marks the key's recordings for review (its ``conflict``): which of the two is right, only a person can say."""
+    found: dict[str, _Entry] = {}
+    for key, where, values in entries:
+        first = found.get(key)
+        if first is None:
+            found[key] = _Entry(where, values)
+            continue
+        # Compared as they would be used, cleaned; what is wrong with a value is noted once, for the entry used.
+        used, other = (_metadata(v, columns, where, kind, []) for v in (first.values, values))
+        differ = [
+            f"{kind} {column!r}: {_shown(first.values.get(column), 60)} and {_shown(values.get(column), 60)}"
+            for name, column in columns.items()
+            if used[name] != other[name]
+        ]
+        if not differ:
+            continue
+        note = f"{first.where} and {where} both describe {_shown(key)}, differently ({'; '.join(differ)}): "
+        if _same_label(used.get("raw_label"), other.get("raw_label")):
+            notes.append(note + f"{first.where} is used")
+            continue
+        conflict = (
+            f"{first.where} and {where} give different labels "
+            f"({_shown(used['raw_label'], 60)} and {_shown(other['raw_label'], 60)})"
+        )
+        found[key] = replace(first, conflict=conflict if first.conflict is None else f"{first.conflict}; {conflict}")
+        notes.append(note + f"{first.where} is used, but the labels differ: its recordings go to review")
+    return found
 
 
 def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
     root = Path(source.location)
     metadata = root / "combined_data.csv"
-    rows = _csv_rows(metadata, _metadata_text(metadata, root), ("id",))
-    people = {row["id"]: (f"{metadata.name} line {line}", row) for line, row in enumerate(rows, start=2)}
+    rows = _csv_rows(metadata, _metadata_text(metadata, root), ("id",), report.metadata_notes)
+    people = _one_entry_each(
+        ((row["id"], where, row) for where, row in rows), COSWARA_COLUMNS, "column", report.metadata_notes
+    )
     seen = set()
     for group in _subfolders(root, source.name, report):
         if not _contained_folder(group, root, source.name, report):
@@ -347,8 +454,8 @@ def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
             seen.add(folder.name)  # a refused folder is there: its participant is not "missing"
             if not _contained_folder(folder, root, source.name, report):
                 continue
-            where, person = people.get(folder.name, (metadata.name, {}))
-            fields = _metadata(person, COSWARA_COLUMNS, where, "column", report.metadata_notes)
+            person = people.get(folder.name, _Entry(metadata.name, {}))
+            fields = _metadata(person.values, COSWARA_COLUMNS, person.where, "column", report.metadata_notes)
             for path in _listing(folder, source.name, report):
                 if _extension(path) not in FORMATS:
                     continue
@@ -360,6 +467,7 @@ def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
                     described_by=str(path),
                     participant=folder.name,
                     sound_type=_sound_type(path.stem),
+                    conflict=f"{path}: {person.conflict}" if person.conflict else None,
                     **fields,
                 )
     report.missing += [
@@ -367,8 +475,9 @@ def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
     ]
 
 
-def _covid19_entries(path: Path, root: Path) -> dict[str, dict]:
-    """metadata.json's entries by file name; InputError naming the file and what is wrong with it."""
+def _covid19_entries(path: Path, root: Path, notes: list[str]) -> dict[str, _Entry]:
+    """metadata.json's entries by file name (see :func:`_one_entry_each`); InputError naming the file and what is
+    wrong with it."""
     try:
         entries = json.loads(_metadata_text(path, root))
     except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than the parser goes
@@ -378,13 +487,18 @@ def _covid19_entries(path: Path, root: Path) -> dict[str, dict]:
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
             raise InputError(f"{path}: entry {index} is not an object with a text 'filename': {_shown(entry, 80)}")
-    return {entry["filename"]: entry for entry in entries}
+    return _one_entry_each(
+        ((entry["filename"], f"{path.name} entry {index}", entry) for index, entry in enumerate(entries)),
+        COVID19_COUGH_FIELDS,
+        "field",
+        notes,
+    )
 
 
 def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
     root = Path(source.location)
     metadata = root / "metadata.json"
-    entries = _covid19_entries(metadata, root)
+    entries = _covid19_entries(metadata, root, report.metadata_notes)
     raw = root / "raw"
     listing = _listing(raw, source.name, report) if _contained_folder(raw, root, source.name, report) else []
     for path in listing:
@@ -393,6 +507,7 @@ def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
         if (found := _recording(path, root, source.name, report)) is None:
             continue
         where = f"{metadata.name} entry {_shown(path.name)}"
+        entry = entries.get(path.name, _Entry(where, {}))
         yield Candidate(
             data=found[1],
             original_path=str(path),
@@ -401,7 +516,8 @@ def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
             participant=path.stem,
             participant_kind=PER_RECORDING,
             sound_type="cough",
-            **_metadata(entries.get(path.name, {}), COVID19_COUGH_FIELDS, where, "field", report.metadata_notes),
+            conflict=f"{path}: {entry.conflict}" if entry.conflict else None,
+            **_metadata(entry.values, COVID19_COUGH_FIELDS, where, "field", report.metadata_notes),
         )
     present = {p.name for p in listing}
     report.missing += [
@@ -412,8 +528,8 @@ def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
 def _manifest(source: Source, report: IngestReport) -> Iterator[Candidate]:
     manifest = Path(source.location)
     root = manifest.parent
-    for line, row in enumerate(_csv_rows(manifest, _metadata_text(manifest, root), ("path",)), start=2):
-        where = f"{manifest.name} line {line}"
+    rows = _csv_rows(manifest, _metadata_text(manifest, root), ("path",), report.metadata_notes)
+    for where, row in rows:
         if not row.get("path"):
             report.missing.append(f"{where}: no path")
             continue
@@ -488,13 +604,18 @@ def _candidates(source: Source, store: ObjectStore, report: IngestReport) -> Ite
     return readers[source.kind](source, report)
 
 
+def _same_label(one: object, other: object) -> bool:
+    """Whether two raw labels say the same, whatever their case and spacing: the label stage reads them so."""
+    return str(one or "").strip().lower() == str(other or "").strip().lower()
+
+
 def _disagreement(first: _Claim, other: _Claim) -> str | None:
     """Why two byte-identical copies cannot both be right, naming each; None when they agree. A source without
     participant ids says nothing about whose a recording is, so only labels are compared then."""
     differences = []
     if None not in (first.participant_id, other.participant_id) and first.participant_id != other.participant_id:
         differences.append("participants")
-    if (first.label or "").strip().lower() != (other.label or "").strip().lower():
+    if not _same_label(first.label, other.label):
         differences.append(f"labels ({_shown(first.label, 60)} and {_shown(other.label, 60)})")
     if not differences:
         return None
@@ -533,14 +654,16 @@ def ingest(
             )
             if recording_id in rows:
                 kept = rows[recording_id]
+                disputes = [kept["conflict"], candidate.conflict]  # a copy kept once keeps every copy's dispute
                 # An empty file says nothing about anyone (curate quarantines it): its copies never conflict.
                 if candidate.data and (conflict := _disagreement(claims[recording_id], claim)):
                     report.conflicts.append(conflict)
-                    kept["conflict"] = conflict if kept["conflict"] is None else f"{kept['conflict']}; {conflict}"
+                    disputes.append(conflict)
                 else:
                     report.duplicates.append(
                         f"{candidate.original_path} is byte-identical to {kept['original_path']}: kept once"
                     )
+                kept["conflict"] = "; ".join(filter(None, disputes)) or None
                 continue
             fmt = _recorded_format(candidate)
             key = layout.lake(recording_id, fmt)
@@ -561,7 +684,7 @@ def ingest(
                 "sex": candidate.sex,
                 "device": candidate.device,
                 "raw_label": candidate.raw_label,
-                "conflict": None,
+                "conflict": candidate.conflict,
             }
             count += 1
         report.by_source[source.name] = count

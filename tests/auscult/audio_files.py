@@ -68,13 +68,16 @@ def encoded(wave: np.ndarray, rate: int, muxer: str, codec: str) -> bytes:
     return buffer.getvalue()
 
 
-def long_webm(seconds: int, with_duration: bool) -> bytes:
+def long_webm(seconds: int, with_duration: bool, layout: str = "mono") -> bytes:
     """``seconds`` of Opus in WebM, made by repeating the packets of one encoded second (quick to make, slow to
-    decode in full); without a duration in its header when ``with_duration`` is false."""
+    decode in full); without a duration in its header when ``with_duration`` is false. ``layout`` is FFmpeg's
+    channel layout ("mono", "stereo", "7.1")."""
     sink = io.BytesIO() if with_duration else _WriteOnly()
+    channels = av.AudioLayout(layout).nb_channels
     with av.open(sink, mode="w", format="webm") as container:
-        stream = container.add_stream("libopus", rate=48_000, layout="mono")
-        frame = av.AudioFrame.from_ndarray(cough(48_000)[:48_000].T.copy(), format="fltp", layout="mono")
+        stream = container.add_stream("libopus", rate=48_000, layout=layout)
+        wave = np.ascontiguousarray(np.repeat(cough(48_000)[:48_000].T, channels, axis=0))
+        frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout=layout)
         frame.sample_rate, frame.pts = 48_000, 0
         packets = [(bytes(p), p.pts, p.duration, p.time_base) for p in stream.encode(frame)]
         step = packets[-1][1] + packets[-1][2] - packets[0][1]
@@ -85,6 +88,17 @@ def long_webm(seconds: int, with_duration: bool) -> bytes:
                 packet.duration, packet.time_base, packet.stream = duration, time_base, stream
                 container.mux(packet)
     return sink.getvalue() if with_duration else sink.buffer.getvalue()
+
+
+def constant_flac(seconds: int, rate: int, channels: int) -> bytes:
+    """A FLAC of a constant signal: a few bytes a second however many samples it holds (encoded a second at a
+    time, so that making it never holds them all)."""
+    buffer = io.BytesIO()
+    with sf.SoundFile(buffer, "w", rate, channels, format="FLAC", subtype="PCM_16") as file:
+        second = np.full((rate, channels), 0.25, dtype=np.float32)
+        for _ in range(seconds):
+            file.write(second)
+    return buffer.getvalue()
 
 
 def flac_claiming(frames: int, seconds: float = 1.0) -> bytes:

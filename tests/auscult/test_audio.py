@@ -142,6 +142,61 @@ def test_a_long_webm_without_a_duration_is_refused_without_decoding_it_all():
     assert elapsed < 2.0
 
 
+def test_a_small_file_that_decodes_to_too_many_samples_is_refused_from_its_header():
+    """A minute of a constant at 192 kHz on 8 channels is ~100 KB of FLAC and 92M samples (369 MB of float32): each
+    bound (duration, rate, channels) allows it, their product does not."""
+    data = files.constant_flac(60, 192_000, 8)
+    assert len(data) < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(audio.DecodeError, match=r"too large to decode \(the header claims 11520000 frames"):
+            audio.decode(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"decoding took {peak / 2**20:.0f} MiB"
+
+
+def test_too_many_samples_without_a_stated_length_stop_decoding_at_the_budget():
+    """A browser's recording states no length: 50 s of 5.1 (14.4M samples) is refused once the budget is read,
+    when the same 50 s in mono decodes."""
+    data = files.long_webm(50, with_duration=False, layout="5.1")
+    tracemalloc.start()
+    try:
+        with pytest.raises(audio.DecodeError, match="too large to decode .*decoding stopped there"):
+            audio.decode(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, f"decoding took {peak / 2**20:.0f} MiB"  # the budget is 44 MiB of float32
+    assert audio.decode(files.long_webm(50, with_duration=False)).duration_s == pytest.approx(50, abs=0.1)
+
+
+@pytest.mark.parametrize("rate", [48_000, 96_000])  # 96 kHz: the budget itself
+def test_a_minute_of_stereo_decodes(rate):
+    decoded = audio.decode(files.libsndfile_bytes(files.tone(audio.MAX_DURATION_S, rate, channels=2), rate))
+    assert (decoded.duration_s, decoded.channels) == (audio.MAX_DURATION_S, 2)
+
+
+def test_float_samples_beyond_full_scale_are_decoded_as_they_are():
+    """Curate's clipping rule judges them; decode only refuses what is not a number."""
+    decoded = audio.decode(files.float_wav(3e38, -2.0))
+    assert decoded.samples[100, 0] == np.float32(3e38) and decoded.samples[101, 0] == -2.0
+
+
+def test_to_mono_of_the_largest_float_samples_stays_finite():
+    loud = np.zeros((4, 2), dtype=np.float32)
+    loud[1] = 3e38  # a float32 sum of the two is infinite
+    mono = audio.to_mono(loud)
+    assert mono.dtype == np.float32 and np.isfinite(mono).all() and mono[1] == np.float32(3e38)
+    np.testing.assert_array_equal(audio.to_mono(np.array([[0.5, -0.25]], dtype=np.float32)), [0.125])
+
+
+@pytest.mark.parametrize("wave", [np.zeros(4096), np.full(4096, np.inf), np.r_[np.zeros(4000), np.nan * np.ones(96)]])
+def test_bandwidth_of_nothing_measurable_is_zero(wave):
+    assert audio.bandwidth(wave.astype(np.float32), 16_000) == 0.0
+
+
 def test_resample_changes_length_by_the_rate_ratio():
     wave = np.random.default_rng(0).standard_normal(44100).astype(np.float32)
     assert len(audio.resample(wave, 44100)) == 16000

@@ -105,6 +105,50 @@ def test_hostile_files_are_quarantined_and_phone_formats_kept(tmp_path, store):
     assert "data:image/png;base64" in profile_html(curated, expectations)
 
 
+def curate_files(folder, store, cases: dict[str, bytes]):
+    lines = ["path,label,participant"]
+    for name, data in cases.items():
+        (folder / name).write_bytes(data)
+        lines.append(f"{name},positive,{name}")
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    frame, _ = ingest([str(folder / "manifest.csv")], store, KEY, progress=lambda _: None)
+    curated, _ = curate(frame, store, progress=lambda _: None)
+    return {row.original_path.rsplit("/", 1)[-1]: row for row in curated.itertuples()}
+
+
+def test_the_largest_float_samples_are_measured_not_a_crash(tmp_path, store):
+    """A stereo float WAV, silent but for one frame of 3e38: a float32 mean of its channels is infinite."""
+    wave = np.zeros((32_000, 2), dtype=np.float32)
+    wave[1000] = 3e38
+    by_file = curate_files(tmp_path, store, {"loud.wav": files.libsndfile_bytes(wave, 16_000, "WAV", "FLOAT")})
+    row = by_file["loud.wav"]
+    assert row.status == table.QUARANTINED and "silent" in row.reason, row.reason
+    assert np.isfinite([row.rms_dbfs, row.peak, row.bandwidth_hz]).all()
+
+
+def test_a_recording_that_trips_a_measure_is_quarantined_naming_the_error(tmp_path, store, monkeypatch):
+    """Whatever a measure raises on one recording, the others are curated and that one is quarantined."""
+    measured = audio.bandwidth
+
+    def failing(wave, rate, *args):
+        if rate == 22_050:
+            raise IndexError("index -1 is out of bounds for axis 0 with size 0")
+        return measured(wave, rate, *args)
+
+    monkeypatch.setattr(audio, "bandwidth", failing)
+    odd = files.libsndfile_bytes(files.cough(22_050), 22_050)
+    by_file = curate_files(
+        tmp_path, store, {"good.wav": files.libsndfile_bytes(files.cough(16_000), 16_000), "odd.wav": odd}
+    )
+    assert by_file["good.wav"].status == table.OK
+    row = by_file["odd.wav"]
+    assert row.status == table.QUARANTINED
+    assert (
+        row.reason
+        == f"{row.original_path}: cannot be measured (IndexError: index -1 is out of bounds for axis 0 with size 0)"
+    )
+
+
 def test_judge_thresholds():
     rules = QualityRules()
     base = {"duration_s": 2.0, "rms_dbfs": -20.0, "active_s": 1.0, "clipped_fraction": 0.0, "snr_db": 20.0}

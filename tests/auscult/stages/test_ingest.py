@@ -435,3 +435,140 @@ def test_hostile_telemetry_records_are_refused_or_cleaned_never_crash(store):
     assert len(report.refused) == 8 and len(report.missing) == 1 and "gone" in report.missing[0]
     assert "is not a pseudonymised id" in refused and "does not hash to its name" in refused
     assert all(store.get(key) != SECRET for key in store.list(layout.LAKE))
+
+
+def test_a_folder_swapped_for_a_link_after_the_check_is_not_read_through(tmp_path, store, monkeypatch):
+    """The race: a manifest names ``sub/a.wav`` and, between the check of its path and the open, another process
+    swaps ``sub`` for a link out of the source. Here the swap happens deterministically right after the check."""
+    from auscult.stages import ingest as stage
+
+    secret = outside_file(tmp_path)
+    folder = tmp_path / "m"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "secret.wav").write_bytes(tone(0.1))  # the name the outside file has
+    (folder / "m.csv").write_text("path,label\nsub/secret.wav,positive\n")
+    checked = stage._locate
+
+    def check_then_swap(path, root):
+        real = checked(path, root)
+        if path.suffix == ".wav":  # not when the manifest itself is checked
+            (folder / "sub").rename(folder / "elsewhere")
+            (folder / "sub").symlink_to(secret.parent, target_is_directory=True)
+        return real
+
+    monkeypatch.setattr(stage, "_locate", check_then_swap)
+    frame, report = ingest([str(folder / "m.csv")], store, KEY, **QUIET)
+    assert frame.empty and SECRET not in stored_bytes(store)
+    assert report.refused == [
+        f"m.csv line 2: '{folder / 'sub' / 'secret.wav'}' changed after it was checked: a link now stands on its path"
+    ]
+
+
+def test_a_manifest_named_through_a_link_reads_from_the_folder_it_resolves_to(tmp_path, store):
+    real = tmp_path / "data"
+    real.mkdir()
+    (real / "x.wav").write_bytes(tone(0.1))
+    (real / "m.csv").write_text("path,label\nx.wav,positive\n")
+    elsewhere = tmp_path / "links"
+    elsewhere.mkdir()
+    (elsewhere / "x.wav").write_bytes(tone(0.2))  # beside the link: not what the manifest names
+    (elsewhere / "m.csv").symlink_to(real / "m.csv")
+    frame, _ = ingest([str(elsewhere / "m.csv")], store, KEY, **QUIET)
+    assert frame["original_path"].tolist() == [str((real / "x.wav").resolve())]
+
+
+@pytest.mark.parametrize("layout_kind", ["manifest", "coswara"])
+def test_a_header_naming_a_column_twice_is_an_input_error_naming_file_and_column(tmp_path, store, layout_kind):
+    (tmp_path / "a.wav").write_bytes(tone(0.1))
+    if layout_kind == "manifest":
+        metadata, spec = tmp_path / "m.csv", tmp_path / "m.csv"
+        metadata.write_text("path,label,path,,\na.wav,positive,b.wav,,\n")  # unnamed columns are no repeats
+        column = "'path'"
+    else:
+        metadata, spec = tmp_path / "combined_data.csv", tmp_path
+        metadata.write_text("id,covid_status,a,covid_status\np1,positive,30,negative\n")
+        column = "'covid_status'"
+    with pytest.raises(InputError, match=f"names the column\\(s\\) {column} more than once") as raised:
+        ingest([str(spec)], store, KEY, **QUIET)
+    assert str(metadata.resolve()) in str(raised.value)
+
+
+def test_fields_beyond_the_header_are_dropped_with_a_note_naming_the_row(tmp_path, store):
+    (tmp_path / "a.wav").write_bytes(tone(0.1))
+    (tmp_path / "b.wav").write_bytes(tone(0.2))
+    (tmp_path / "m.csv").write_text("path,label,participant\na.wav\nb.wav,positive,p2,extra1,extra2\n")
+    frame, report = ingest([str(tmp_path / "m.csv")], store, KEY, **QUIET)
+    assert len(frame) == 2 and frame["raw_label"].fillna("none").tolist() == ["none", "positive"]
+    assert report.metadata_notes == [
+        "m.csv line 3: 2 field(s) beyond the header's 3 columns: ignored (['extra1', 'extra2'])"
+    ]
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    return label(frame.assign(**{**{column: pd.NA for column in table.CURATE_COLUMNS}, "status": table.OK}))
+
+
+def test_metadata_json_entries_for_one_file_that_differ_are_noted_and_a_label_dispute_goes_to_review(tmp_path, store):
+    root = tmp_path / "covid19-cough"
+    (root / "raw").mkdir(parents=True)
+    for name, level in (("a.wav", 0.1), ("b.wav", 0.2), ("c.wav", 0.3)):
+        (root / "raw" / name).write_bytes(tone(level))
+    entries = [
+        {"filename": "a.wav", "covid19": True, "source": "telegram"},
+        {"filename": "b.wav", "covid19": False, "source": "telegram"},
+        {"filename": "c.wav", "covid19": False},
+        {"filename": "a.wav", "covid19": False, "source": "telegram"},  # another label
+        {"filename": "b.wav", "covid19": False, "source": "call-center"},  # another device, the same label
+        {"filename": "c.wav", "covid19": False},  # the same again: nothing to say
+    ]
+    (root / "metadata.json").write_text(json.dumps(entries))
+    frame, report = ingest([str(root)], store, KEY, **QUIET)
+    assert report.metadata_notes == [
+        "metadata.json entry 0 and metadata.json entry 3 both describe 'a.wav', differently (field 'covid19': True "
+        "and False): metadata.json entry 0 is used, but the labels differ: its recordings go to review",
+        "metadata.json entry 1 and metadata.json entry 4 both describe 'b.wav', differently (field 'source': "
+        "'telegram' and 'call-center'): metadata.json entry 1 is used",
+    ]
+    by_name = {Path(row.original_path).name: row for row in frame.itertuples()}
+    assert by_name["b.wav"].device == "telegram" and pd.isna(by_name["b.wav"].conflict)
+    assert by_name["a.wav"].conflict == (
+        f"{root.resolve() / 'raw' / 'a.wav'}: metadata.json entry 0 and metadata.json entry 3 give different labels "
+        "('true' and 'false')"
+    )
+    statuses = labelled(frame).set_index(frame["original_path"].map(lambda p: Path(p).name))["label_status"]
+    assert statuses.to_dict() == {"a.wav": REVIEW, "b.wav": "labelled", "c.wav": "labelled"}
+
+
+def test_a_coswara_participant_with_two_rows_that_differ_is_noted_and_goes_to_review(tmp_path, store):
+    root = tmp_path / "coswara"
+    for person in ("p1", "p2"):
+        (root / "20260101" / person).mkdir(parents=True)
+        (root / "20260101" / person / "cough-heavy.wav").write_bytes(tone(0.1 if person == "p1" else 0.2))
+    (root / "combined_data.csv").write_text(
+        "id,covid_status,a,g\np1,positive,30,male\np2,negative,40,female\np1,negative,70,female\n"
+    )
+    frame, report = ingest([str(root)], store, KEY, **QUIET)
+    assert report.metadata_notes == [
+        "combined_data.csv line 2 and combined_data.csv line 4 both describe 'p1', differently (column 'a': '30' "
+        "and '70'; column 'g': 'male' and 'female'; column 'covid_status': 'positive' and 'negative'): "
+        "combined_data.csv line 2 is used, but the labels differ: its recordings go to review"
+    ]
+    first = frame[frame["original_path"].str.contains("p1")].iloc[0]
+    assert (first["age_band"], first["sex"], first["raw_label"]) == ("30-39", "male", "positive")
+    assert "p1" not in first["conflict"].split(": ", 1)[1]  # the table holds no raw participant id
+    assert labelled(frame)["label_status"].tolist() == [REVIEW, "labelled"]
+
+
+def test_a_coswara_folder_that_is_a_link_to_nothing_is_refused_not_skipped(tmp_path, store):
+    root = tmp_path / "coswara"
+    (root / "20260101" / "p1").mkdir(parents=True)
+    (root / "20260101" / "p1" / "cough-heavy.wav").write_bytes(tone(0.1))
+    (root / "combined_data.csv").write_text("id,covid_status\np1,positive\n")
+    (root / "20260102").symlink_to(tmp_path / "nowhere", target_is_directory=True)  # a whole group
+    (root / "20260101" / "p2").symlink_to(root / "20260101" / "p2")  # a participant folder: a loop
+    frame, report = ingest([str(root)], store, KEY, **QUIET)
+    assert len(frame) == 1
+    assert report.refused == [
+        f"coswara: '{root / '20260102'}' is a link that leads nowhere ('{tmp_path / 'nowhere'}'): not read",
+        f"coswara: '{root / '20260101' / 'p2'}' is a link that leads nowhere ('{root / '20260101' / 'p2'}'): not read",
+    ]
