@@ -126,6 +126,8 @@ def _read_libsndfile(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
             seconds = claimed / rate
             span = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
             _check_claim(seconds, rate, channels, f"the header claims {claimed} frames at {rate} Hz, {span}")
+            # A claim within the limits is read in one piece (libsndfile never reads past its own count).
+            return _gather([file.read(claimed, dtype="float32", always_2d=True)], rate, channels), rate
         return _gather(_libsndfile_blocks(file), rate, channels), rate
 
 

@@ -109,11 +109,11 @@ def run(
     requests: int = 400,
     limit_s: float = 30.0,
     workers: int = 2,
-    threads: int = 1,
+    threads: int = 4,
     rounds: int = 2,
 ) -> dict:
-    """Two worker processes (one per core, ONNX Runtime on one thread each): a CPU-bound model gains little from
-    more threads waiting on the same GIL."""
+    """The server as `auscult serve` starts it on 2 cores: two worker processes (ONNX Runtime on one thread each),
+    four request threads each, so that one request's fsync or I/O overlaps another's compute."""
     message = payload()
     body = json.dumps(message).encode()
     for key in (contract.ENV_FEEDBACK_KEY, PSEUDONYM_KEY_ENV):  # a workspace's key files, or Secrets, elsewhere

@@ -60,7 +60,7 @@ class Settings:
     port: int = contract.HTTP_PORT
     metrics_port: int | None = None  # None: no metrics endpoint
     workers: int = 1
-    threads: int = 2
+    threads: int = 4  # per worker: requests waiting on the spool's fsync overlap others' compute
     cors_origins: tuple[str, ...] = ()
     max_body_mb: float = 48.0  # above the largest accepted request: a 60-s 48 kHz stereo float WAV in base64
     channel_timeout_s: float = 15.0  # a connection with nothing arriving is closed

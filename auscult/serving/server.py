@@ -86,7 +86,7 @@ def start(
     model_version: str | None = None,
     http_port: int | None = None,
     workers: int | None = None,
-    threads: int = 2,
+    threads: int = 4,
     spool: str | Path | None = None,
     timeout_s: float = 120.0,
 ) -> Server:
