@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,17 @@ def s3_server():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(params=["file", "s3"])
+def any_store(request, tmp_path: Path):
+    """The same test on a folder store and on S3 (moto on 127.0.0.1), each empty."""
+    if request.param == "file":
+        return FileStore(tmp_path / "store")
+    request.getfixturevalue("s3_server")
+    from auscult.store import open_store
+
+    return open_store(f"s3://auscult-test-{uuid.uuid4().hex[:12]}/{tmp_path.name}")
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,6 @@ from auscult.store import SECRET_KEYS, FileStore, S3Store, open_store, read_uri,
 ENDPOINT, ACCESS, SECRET = (SECRET_KEYS[k] for k in ("endpoint", "access-key", "secret-key"))
 
 
-@pytest.fixture(params=["file", "s3"])
-def any_store(request, tmp_path):
-    if request.param == "file":
-        return FileStore(tmp_path / "store")
-    request.getfixturevalue("s3_server")
-    return open_store(f"s3://auscult-test-{os.getpid()}/{tmp_path.name}")
-
-
 def test_put_get_exists_list(any_store):
     uri = any_store.put("a/b/one.bin", b"1")
     any_store.put("a/two.bin", b"22")

@@ -21,12 +21,9 @@ from tests.auscult.serving.conftest import TcpProxy, body, call, promote, wait_f
 PREDICT = "/api/v1.0/predictions"
 
 
-@pytest.fixture(params=["file", "s3"])
-def store(request, tmp_path):
-    if request.param == "file":
-        return FileStore(tmp_path / "store")
-    request.getfixturevalue("s3_server")
-    return open_store(f"s3://durability-{uuid.uuid4().hex[:8]}/t")
+@pytest.fixture
+def store(any_store):
+    return any_store
 
 
 def answered(url: str, count: int, start: int = 0) -> tuple[list[str], list[int]]:
