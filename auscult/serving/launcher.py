@@ -202,7 +202,7 @@ def _serve(app: object, sock: socket.socket, settings: Settings, threads: int) -
                     _time_out(channel, f"the request arrives too slowly ({rate:.0f} bytes/s)")
         idle_only(now)
         if stop_asked:
-            busy = [c for c in server.active_channels.values() if c.requests or c.request or c.total_outbufs_len]
+            busy = [c for c in server.active_channels.values() if _busy(c, now, settings.channel_timeout_s)]
             if not busy or now - stop_asked[0] > settings.drain_s:
                 raise SystemExit(0)
 
@@ -233,6 +233,13 @@ class _Metrics:
             call(*args, **kwargs)
         except (OSError, EOFError) as error:
             log.error("metrics not updated: %s", error)
+
+
+def _busy(channel, now: float, timeout_s: float) -> bool:
+    """Whether a draining worker must wait for this connection: a request on it is being read, run or answered,
+    or it was accepted and its first request has not arrived yet (closing it would reset the client)."""
+    waiting_first = channel.arrived == 0 and now - channel.creation_time < timeout_s
+    return bool(channel.requests or channel.request or channel.total_outbufs_len or waiting_first)
 
 
 def _time_out(channel, why: str) -> None:
@@ -293,6 +300,7 @@ class Master:
         self.workers: dict[int, int] = {}  # pid -> read end of its readiness pipe
         self.slot: dict[int, int] = {}  # pid -> its slot
         self.ready: set[int] = set()
+        self.retiring: set[int] = set()  # asked to stop so that a fresh one replaces them
         self.stopping = False
         self.failed = False
         from seldon_core.metrics import SeldonMetrics
@@ -361,6 +369,11 @@ class Master:
                 role = self.slots[slot][0]
                 if self.stopping:
                     continue
+                if pid in self.retiring:
+                    self.retiring.discard(pid)
+                    log.warning("%s worker %d replaced", role, pid)
+                    self.spawn(slot)
+                    continue
                 if not was_ready:  # it could not load the model: another try would fail the same way
                     log.error("a %s worker exited before it was ready (status %d): stopping", role, status)
                     self._stop()
@@ -380,6 +393,7 @@ class Master:
 
         self.metrics = SeldonMetrics()
         for pid in list(self.workers):
+            self.retiring.add(pid)
             os.kill(pid, signal.SIGTERM)  # each exits gracefully and is replaced with the new manager
 
     @staticmethod
