@@ -12,6 +12,7 @@ from auscult.model import export_onnx
 from auscult.registry import Registry
 from auscult.serving import client, server
 from auscult.store import FileStore
+from tests.auscult.serving.conftest import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,8 @@ def test_predicts_a_waveform_and_records_feedback(served):
     answer = client.predict_waveform(running.url, wave)
     assert client.send_feedback(running.url, answer, "positive") == {"strData": "recorded"}
     request_id = answer["meta"]["tags"]["request_id"]
+    # Spooled before the answer, uploaded in the background.
+    assert wait_for(lambda: store.exists(layout.telemetry_feedback(request_id)), timeout_s=30)
     assert store.get_json(layout.telemetry_feedback(request_id))["truth"] == "positive"
 
 
