@@ -39,7 +39,7 @@ SECRET_KEYS = {
     "secure": "AUSCULT_S3_SECURE",
 }
 CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 60  # far longer than any object of the project takes
+READ_TIMEOUT_ENV = "AUSCULT_S3_READ_TIMEOUT_S"  # how long an S3 answer may take; 60 s unless set
 # S3 error codes that a later attempt may not meet.
 TRANSIENT_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "OperationAborted"})
 
@@ -232,7 +232,7 @@ def s3_client_from_env() -> Any:
     # minio's own client waits 5 minutes for a store that accepted a connection and went silent; a request
     # waiting on telemetry, or a pipeline task, should hear of it sooner. Failed calls are retried above.
     http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
+        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=float(os.environ.get(READ_TIMEOUT_ENV, 60))),
         maxsize=10,
         cert_reqs="CERT_REQUIRED",
         ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),

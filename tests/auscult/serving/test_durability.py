@@ -15,7 +15,7 @@ import pytest
 from auscult import layout
 from auscult.serving import contract, server
 from auscult.serving.telemetry import read
-from auscult.store import SECRET_KEYS, FileStore, open_store
+from auscult.store import READ_TIMEOUT_ENV, SECRET_KEYS, FileStore, open_store
 from tests.auscult.serving.conftest import TcpProxy, body, call, promote, wait_for, waveform_request
 
 PREDICT = "/api/v1.0/predictions"
@@ -160,7 +160,6 @@ def test_the_death_of_seldons_metrics_manager_is_healed(onnx_model, tmp_path):
         assert "metrics manager process died" in running.log_path.read_text()
 
 
-@pytest.mark.slow
 def test_a_store_that_takes_connections_and_never_answers_gets_requests_refused(
     s3_server, onnx_model, tmp_path, monkeypatch
 ):
@@ -170,6 +169,7 @@ def test_a_store_that_takes_connections_and_never_answers_gets_requests_refused(
     proxy = TcpProxy(host, int(port))
     monkeypatch.setenv(SECRET_KEYS["endpoint"], f"127.0.0.1:{proxy.port}")
     monkeypatch.setenv(contract.ENV_TELEMETRY_MAX_OUTAGE_S, "3")
+    monkeypatch.setenv(READ_TIMEOUT_ENV, "8")  # the hung upload gives up sooner, and is tried again
     try:
         with server.start(store.root, tmp_path / "server.log", workers=1, spool=tmp_path / "spool") as running:
             proxy.silent = True
