@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from auscult import audio, layout
-from auscult.serving import spool
-from auscult.serving.spool import Spool, SpoolFull, Write
+from auscult.serving.spool import Spool, SpoolFull, Write, decode
 from auscult.store import ObjectStore, json_bytes
 
 log = logging.getLogger(__name__)
@@ -194,7 +193,7 @@ class TelemetryWriter:
     def _upload(self, entry: Path) -> None:
         """Every write of one entry, in order (the audio before the record that names it), then the entry goes."""
         try:
-            writes = spool.decode(entry.read_bytes())
+            writes = decode(entry.read_bytes())
         except ValueError as error:
             self.spool.set_aside(entry, str(error))
             return

@@ -10,8 +10,6 @@ import signal
 import time
 import uuid
 
-import pytest
-
 from auscult import layout
 from auscult.serving import contract, server
 from auscult.serving.telemetry import read
@@ -19,11 +17,6 @@ from auscult.store import READ_TIMEOUT_ENV, SECRET_KEYS, FileStore, open_store
 from tests.auscult.serving.conftest import TcpProxy, body, call, promote, wait_for, waveform_request
 
 PREDICT = "/api/v1.0/predictions"
-
-
-@pytest.fixture
-def store(any_store):
-    return any_store
 
 
 def answered(url: str, count: int, start: int = 0) -> tuple[list[str], list[int]]:
@@ -43,7 +36,8 @@ def recorded_ids(store) -> set[str]:
     return {record["request_id"] for record in read(store).records.values()}
 
 
-def test_sigkill_after_answers_loses_no_record(store, onnx_model, tmp_path):
+def test_sigkill_after_answers_loses_no_record(any_store, onnx_model, tmp_path):
+    store = any_store
     promote(store, onnx_model)
     spool = tmp_path / "spool"
     running = server.start(store.root, tmp_path / "server.log", workers=2, spool=spool)
@@ -69,7 +63,8 @@ def _restore_folder_store(store: FileStore) -> None:
     shutil.move(store.path / "telemetry.away", store.path / "telemetry")
 
 
-def test_a_store_outage_mid_traffic_gives_no_200_without_a_record(store, onnx_model, tmp_path, monkeypatch):
+def test_a_store_outage_mid_traffic_gives_no_200_without_a_record(any_store, onnx_model, tmp_path, monkeypatch):
+    store = any_store
     promote(store, onnx_model)
     monkeypatch.setenv(contract.ENV_TELEMETRY_MAX_OUTAGE_S, "2")
     proxy = None
