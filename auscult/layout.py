@@ -4,6 +4,9 @@
 lake/<id[:2]>/<id>.<format>                         recordings, content-addressed (ingest)
 quarantine/<id>.json                                why a recording is not used (curate)
 models/<name>/versions/<version>/model.onnx         a registered model, its card and training reference
+models/<name>/versions/<version>/serving.json       how deploy would roll it out (approve replays it)
+models/<name>/versions/<version>/status/<seq>.json  awaiting approval, approved, rejected (append-only)
+models/<name>/versions/<version>/erased/<id>.json   it was trained on data since erased (erasure)
 models/<name>/production/<seq>.json                 the append-only production pointer
 models/<name>/triton/<version>/1/model.onnx         Triton's repository layout (Seldon Core v2)
 telemetry/records/<yyyy/mm/dd>/<request id>.json    one record per answered request (serving)
@@ -11,7 +14,15 @@ telemetry/audio/<sha[:2]>/<sha>.wav                 the prepared audio a request
 telemetry/feedback/<request id>.json                a request's true class, when it is known
 monitor/decisions/<time>.json                       each monitoring decision
 monitor/reports/<time>.html                         each monitoring report of `auscult monitor`
+lineage/events/<yyyy/mm/dd>/<time>-<uuid>.json      OpenLineage run events: every task, every governance act
+lineage/runs/<run>/<stage>.json                     the recording ids a run's stage split or set aside
+lineage/recordings/<id[:2]>/<id>.json               where a recording came from: source, original path, participant
+governance/plans/<name>/<seq>.yaml                  change-control plans, each change a new version
+governance/tombstones/<keyed hash>.json             erased recordings and participants, naming no one
 ```
+
+Lineage events hold only content hashes, counts and pseudonyms by reference: the ids of a run's recordings are
+in ``lineage/runs/`` and where they came from in ``lineage/recordings/``, the two prefixes erasure edits.
 
 Nothing else in the project spells a key. A folder artifact of the validate stage has the layout of a
 registry version (:data:`ONNX_FILE`, :data:`REFERENCE_FILE`), so that deploy copies it as it is.
@@ -29,11 +40,17 @@ TELEMETRY_AUDIO = "telemetry/audio/"
 TELEMETRY_FEEDBACK = "telemetry/feedback/"
 MONITOR_DECISIONS = "monitor/decisions/"
 MONITOR_REPORTS = "monitor/reports/"
+LINEAGE_EVENTS = "lineage/events/"
+LINEAGE_RUNS = "lineage/runs/"
+LINEAGE_RECORDINGS = "lineage/recordings/"
+PLANS = "governance/plans/"
+TOMBSTONES = "governance/tombstones/"
 
 ONNX_FILE = "model.onnx"
 MODEL_CARD_FILE = "model_card.json"
 REFERENCE_FILE = "reference.json"
 TRITON_CONFIG_FILE = "config.pbtxt"
+SERVING_SPEC_FILE = "serving.json"
 
 
 def lake(recording_id: str, extension: str) -> str:
@@ -50,6 +67,16 @@ def model_versions(model: str) -> str:
 
 def model_version(model: str, version: str, file: str) -> str:
     return f"{model_versions(model)}{version}/{file}"
+
+
+def version_status(model: str, version: str, sequence: int | None = None) -> str:
+    folder = model_version(model, version, "status/")
+    return folder if sequence is None else f"{folder}{sequence:06d}.json"
+
+
+def version_erasure(model: str, version: str, erasure_id: str | None = None) -> str:
+    folder = model_version(model, version, "erased/")
+    return folder if erasure_id is None else f"{folder}{erasure_id}.json"
 
 
 def production_pointers(model: str) -> str:
@@ -83,3 +110,25 @@ def monitor_decision(decided_at: datetime) -> str:
 
 def monitor_report(decided_at: datetime) -> str:
     return f"{MONITOR_REPORTS}{decided_at:%Y%m%dT%H%M%S%fZ}.html"
+
+
+def lineage_event(event_time: datetime, event_id: str) -> str:
+    return f"{LINEAGE_EVENTS}{event_time:%Y/%m/%d}/{event_time:%Y%m%dT%H%M%S%fZ}-{event_id}.json"
+
+
+def lineage_run(run_id: str, stage: str | None = None) -> str:
+    folder = f"{LINEAGE_RUNS}{run_id}/"
+    return folder if stage is None else f"{folder}{stage}.json"
+
+
+def lineage_recording(recording_id: str) -> str:
+    return f"{LINEAGE_RECORDINGS}{recording_id[:2]}/{recording_id}.json"
+
+
+def plan(name: str, sequence: int | None = None) -> str:
+    folder = f"{PLANS}{name}/"
+    return folder if sequence is None else f"{folder}{sequence:06d}.yaml"
+
+
+def tombstone(keyed_hash: str) -> str:
+    return f"{TOMBSTONES}{keyed_hash}.json"

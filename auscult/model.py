@@ -13,6 +13,10 @@ from torch import nn
 
 from auscult.audio import SAMPLE_RATE
 
+# What ScreeningNet is, for the change-control plan: a change of architecture is a new family, and waits for a
+# person's approval under the default plan. Change it whenever the architecture changes.
+MODEL_FAMILY = "logmel-cnn-1"
+
 
 @dataclass(frozen=True)
 class ModelConfig:

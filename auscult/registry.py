@@ -4,7 +4,8 @@ A version holds the ONNX model, its model card and the training reference that m
 (keys in :mod:`auscult.layout`). Versions are numbered and carry the hash of their
 ONNX bytes; registering the same bytes twice returns the existing version. The production pointer is an
 append-only series of numbered pointers: the newest entry is in force, the ones before
-it are the rollback history. Nothing is overwritten.
+it are the rollback history. A version's status (awaiting approval, approved, rejected) is an append-only series
+beside it, as are the flags erasure leaves on versions trained on erased data. Nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from datetime import UTC, datetime
 
 from auscult import layout
 from auscult.serving.contract import MODEL_NAME
-from auscult.store import ObjectStore
+from auscult.store import ObjectStore, json_bytes
+
+REGISTERED = "registered"
+AWAITING_APPROVAL = "awaiting-approval"
+APPROVED = "approved"
+REJECTED = "rejected"
 
 
 class Registry:
@@ -70,6 +76,36 @@ class Registry:
         if not current or not current["previous"]:
             raise LookupError("there is no previous production version to roll back to")
         return self.promote(current["previous"], reason)
+
+    def set_status(self, version: str, status: str, detail: dict) -> dict:
+        if version not in self.versions():
+            raise KeyError(f"no registered version {version!r}")
+        keys = self.store.list(layout.version_status(self.name, version))
+        entry = {"status": status, "at": datetime.now(UTC).isoformat(), **detail}
+        self.store.put_json(layout.version_status(self.name, version, len(keys) + 1), entry)
+        return entry
+
+    def status(self, version: str) -> dict:
+        """The newest status entry of ``version`` ({status, at, ...}); ``registered`` when it has none."""
+        keys = self.store.list(layout.version_status(self.name, version))
+        return self.store.get_json(keys[-1]) if keys else {"status": REGISTERED}
+
+    def flag_erased(self, version: str, erasure_id: str, detail: dict) -> None:
+        """Mark ``version`` as trained on data erasure ``erasure_id`` removed."""
+        self.store.put_json(layout.version_erasure(self.name, version, erasure_id), detail)
+
+    def erasures(self, version: str) -> list[dict]:
+        return [self.store.get_json(k) for k in self.store.list(layout.version_erasure(self.name, version))]
+
+    def record_serving(self, version: str, serving: dict) -> None:
+        """How deploy rolled ``version`` out, or would have: what ``approve`` replays."""
+        self.store.put_if_absent(self._key(version, layout.SERVING_SPEC_FILE), json_bytes(serving))
+
+    def serving(self, version: str) -> dict | None:
+        try:
+            return self.store.get_json(self._key(version, layout.SERVING_SPEC_FILE))
+        except KeyError:
+            return None
 
     def onnx(self, version: str) -> bytes:
         return self.store.get(self._key(version, layout.ONNX_FILE))

@@ -9,9 +9,10 @@ One interface, two backends:
   "true" for TLS).
 
 Writes are whole-object and atomic; callers pick content-addressed or versioned keys (all of them built in
-:mod:`auscult.layout`), so nothing is overwritten in place. Transient S3 failures (a dropped connection, a
-5xx, "slow down") are retried here with exponential backoff, so a pipeline task never needs a retry of its
-own; what cannot succeed on a retry (no such key, access denied) is raised at once.
+:mod:`auscult.layout`), so nothing is overwritten in place, and nothing is deleted but by erasure. Transient
+S3 failures (a dropped connection, a 5xx, "slow down") are retried here with exponential backoff, so a pipeline
+task never needs a retry of its own; what cannot succeed on a retry (no such key, access denied) is raised at
+once.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ class ObjectStore(ABC):
     def get_json(self, key: str) -> Any:
         return json.loads(self.get(key))
 
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key`` if there is one. Only erasure deletes (:mod:`auscult.erasure`)."""
+
     def put_if_absent(self, key: str, data: bytes) -> str:
         """Content-addressed writes: the same key always holds the same bytes, so skip what is there."""
         return self.uri(key) if self.exists(key) else self.put(key, data)
@@ -118,6 +123,9 @@ class FileStore(ObjectStore):
 
     def exists(self, key: str) -> bool:
         return self._file(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._file(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> list[str]:
         base = self.path / prefix
@@ -206,6 +214,9 @@ class S3Store(ObjectStore):
                 return False
             raise
         return True
+
+    def delete(self, key: str) -> None:
+        self._retrying(self.client.remove_object, self.bucket, self._key(key))
 
     def list(self, prefix: str = "") -> list[str]:
         strip = len(self.prefix) + 1 if self.prefix else 0

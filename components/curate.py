@@ -6,21 +6,39 @@ from components.image import IMAGE
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def curate(
-    table: Input[Dataset], store_uri: str, curated: Output[Dataset], profile: Output[HTML], metrics: Output[Metrics]
+    table: Input[Dataset],
+    store_uri: str,
+    run_id: str,
+    run_name: str,
+    curated: Output[Dataset],
+    profile: Output[HTML],
+    metrics: Output[Metrics],
 ):
     """Decode and measure every recording; quarantine what fails, with reasons; write the data profile."""
     from auscult import table as recording_table
+    from auscult.lineage import Lineage, RunRef
     from auscult.progress import Note, emit, task
     from auscult.stages.curate import curate as run
     from auscult.stages.curate import profile_html, reason_counts
     from auscult.store import open_store
 
     with task("curate", metrics):
-        frame, expectations = run(recording_table.read(table.path, "ingest"), open_store(store_uri))
+        store = open_store(store_uri)
+        frame, expectations = run(recording_table.read(table.path, "ingest"), store)
         recording_table.write(frame, curated.path, "curate")
         with open(profile.path, "w") as handle:
             handle.write(profile_html(frame, expectations))
         quarantined = int((frame["status"] == recording_table.QUARANTINED).sum())
+        run_ref, lineage = RunRef(run_id, run_name), Lineage(store)
+        set_aside = frame[frame["status"] == recording_table.QUARANTINED]
+        decisions = dict(zip(set_aside["recording_id"], set_aside["reason"].astype(str), strict=True))
+        lineage.task(
+            run_ref,
+            "curate",
+            inputs={"table": table.path},
+            outputs={"curated": curated.path, "profile": profile.path},
+            run_facets={"auscult_membership": lineage.record_members(run_ref, "curate", {"quarantined": decisions})},
+        )
         metrics.log_metric("recordings", len(frame))
         metrics.log_metric("quarantined", quarantined)
         metrics.log_metric("usable", len(frame) - quarantined)

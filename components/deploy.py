@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components.image import IMAGE
 
@@ -20,29 +20,40 @@ def deploy(
     serving: str,
     namespace: str,
     timeout_s: int,
+    change_plan: str,
+    run_id: str,
+    run_name: str,
     serving_manifest: Output[Artifact],
+    summary: Output[Markdown],
     metrics: Output[Metrics],
 ) -> str:
     """Register the blessed model, move the production pointer, and roll the serving resource out.
 
     ``serving``: "seldon-v1", "seldon-v2", or "none" (render only, as on one machine). ``namespace``: where
     to deploy (empty: the pipeline's own namespace). The three Secrets and ``service_account``: what the
-    predictor's pod uses on the cluster.
+    predictor's pod uses on the cluster. ``change_plan``: the change-control plan in the store that decides
+    whether the model ships on its own or awaits a person's approval (empty: the shipped default).
     """
     import yaml
 
+    from auscult.change_control import load_plan
     from auscult.cluster import Cluster
+    from auscult.lineage import RunRef
     from auscult.progress import Note, emit, task
     from auscult.registry import Registry
     from auscult.stages.deploy import ServingSpec, model_card
     from auscult.stages.deploy import deploy as run
     from auscult.stages.validate import Verdict
     from auscult.store import open_store
+    from auscult.trace import markdown, model_trace
 
     with task("deploy", metrics):
         verdict = Verdict.load(onnx_model.path)
+        run_ref = RunRef(run_id, run_name)
         with open(table.path, "rb") as handle:
-            card = model_card(verdict.metrics, verdict.reasons, handle.read())
+            card = model_card(verdict, handle.read(), run_ref)
+        registry = Registry(open_store(store_uri))
+        plan = load_plan(registry.store, change_plan)
         cluster = None if serving == "none" else Cluster.from_environment(namespace)
         spec = ServingSpec(
             namespace=cluster.namespace if cluster else ServingSpec().namespace,
@@ -56,10 +67,25 @@ def deploy(
             service_account=service_account,
         )
         target = "seldon-v1" if serving == "none" else serving
-        registry = Registry(open_store(store_uri))
-        result = run(registry, Verdict.onnx(onnx_model.path), card, verdict.reference, spec, target, cluster, timeout_s)
+        onnx = Verdict.onnx(onnx_model.path)
+        result = run(registry, onnx, card, verdict.reference, spec, target, cluster, timeout_s, plan=plan, run=run_ref)
         with open(serving_manifest.path, "w") as handle:
             yaml.safe_dump(result.manifest, handle, sort_keys=False)
         serving_manifest.metadata.update({"version": result.version, "previous": result.previous or ""})
-        emit(Note("deploy", f"production is now {result.version} (previous: {result.previous})"))
+        if result.decision is not None:
+            emit(Note("deploy", result.decision.summary()))
+        if result.promoted or result.decision is None:
+            emit(Note("deploy", f"production is now {result.version} (previous: {result.previous})"))
+        else:
+            emit(
+                Note(
+                    "deploy",
+                    f"{result.version} AWAITS APPROVAL; production stays {result.previous}: "
+                    f"`auscult approve {result.version} --reason ...` promotes it, `auscult reject` closes it",
+                )
+            )
+        metrics.log_metric("awaiting_approval", int(not result.promoted and result.decision is not None))
+        decision = f"**{result.decision.summary()}**\n\n" if result.decision else ""
+        with open(summary.path, "w") as handle:
+            handle.write(f"# {result.version}\n\n{decision}{markdown(model_trace(registry, result.version))}")
     return result.version

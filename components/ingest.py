@@ -5,11 +5,12 @@ from components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Output[Metrics]):
+def ingest(sources: list, store_uri: str, run_id: str, run_name: str, table: Output[Dataset], metrics: Output[Metrics]):
     """Read recordings from sources (dataset folders, CSV manifests, "telemetry") into the data lake."""
     import os
 
     from auscult import table as recording_table
+    from auscult.lineage import Lineage, RunRef
     from auscult.progress import Note, emit, task
     from auscult.pseudonym import PSEUDONYM_KEY_ENV
     from auscult.stages.ingest import ingest as run
@@ -18,8 +19,20 @@ def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Outpu
     with task("ingest", metrics):
         # The key comes from a Secret (or the local run's key file), never from a pipeline parameter.
         key = os.environ.get(PSEUDONYM_KEY_ENV, "").encode()
-        frame, report = run(list(sources), open_store(store_uri), key)
+        store = open_store(store_uri)
+        frame, report = run(list(sources), store, key)
         recording_table.write(frame, table.path, "ingest")
+        run_ref, lineage = RunRef(run_id, run_name), Lineage(store)
+        for row in frame.itertuples():
+            lineage.note_origin(row.recording_id, row.source, row.original_path, row.participant_id)
+        members = lineage.record_members(run_ref, "ingest", {"recordings": sorted(frame["recording_id"])})
+        lineage.task(
+            run_ref,
+            "ingest",
+            parameters={"sources": list(sources)},
+            outputs={"table": table.path},
+            run_facets={"auscult_membership": members},
+        )
         for problem in report.missing + report.refused + report.conflicts + report.metadata_notes + report.duplicates:
             emit(Note("ingest", problem))
         metrics.log_metric("recordings", report.rows)
@@ -29,3 +42,6 @@ def ingest(sources: list, store_uri: str, table: Output[Dataset], metrics: Outpu
         metrics.log_metric("missing_files", len(report.missing))
         metrics.log_metric("refused", len(report.refused))
         metrics.log_metric("metadata_notes", len(report.metadata_notes))
+        metrics.log_metric("erased", report.erased)
+        if report.erased:
+            emit(Note("ingest", f"{report.erased} recordings were erased at a participant's request: not ingested"))

@@ -9,6 +9,9 @@ def label(
     table: Input[Dataset],
     class_map: dict,
     min_participants_per_class: int,
+    store_uri: str,
+    run_id: str,
+    run_name: str,
     labelled: Output[Dataset],
     review_queue: Output[Dataset],
     metrics: Output[Metrics],
@@ -18,11 +21,13 @@ def label(
     Stops the run when the data cannot support a model: too few participants of a class for the split.
     """
     from auscult import table as recording_table
+    from auscult.lineage import Lineage, RunRef
     from auscult.progress import Note, emit, task
     from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED, quarantine_bias, quarantine_rates
     from auscult.stages.label import label as run
     from auscult.stages.label import review_queue as queue
     from auscult.stages.prep import PrepConfig, participants_by_class, require_enough_participants
+    from auscult.store import open_store
 
     with task("label", metrics):
         frame = run(recording_table.read(table.path, "curate"), dict(class_map) or DEFAULT_CLASS_MAP)
@@ -42,4 +47,11 @@ def label(
             metrics.log_metric(f"quarantined_share_{row.value}", round(row.quarantined_share, 4))
         if warning := quarantine_bias(rates):
             emit(Note("label", warning))
+        Lineage(open_store(store_uri)).task(
+            RunRef(run_id, run_name),
+            "label",
+            parameters={"class_map": dict(class_map), "min_participants_per_class": min_participants_per_class},
+            inputs={"table": table.path},
+            outputs={"labelled": labelled.path, "review_queue": review_queue.path},
+        )
         require_enough_participants(frame, PrepConfig(min_participants_per_class=min_participants_per_class))

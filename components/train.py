@@ -10,15 +10,20 @@ def train(
     epochs: int,
     seed: int,
     guard_channel: bool,
+    store_uri: str,
+    run_id: str,
+    run_name: str,
     model: Output[Model],
     metrics: Output[Metrics],
 ):
     """Train the log-mel CNN; keep the epoch with the best validation AUROC. With ``guard_channel``, when the
     data audit finds the recording channel predictive, cap the front end at the narrowest band and augment."""
+    from auscult.lineage import Lineage, RunRef
     from auscult.progress import task
     from auscult.stages.prep import Prepared
     from auscult.stages.train import TrainConfig
     from auscult.stages.train import train as run
+    from auscult.store import open_store
 
     with task("train", metrics):
         data = Prepared.load(prepared.path)
@@ -33,3 +38,10 @@ def train(
         metrics.log_metric("front_end_f_max_hz", round(result.model.config.f_max, 1))
         model.metadata["front_end_f_max_hz"] = round(result.model.config.f_max, 1)
         model.metadata["channel_guard"] = result.guard.describe() if result.guard else "off"
+        Lineage(open_store(store_uri)).task(
+            RunRef(run_id, run_name),
+            "train",
+            parameters={"epochs": epochs, "seed": seed, "guard_channel": guard_channel},
+            inputs={"prepared": prepared.path},
+            outputs={"model": model.path},
+        )

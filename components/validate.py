@@ -12,6 +12,8 @@ def validate(
     min_auroc: float,
     min_participants_per_class: int,
     min_margin_over_metadata: float,
+    run_id: str,
+    run_name: str,
     onnx_model: Output[Model],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
@@ -25,6 +27,7 @@ def validate(
     """
     import math
 
+    from auscult.lineage import Lineage, RunRef, facet
     from auscult.progress import Note, emit, task
     from auscult.registry import Registry
     from auscult.stages.prep import Prepared
@@ -36,11 +39,12 @@ def validate(
 
     with task("validate", metrics):
         trained = TrainResult.load(model.path)
+        store = open_store(store_uri)
         result = run(
             trained,
             Prepared.load(prepared.path),
             onnx_model.path,
-            Registry(open_store(store_uri)),
+            Registry(store),
             ValidateConfig(
                 min_auroc=min_auroc,
                 min_participants_per_class=min_participants_per_class,
@@ -61,4 +65,17 @@ def validate(
             handle.write(summary_markdown(result))
         for reason in result.reasons:
             emit(Note("validate", reason))
+        verdict = facet("VerdictFacet", blessed=result.blessed, reasons=result.reasons, figures=figures)
+        Lineage(store).task(
+            RunRef(run_id, run_name),
+            "validate",
+            parameters={
+                "min_auroc": min_auroc,
+                "min_participants_per_class": min_participants_per_class,
+                "min_margin_over_metadata": min_margin_over_metadata,
+            },
+            inputs={"model": model.path, "prepared": prepared.path},
+            outputs={"onnx_model": onnx_model.path, "report": report.path},
+            run_facets={"auscult_verdict": verdict},
+        )
     return result.blessed

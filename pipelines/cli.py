@@ -53,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         min_margin_over_metadata=args.min_margin_over_metadata,
         guard_channel=not args.no_channel_guard,
         retrain=not args.no_retrain,
+        change_plan=args.change_plan,
     )
     with Console(log_path(args.workdir), verbose=args.verbose) as console:
         console.line(f"auscult {__version__}: full log in {console.log_path}")
@@ -221,6 +222,154 @@ def _monitor(args: argparse.Namespace) -> int:
     for reason in result.reasons:
         print(f"  {reason}")
     print(f"decision: {decision}\nreport: {report}")
+    return 0
+
+
+def _store_uri(args: argparse.Namespace) -> str:
+    """The store a command works on: --store, or the one of the local run's workdir."""
+    from pipelines.local import Workspace
+
+    return args.store or Workspace(args.workdir).store_uri
+
+
+def _registry(args: argparse.Namespace):
+    from auscult.registry import Registry
+    from auscult.store import open_store
+
+    return Registry(open_store(_store_uri(args)))
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    import json
+
+    from auscult import trace
+
+    registry = _registry(args)
+    shown = None if args.all else 20
+    if args.request_id:
+        found = trace.request_trace(registry, args.request_id)
+        lines = trace.request_lines(found, shown)
+    elif args.version:
+        found = trace.model_trace(registry, args.version)
+        lines = trace.model_lines(found, shown)
+    else:
+        found = trace.recording_trace(registry, args.recording)
+        lines = trace.recording_lines(found)
+    print(json.dumps(found, indent=1) if args.json else "\n".join(lines))
+    return 0
+
+
+def _cluster_for(registry, version: str, args: argparse.Namespace):
+    """The cluster to roll ``version`` out on: where deploy would have, unless --no-rollout or deploy only rendered."""
+    from auscult.cluster import Cluster
+
+    recorded = registry.serving(version) or {}
+    if args.no_rollout or not recorded.get("rollout"):
+        return None
+    return Cluster.from_environment(recorded["spec"]["namespace"])
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from auscult.lineage import actor
+    from auscult.stages.deploy import approve
+
+    registry = _registry(args)
+    cluster = _cluster_for(registry, args.version, args) if args.version in registry.versions() else None
+    pointer = approve(registry, args.version, actor(args.by), args.reason, cluster)
+    print(f"production is now {pointer['version']} (previous: {pointer['previous']})")
+    return 0
+
+
+def _reject(args: argparse.Namespace) -> int:
+    from auscult.lineage import actor
+    from auscult.stages.deploy import reject
+
+    reject(_registry(args), args.version, actor(args.by), args.reason)
+    print(f"{args.version} is rejected: it will not be promoted")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from auscult.errors import InputError
+    from auscult.lineage import actor
+    from auscult.stages.deploy import rollback
+
+    registry = _registry(args)
+    current = registry.production()
+    if not current or not current["previous"]:
+        raise InputError("there is no previous production version to roll back to")
+    pointer = rollback(registry, actor(args.by), args.reason, _cluster_for(registry, current["previous"], args))
+    print(f"production is now {pointer['version']} (previous: {pointer['previous']})")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from auscult.lineage import Lineage, who
+    from auscult.store import open_store
+
+    trail = Lineage(open_store(_store_uri(args))).audit_trail()
+    if args.json:
+        print(json.dumps(trail, indent=1))
+        return 0
+    if not trail:
+        print("no governance acts recorded yet")
+    for act in trail:
+        subject = ", ".join(f"{k} {v}" for k, v in act.get("subject", {}).items() if v and not isinstance(v, dict))
+        print(f"{act['time']}  {act['action']:<14} {subject}  by {who(act['actor'])}: {act['reason']}")
+    return 0
+
+
+def _pseudonym_key(args: argparse.Namespace) -> bytes:
+    from auscult.errors import InputError
+    from auscult.pseudonym import PSEUDONYM_KEY_ENV
+
+    key_file = args.workdir / "pseudonym.key"
+    key = os.environ.get(PSEUDONYM_KEY_ENV) or (key_file.read_text().strip() if key_file.is_file() else "")
+    if not key:
+        raise InputError(
+            f"the pseudonymisation key is needed to find the participant: set {PSEUDONYM_KEY_ENV} (on a cluster, "
+            f"the 'key' of the pseudonym-key Secret), or give the --workdir of the local run ({key_file} is missing)"
+        )
+    return key.encode()
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from auscult.erasure import erase
+    from auscult.lineage import actor
+    from auscult.store import open_store
+    from pipelines.local import Workspace
+
+    root = args.pipeline_root or Workspace(args.workdir).pipeline_root
+    report = erase(
+        open_store(_store_uri(args)),
+        args.source,
+        args.participant,
+        _pseudonym_key(args),
+        actor(args.by),
+        args.reason,
+        root if root.is_dir() else None,
+        progress=lambda line: print(f"  {line}"),
+    )
+    print("\n".join(report.lines()))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from auscult.change_control import load_plan, put_plan
+    from auscult.lineage import actor
+    from auscult.store import open_store
+
+    store = open_store(_store_uri(args))
+    if args.plan_command == "put":
+        if args.file is None or not args.reason:
+            raise CommandFailed("plan put needs the plan's FILE and a --reason (a plan change is an audit event)")
+        plan = put_plan(store, args.file.read_text(), str(args.file), actor(args.by), args.reason)
+        print(f"plan {plan.name!r} version {plan.version} (sha256 {plan.sha256[:12]}) is in {store.root}")
+        print(f"runs apply it with the pipeline parameter change_plan={plan.name}")
+    else:
+        print(load_plan(store, args.name).text, end="")
     return 0
 
 
@@ -396,6 +545,13 @@ def parser() -> argparse.ArgumentParser:
         "augmentation); for comparing",
     )
     run.add_argument("--no-retrain", action="store_true", help="stop after monitoring, whatever it decides")
+    run.add_argument(
+        "--change-plan",
+        type=Path,
+        metavar="FILE",
+        help="a change-control plan (YAML) to put in the store and apply: which models ship on their own and "
+        "which await `auscult approve` (default: the shipped plan, auscult/plans/default.yaml)",
+    )
     run.add_argument("--verbose", action="store_true", help="show everything KFP prints, not only stage lines")
     run.set_defaults(handler=_run)
 
@@ -513,7 +669,114 @@ def parser() -> argparse.ArgumentParser:
     )
     monitor.add_argument("--store", required=True, help="object store URI (file:///... or s3://bucket/prefix)")
     monitor.set_defaults(handler=_monitor)
+    _add_governance_commands(commands)
     return top
+
+
+def _add_store_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--store", help="object store URI (default: the store in --workdir)")
+    command.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="a local run's workdir")
+
+
+def _add_actor_options(command: argparse.ArgumentParser, reason: str) -> None:
+    command.add_argument("--reason", required=True, help=reason)
+    command.add_argument(
+        "--by", help="who is acting, as the audit trail should name them (the OS user and host are recorded too)"
+    )
+
+
+def _add_governance_commands(commands) -> None:
+    lineage = _command(
+        commands,
+        "lineage",
+        "follow a prediction, model or recording through the lineage record",
+        "From a served request or a model version: the model, the run that trained it, its code and image, and the "
+        "raw recordings of its training split with their source and original path. From a recording: every run "
+        "that took it in, every model trained, tuned or tested on it, and every deployment of those models.",
+    )
+    start = lineage.add_mutually_exclusive_group(required=True)
+    start.add_argument("--request-id", help="a request id the server answered with (its telemetry record)")
+    start.add_argument("--version", help="a registered model version")
+    start.add_argument("--recording", help="a recording id (the SHA-256 of its bytes)")
+    lineage.add_argument("--json", action="store_true", help="print the chain as JSON")
+    lineage.add_argument("--all", action="store_true", help="list every recording, not the first 20")
+    _add_store_options(lineage)
+    lineage.set_defaults(handler=_lineage)
+
+    approve = _command(
+        commands,
+        "approve",
+        "let a version that awaits approval into production",
+        "Promote VERSION and record who approved it, when, why, and the validation verdict they were shown. Where "
+        "deploy rolled models out on a cluster, the version is rolled out from the serving specification recorded "
+        "when it was registered.",
+    )
+    approve.add_argument("version", metavar="VERSION")
+    _add_actor_options(approve, "why it may ship (recorded in the audit trail)")
+    approve.add_argument("--no-rollout", action="store_true", help="move the production pointer only")
+    _add_store_options(approve)
+    approve.set_defaults(handler=_approve)
+
+    reject = _command(
+        commands, "reject", "close a version: it will not be promoted", "Record that VERSION is rejected."
+    )
+    reject.add_argument("version", metavar="VERSION")
+    _add_actor_options(reject, "why it may not ship")
+    _add_store_options(reject)
+    reject.set_defaults(handler=_reject)
+
+    rollback = _command(
+        commands,
+        "rollback",
+        "put the previous production version back",
+        "Move production back to the version before the one in force (rolled out on a cluster where deploy did).",
+    )
+    _add_actor_options(rollback, "why (recorded in the audit trail)")
+    rollback.add_argument("--no-rollout", action="store_true", help="move the production pointer only")
+    _add_store_options(rollback)
+    rollback.set_defaults(handler=_rollback)
+
+    audit = _command(
+        commands,
+        "audit",
+        "list every registration, promotion, approval, rejection, rollback, plan change and erasure",
+        "The governance acts of the lineage record, oldest first, with who, when and why.",
+    )
+    audit.add_argument("--json", action="store_true", help="print the acts as JSON")
+    _add_store_options(audit)
+    audit.set_defaults(handler=_audit)
+
+    erase = _command(
+        commands,
+        "erase",
+        "erase a participant's data and stop it coming back",
+        "Delete the participant's raw recordings, quarantine records, origins, telemetry and feedback; remove "
+        "their ids from every other object in the store and from the tables, window files and review queues of "
+        "the local pipeline root; leave tombstones so that ingest does not bring them back; flag every model "
+        "version trained on their data. Lists the runs whose KFP artifacts held them.",
+    )
+    erase.add_argument("--source", required=True, help="the source's name, as ingest named it (its folder's name)")
+    erase.add_argument("--participant", required=True, help="the participant's id in that source")
+    _add_actor_options(erase, "the request being honoured (recorded without naming the participant)")
+    erase.add_argument("--pipeline-root", type=Path, help="local pipeline root to clean (default: the workdir's)")
+    _add_store_options(erase)
+    erase.set_defaults(handler=_erase)
+
+    plan = _command(
+        commands,
+        "plan",
+        "put or show a change-control plan",
+        "A change-control plan says which changes to production ship on their own and which wait for `auscult "
+        "approve`. `plan put FILE` stores a new version (an audit event); runs apply it through the pipeline "
+        "parameter change_plan. `plan show [NAME]` prints the plan in force (default: the shipped one).",
+    )
+    plan.add_argument("plan_command", choices=("put", "show"))
+    plan.add_argument("file", type=Path, nargs="?", help="the plan's YAML (put)")
+    plan.add_argument("--name", default="", help="the plan to show (default: default)")
+    plan.add_argument("--reason", help="why the plan changes (put)")
+    plan.add_argument("--by", help="who changes it, as the audit trail should name them")
+    _add_store_options(plan)
+    plan.set_defaults(handler=_plan)
 
 
 def _log_file(command: str) -> Path:

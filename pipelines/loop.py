@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from auscult import progress, report, synth, table
+from auscult.change_control import put_plan
+from auscult.lineage import actor
 from auscult.registry import Registry
 from auscult.serving import client, server
 from auscult.stages.curate import reason_counts
@@ -40,6 +42,7 @@ class LoopConfig:
     min_margin_over_metadata: float = MIN_MARGIN_OVER_METADATA
     guard_channel: bool = True
     retrain: bool = True
+    change_plan: Path | None = None  # a change-control plan to put in the store and apply (None: the default)
 
     @property
     def parameters(self) -> dict[str, object]:
@@ -175,8 +178,19 @@ def _loop(config: LoopConfig, console: Console) -> LoopResult:
     if not sources:
         cohort, shifted = synthetic_sources(config.workdir / "data", config, console)
         sources = [str(cohort)]
+    parameters = dict(config.parameters)
+    if config.change_plan is not None:
+        plan = put_plan(
+            open_store(workspace.store_uri),
+            config.change_plan.read_text(),
+            str(config.change_plan),
+            actor(),
+            f"auscult run --change-plan {config.change_plan}",
+        )
+        parameters["change_plan"] = plan.name
+        console.line(f"== change-control plan {plan.name!r} v{plan.version} from {config.change_plan}")
     console.line(f"== training run 1: sources {sources}")
-    runs = [run_training(workspace, console, sources, **config.parameters)]
+    runs = [run_training(workspace, console, sources, **parameters)]
     console.lines(verdict_lines(runs[-1]))
     registry = Registry(open_store(workspace.store_uri))
     traffic, monitoring = None, None
@@ -193,7 +207,7 @@ def _loop(config: LoopConfig, console: Console) -> LoopResult:
         monitoring = run_monitor(workspace, console)
         if monitoring.parameter("monitor", "retrain") and config.retrain:
             console.line("== training run 2: the same sources plus production telemetry")
-            runs.append(run_training(workspace, console, sources + ["telemetry"], **config.parameters))
+            runs.append(run_training(workspace, console, sources + ["telemetry"], **parameters))
             console.lines(verdict_lines(runs[-1]))
     elif not pointer:
         console.line("== no model was blessed, so nothing is served; see the validation report for why")
@@ -247,6 +261,12 @@ def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
             if reasons:
                 lines.append("  quarantined: " + ", ".join(f"{count} {reason}" for reason, count in reasons.items()))
             lines.append(f"  data profile (each quarantined file and why): {run.artifact('curate', 'profile')}")
+        if run.tasks.get("deploy") and run.tasks["deploy"].metrics.get("awaiting_approval"):
+            version = run.parameter("deploy", "Output")
+            lines.append(
+                f"  {version} AWAITS APPROVAL under the change-control plan; production did not move. "
+                f"`auscult approve {version} --reason ...` promotes it; why: {run.artifact('deploy', 'summary')}"
+            )
         if "prep" in run.tasks:
             lines.append(
                 f"  data audit (what recording properties alone say of the label): {run.artifact('prep', 'audit')}"

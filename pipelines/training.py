@@ -35,21 +35,36 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         serving: str = "seldon-v1",  # or "seldon-v2", or "none" to register and render only
         serving_namespace: str = "",
         rollout_timeout_s: int = 600,
+        change_plan: str = "",  # a plan in the store (auscult plan put); empty: the shipped default
     ):
+        # Every task names the run in the lineage record it writes.
+        run = {"run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER, "run_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
         watch = monitor(store_uri=store_uri).set_display_name("monitor (production before this run)")
         with_store(sized(watch, "1", "2G"), placement).set_caching_options(False)
-        ingested = ingest(sources=sources, store_uri=store_uri).after(watch)
+        ingested = ingest(sources=sources, store_uri=store_uri, **run).after(watch)
         # Caching ingest would miss new files behind the same source names.
         with_pseudonym_key(with_store(sized(ingested, "1", "2G"), placement), placement).set_caching_options(False)
-        curated = curate(table=ingested.outputs["table"], store_uri=store_uri)
+        curated = curate(table=ingested.outputs["table"], store_uri=store_uri, **run)
         with_store(sized(curated, "2", "4G"), placement)
         labelled = label(
-            table=curated.outputs["curated"], class_map=class_map, min_participants_per_class=min_participants_per_class
+            table=curated.outputs["curated"],
+            class_map=class_map,
+            min_participants_per_class=min_participants_per_class,
+            store_uri=store_uri,
+            **run,
         )
-        sized(labelled, "1", "2G")
-        prepared = with_store(sized(prep(table=labelled.outputs["labelled"], seed=seed), "2", "8G"), placement)
-        trained = train(prepared=prepared.outputs["prepared"], epochs=epochs, seed=seed, guard_channel=guard_channel)
-        on_gpu(sized(trained, "4", "16G"), placement)
+        with_store(sized(labelled, "1", "2G"), placement)
+        prepared = prep(table=labelled.outputs["labelled"], seed=seed, store_uri=store_uri, **run)
+        with_store(sized(prepared, "2", "8G"), placement)
+        trained = train(
+            prepared=prepared.outputs["prepared"],
+            epochs=epochs,
+            seed=seed,
+            guard_channel=guard_channel,
+            store_uri=store_uri,
+            **run,
+        )
+        with_store(on_gpu(sized(trained, "4", "16G"), placement), placement)
         checked = validate(
             model=trained.outputs["model"],
             prepared=prepared.outputs["prepared"],
@@ -57,6 +72,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
             min_auroc=min_auroc,
             min_participants_per_class=min_participants_per_class,
             min_margin_over_metadata=min_margin_over_metadata,
+            **run,
         )
         # Validation compares with the production model, which changes between runs.
         with_store(sized(checked, "2", "8G"), placement).set_caching_options(False)
@@ -76,6 +92,8 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
                 serving=serving,
                 namespace=serving_namespace,
                 timeout_s=rollout_timeout_s,
+                change_plan=change_plan,
+                **run,
             )
             with_store(sized(deployed, "1", "2G"), placement).set_caching_options(False)
 

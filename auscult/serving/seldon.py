@@ -51,6 +51,7 @@ class AuscultModel:
         if not version:
             raise RuntimeError(f"no model to serve: {self.store_uri} has no production version")
         self.predictor = Predictor(registry.onnx(version), version)
+        self.model_run = registry.card(version).get("lineage", {}).get("run_id")
         spool = os.environ.get(contract.ENV_TELEMETRY_SPOOL) or Path(tempfile.gettempdir()) / "auscult-spool"
         self.telemetry = TelemetryWriter(
             open_store(self.store_uri, attempts=1),  # the uploader retries on its own, and reports the outage
@@ -78,7 +79,13 @@ class AuscultModel:
             tags["participant"] = pseudonym.telemetry_participant(str(tags["participant"]), self.pseudonym_key)
         try:
             self.telemetry.record(
-                answer.request_id, self.predictor.version, answer.wave, answer.probabilities, answer.stats, tags
+                answer.request_id,
+                self.predictor.version,
+                answer.wave,
+                answer.probabilities,
+                answer.stats,
+                tags,
+                model_run=self.model_run,
             )
         except TelemetryUnavailable as error:
             raise SeldonMicroserviceException(str(error), status_code=503, reason="TELEMETRY_UNAVAILABLE") from None

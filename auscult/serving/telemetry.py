@@ -68,8 +68,10 @@ class TelemetryWriter:
         probabilities: list[float],
         stats: dict[str, float],
         tags: dict,
+        model_run: str | None = None,
     ) -> str:
-        """Spool the request's audio and record (durably); return the record's key."""
+        """Spool the request's audio and record (durably); return the record's key. ``model_run``: the id of the
+        pipeline run that trained the model (its card's lineage), so that a prediction leads back to its data."""
         now = datetime.now(UTC)
         encoded = audio.encode_wav(wave)
         audio_key = layout.telemetry_audio(hashlib.sha256(encoded).hexdigest())
@@ -78,6 +80,7 @@ class TelemetryWriter:
             "request_id": request_id,
             "received_at": now.isoformat(),
             "model_version": model_version,
+            "model_run": model_run,
             "stats_version": audio.STATS_VERSION,
             "stats": stats,
             "probabilities": probabilities,

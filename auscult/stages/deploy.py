@@ -9,19 +9,26 @@ Core v2 Model served by Triton) is applied, awaited, and rolled back if it does 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from auscult import __version__, layout
+from auscult import __version__, layout, lineage
 from auscult.audio import SAMPLE_RATE
+from auscult.change_control import ChangePlan, Decision, classify, default_plan
 from auscult.cluster import Cluster, RolloutError, roll_out
+from auscult.errors import InputError
+from auscult.lineage import Lineage, RunRef, code_version
 from auscult.pseudonym import PSEUDONYM_KEY_ENV, PSEUDONYM_SECRET
-from auscult.registry import Registry
+from auscult.registry import APPROVED, AWAITING_APPROVAL, REJECTED, Registry
 from auscult.serving import contract
 from auscult.store import SECRET_KEYS
 from auscult.task import CLASSES
+
+if TYPE_CHECKING:
+    from auscult.stages.validate import Verdict
 
 
 @dataclass(frozen=True)
@@ -39,13 +46,6 @@ class ServingSpec:
     spool_size_limit: str = "1Gi"
     service_account: str = contract.SERVICE_ACCOUNT
     replicas: int = 1
-
-
-@dataclass
-class Deployment:
-    version: str
-    previous: str | None
-    manifest: dict
 
 
 # The field of the feedback and pseudonym Secrets that holds the key.
@@ -125,16 +125,16 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
     }
 
 
-# An image build may name the commit it was built from; the package version otherwise.
-CODE_VERSION_ENV = "AUSCULT_CODE_VERSION"
+def model_card(verdict: Verdict, table_bytes: bytes, run: RunRef | None = None) -> dict:
+    """What a registered version says about itself: its figures, its data, its code, its lineage, its interface."""
+    from auscult.model import MODEL_FAMILY
 
-
-def model_card(metrics: dict, validation: list[str], table_bytes: bytes, code_version: str | None = None) -> dict:
-    """What a registered version says about itself: its figures, its data, its code, its interface."""
+    metrics = verdict.metrics
     return {
         "created_at": datetime.now(UTC).isoformat(),
-        "code_version": code_version or os.environ.get(CODE_VERSION_ENV) or __version__,
-        "data_table_sha256": hashlib.sha256(table_bytes).hexdigest(),
+        "code": code_version(),
+        "model": {"family": MODEL_FAMILY},
+        "data": {"table_sha256": hashlib.sha256(table_bytes).hexdigest(), "sources": dict(verdict.sources)},
         "metrics": metrics,
         # Where the model says "positive": chosen on validation participants for a target specificity.
         "operating_point": {
@@ -146,13 +146,26 @@ def model_card(metrics: dict, validation: list[str], table_bytes: bytes, code_ve
                 "specificity_at_threshold",
             )
         },
-        "validation": validation,
+        "validation": verdict.reasons,
+        "subgroups": list(verdict.subgroups),
         # What the model can hear: the log-mel front end's upper edge (inside the graph), and whether training
         # varied the recording channel because the channel predicted the label.
         "front_end": {
             "f_max_hz": metrics.get("front_end_f_max_hz", SAMPLE_RATE / 2),
             "channel_augmentation": bool(metrics.get("channel_augmentation", 0.0)),
         },
+        "lineage": (
+            {
+                "pipeline": run.pipeline,
+                "run": run.name,
+                "run_id": run.run_id,
+                "kfp_job_id": run.job_id,
+                "splits": layout.lineage_run(run.run_id, "prep"),
+                "quarantine": layout.lineage_run(run.run_id, "curate"),
+            }
+            if run
+            else {}
+        ),
         "input": {"name": "waveform", "sample_rate": SAMPLE_RATE, "channels": 1, "dtype": "float32"},
         "output": {"name": "probabilities", "classes": list(CLASSES)},
     }
@@ -191,6 +204,57 @@ def publish_for_triton(registry: Registry, version: str) -> str:
     return registry.store.uri(base)
 
 
+def evidence(card: dict) -> dict:
+    """What a person approving a version is shown: the validation verdict and its headline figures."""
+    figures = card.get("metrics", {})
+    return {
+        "validation": card.get("validation", []),
+        **{
+            k: figures[k]
+            for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "sensitivity_at_target_specificity")
+            if k in figures
+        },
+        "trained_on": card.get("data", {}).get("sources", {}),
+        "run": card.get("lineage", {}).get("run"),
+    }
+
+
+def _model(registry: Registry, version: str) -> dict:
+    return lineage.stored(registry.store, layout.model_version(registry.name, version, layout.ONNX_FILE))
+
+
+def promote(
+    registry: Registry,
+    version: str,
+    action: str,
+    acting: dict,
+    reason: str,
+    run: RunRef | None = None,
+) -> dict:
+    """Move the production pointer to ``version`` and record the act (``promote``, ``approve``, ``rollback``)."""
+    pointer = registry.promote(version, f"{action} by {lineage.who(acting)}: {reason}")
+    Lineage(registry.store).audit(
+        action,
+        acting,
+        reason,
+        subject={"model": registry.name, "version": version, "previous": pointer["previous"]},
+        evidence=evidence(registry.card(version)),
+        run=run,
+        inputs=[_model(registry, version)],
+        outputs=[lineage.stored(registry.store, layout.production_pointers(registry.name))],
+    )
+    return pointer
+
+
+@dataclass
+class Deployment:
+    version: str
+    previous: str | None  # production before this deploy
+    manifest: dict
+    decision: Decision | None  # None when the version was in production already
+    promoted: bool
+
+
 def deploy(
     registry: Registry,
     onnx: bytes,
@@ -201,23 +265,142 @@ def deploy(
     cluster: Cluster | None = None,
     timeout_s: float = 600.0,
     poll_s: float = 5.0,
+    plan: ChangePlan | None = None,
+    run: RunRef | None = None,
 ) -> Deployment:
-    """Register, promote, render for ``target``; with a ``cluster``, roll out and roll back on failure."""
+    """Register and render for ``target``; promote when ``plan`` (default: the shipped one) lets every change ship
+    on its own, and with a ``cluster``, roll out and roll back on failure. Otherwise the version awaits approval."""
+    plan = plan or default_plan()
     render = RENDERERS[target]
+    record = Lineage(registry.store)
+    acting = lineage.actor()
+    is_new = hashlib.sha256(onnx).hexdigest()[:12] not in "".join(registry.versions())
     version = registry.register(onnx, card, reference)
     if target == "seldon-v2":
         publish_for_triton(registry, version)
-    current = registry.production()
-    pointer = (
-        current if current and current["version"] == version else registry.promote(version, "blessed by validation")
+    registry.record_serving(
+        version,
+        {"target": target, "rollout": cluster is not None, "timeout_s": timeout_s, "spec": dataclasses.asdict(spec)},
     )
+    if is_new:
+        record.audit(
+            "register",
+            acting,
+            "blessed by validation",
+            subject={"model": registry.name, "version": version},
+            evidence=evidence(registry.card(version)),
+            run=run,
+            outputs=[_model(registry, version)],
+        )
     manifest = render(version, registry.store.root, spec)
+    current = registry.production()
+    if current and current["version"] == version:
+        return Deployment(version, current["previous"], manifest, None, False)
+    decision = classify(registry.card(version), registry.card(current["version"]) if current else None, plan)
+    if not decision.automatic:
+        if registry.status(version)["status"] != AWAITING_APPROVAL:
+            registry.set_status(version, AWAITING_APPROVAL, {"decision": decision.as_dict()})
+            record.audit(
+                "await-approval",
+                acting,
+                decision.summary(),
+                subject={"model": registry.name, "version": version, "production": current and current["version"]},
+                evidence={**evidence(registry.card(version)), "decision": decision.as_dict()},
+                run=run,
+            )
+        return Deployment(version, current and current["version"], manifest, decision, False)
+    pointer = promote(registry, version, "promote", acting, decision.summary(), run)
     if cluster is not None:
-        previous = render(pointer["previous"], registry.store.root, spec) if pointer["previous"] else None
-        try:
-            roll_out(cluster, manifest, previous, timeout_s, poll_s)
-        except RolloutError:
-            if previous is not None:
-                registry.rollback(f"{version} did not become available")
-            raise
-    return Deployment(version, pointer["previous"], manifest)
+        roll_out_or_back(registry, cluster, version, pointer["previous"], spec, target, timeout_s, poll_s, run)
+    return Deployment(version, pointer["previous"], manifest, decision, True)
+
+
+def roll_out_or_back(
+    registry: Registry,
+    cluster: Cluster,
+    version: str,
+    previous: str | None,
+    spec: ServingSpec,
+    target: str,
+    timeout_s: float,
+    poll_s: float = 5.0,
+    run: RunRef | None = None,
+) -> None:
+    """Apply ``version``'s serving resource; when it does not become available, production goes back to
+    ``previous`` (recorded as a rollback) and RolloutError is raised."""
+    render = RENDERERS[target]
+    manifest = render(version, registry.store.root, spec)
+    before = render(previous, registry.store.root, spec) if previous else None
+    try:
+        roll_out(cluster, manifest, before, timeout_s, poll_s)
+    except RolloutError:
+        if previous is not None:
+            promote(registry, previous, "rollback", lineage.actor(), f"{version} did not become available", run)
+        raise
+
+
+def _serving_of(registry: Registry, version: str) -> tuple[ServingSpec, str, dict]:
+    recorded = registry.serving(version) or {"target": "seldon-v1", "rollout": False, "spec": {}}
+    fields = dict(recorded["spec"])
+    fields["tolerations"] = list(fields.get("tolerations", ServingSpec().tolerations))
+    return ServingSpec(**fields), recorded["target"], recorded
+
+
+def approve(
+    registry: Registry, version: str, acting: dict, reason: str, cluster: Cluster | None = None, poll_s: float = 5.0
+) -> dict:
+    """A person lets ``version`` into production; with a ``cluster``, it is rolled out as deploy would have, from
+    the serving specification recorded at registration."""
+    if version not in registry.versions():
+        raise InputError(f"there is no registered version {version!r} (registered: {registry.versions() or 'none'})")
+    status = registry.status(version)["status"]
+    if status == REJECTED:
+        raise InputError(f"{version} was rejected; register a new model rather than approve a rejected one")
+    current = registry.production()
+    if current and current["version"] == version:
+        raise InputError(f"{version} is already in production")
+    registry.set_status(version, APPROVED, {"by": dict(acting), "reason": reason})
+    pointer = promote(registry, version, "approve", acting, reason)
+    if cluster is not None:
+        spec, target, recorded = _serving_of(registry, version)
+        roll_out_or_back(registry, cluster, version, pointer["previous"], spec, target, recorded["timeout_s"], poll_s)
+    return pointer
+
+
+def reject(registry: Registry, version: str, acting: dict, reason: str) -> dict:
+    """A person closes a version: it will not be promoted."""
+    if version not in registry.versions():
+        raise InputError(f"there is no registered version {version!r} (registered: {registry.versions() or 'none'})")
+    current = registry.production()
+    if current and current["version"] == version:
+        raise InputError(f"{version} is in production: roll back first (auscult rollback), then reject it")
+    entry = registry.set_status(version, REJECTED, {"by": dict(acting), "reason": reason})
+    Lineage(registry.store).audit(
+        "reject",
+        acting,
+        reason,
+        subject={"model": registry.name, "version": version},
+        evidence=evidence(registry.card(version)),
+        inputs=[_model(registry, version)],
+    )
+    return entry
+
+
+def rollback(
+    registry: Registry, acting: dict, reason: str, cluster: Cluster | None = None, poll_s: float = 5.0
+) -> dict:
+    """Production goes back to the version before the one in force."""
+    current = registry.production()
+    if not current or not current["previous"]:
+        raise InputError("there is no previous production version to roll back to")
+    pointer = promote(registry, current["previous"], "rollback", acting, reason)
+    if cluster is not None:
+        spec, target, recorded = _serving_of(registry, pointer["version"])
+        roll_out(
+            cluster,
+            RENDERERS[target](pointer["version"], registry.store.root, spec),
+            None,
+            recorded["timeout_s"],
+            poll_s,
+        )
+    return pointer

@@ -46,6 +46,7 @@ import pandas as pd
 
 from auscult import audio, layout, table
 from auscult.audio import FORMATS
+from auscult.erasure import is_erased, tombstones
 from auscult.errors import InputError
 from auscult.progress import Note, emit
 from auscult.pseudonym import PSEUDONYM_KEY_ENV, TELEMETRY, is_pseudonym, participant_id
@@ -116,6 +117,7 @@ class IngestReport:
     # Values dropped or cleaned, naming row and column; fields beyond a header; entries for the same participant
     # or file that differ, naming both.
     metadata_notes: list[str] = field(default_factory=list)
+    erased: int = 0  # recordings of erased content or participants: counted, never named
 
 
 class _Refused(Exception):
@@ -635,6 +637,7 @@ def ingest(
             f"a pseudonymisation key is required: set {PSEUDONYM_KEY_ENV} (on a cluster, from the pseudonym-key Secret)"
         )
     report = IngestReport()
+    erased = tombstones(store)
     rows: dict[str, dict] = {}
     claims: dict[str, _Claim] = {}
     for spec in sources:
@@ -647,6 +650,9 @@ def ingest(
                 if candidate.participant_kind == PSEUDONYM
                 else participant_id(source.name, candidate.participant, pseudonym_key)
             )
+            if erased and is_erased(erased, pseudonym_key, recording_id, pid):
+                report.erased += 1
+                continue
             claim = _Claim(
                 candidate.described_by,
                 None if candidate.participant_kind == PER_RECORDING else pid,

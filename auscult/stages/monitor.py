@@ -52,11 +52,16 @@ def monitor(registry: Registry, config: MonitorConfig = MonitorConfig()) -> Moni
     comparable = [r for r in records if r.get("stats_version", 1) == reference_stats]
     current = {name: [float(r["stats"][name]) for r in comparable] for name in audio.STAT_NAMES}
     current["prediction"] = [float(r["probabilities"][1]) for r in records]
-    reasons: list[str] = []
     drift: list[dict] = []
+    # A model trained on data a participant has since had erased must be replaced, whatever its traffic says.
+    erasures = registry.erasures(version)
+    reasons = [
+        f"{version} was trained on data erased at {flag['at']} (erasure {flag['erasure']}): retrain without it"
+        for flag in erasures
+    ]
     if len(records) < config.min_requests:
         reasons.append(f"only {len(records)} requests to {version} (fewer than {config.min_requests}): no decision yet")
-        return Monitoring(version, len(records), 0, drift, float("nan"), False, reasons, current, reference)
+        return Monitoring(version, len(records), 0, drift, float("nan"), bool(erasures), reasons, current, reference)
     if len(comparable) < config.min_requests:
         reasons.append(
             f"input drift not judged: {len(records) - len(comparable)} of {len(records)} requests have input "

@@ -44,6 +44,7 @@ class PrepConfig:
         return max(floor, math.ceil(self.min_participants_per_class / smallest - 1e-9)) if smallest > 0 else floor
 
 
+SPLITS = ("train", "validation", "test")
 WINDOWS_FILE = "windows.npy"
 TABLE_FILE = "recordings.parquet"
 INDEX_FILE = "windows.parquet"
@@ -236,6 +237,11 @@ def _window(uri: str, config: PrepConfig) -> tuple[np.ndarray, dict[str, float]]
     decoded = audio.decode(read_uri(uri))
     wave = audio.prepare(decoded.samples, decoded.sample_rate)
     return audio.windows(wave, config.window_s, config.max_windows), audio.input_stats(wave)
+
+
+def split_members(prepared: pd.DataFrame) -> dict[str, list[str]]:
+    """The recording ids of each split (what the lineage record keeps of a run's data)."""
+    return {split: sorted(prepared.loc[prepared["split"] == split, "recording_id"].astype(str)) for split in SPLITS}
 
 
 def audit_markdown(prepared: Prepared) -> str:

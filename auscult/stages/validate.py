@@ -27,11 +27,10 @@ from auscult.model import ScreeningNet, export_onnx
 from auscult.registry import Registry
 from auscult.serving.runtime import Predictor
 from auscult.stages.label import describe_rates, quarantine_bias, quarantine_rates
-from auscult.stages.prep import Prepared, SplitWindows
+from auscult.stages.prep import SPLITS, Prepared, SplitWindows
 from auscult.stages.train import TrainResult, per_recording
 from auscult.task import CLASSES, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 
-SPLITS = ("train", "validation", "test")
 # Besides the target, operating points the report shows (thresholds chosen on validation participants too).
 OTHER_SPECIFICITIES = (0.80, 0.95)
 
@@ -61,11 +60,21 @@ class Verdict:
     reasons: list[str]
     metrics: dict[str, float]
     reference: dict
+    # Per subgroup with an interval: attribute, value, the AUROC's lower bound and the participants of its smaller
+    # class (what the change-control plan compares with production's).
+    subgroups: list[dict] = field(default_factory=list)
+    sources: dict[str, int] = field(default_factory=dict)  # training recordings per source
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         (folder / layout.REFERENCE_FILE).write_text(json.dumps(self.reference))
-        figures = {"blessed": self.blessed, "reasons": self.reasons, "metrics": self.metrics}
+        figures = {
+            "blessed": self.blessed,
+            "reasons": self.reasons,
+            "metrics": self.metrics,
+            "subgroups": self.subgroups,
+            "sources": self.sources,
+        }
         (folder / VERDICT_FILE).write_text(json.dumps(figures))
 
     @classmethod
@@ -73,7 +82,14 @@ class Verdict:
         folder = Path(folder)
         figures = json.loads((folder / VERDICT_FILE).read_text())
         reference = json.loads((folder / layout.REFERENCE_FILE).read_text())
-        return cls(figures["blessed"], figures["reasons"], figures["metrics"], reference)
+        return cls(
+            figures["blessed"],
+            figures["reasons"],
+            figures["metrics"],
+            reference,
+            figures["subgroups"],
+            figures["sources"],
+        )
 
     @staticmethod
     def onnx(folder: str | Path) -> bytes:
@@ -94,9 +110,17 @@ class Validation:
     strata: pd.DataFrame  # per stratum of each flagged property: counts, the model's AUROC where it can be judged
     reference: dict = field(default_factory=dict)  # what monitoring compares production traffic with
 
+    sources: dict[str, int] = field(default_factory=dict)  # training recordings per source
+
     @property
     def verdict(self) -> Verdict:
-        return Verdict(self.blessed, self.reasons, self.metrics, self.reference)
+        judged = self.assessment.subgroups.dropna(subset=["auroc_ci_low"])
+        fewest = judged[[f"{cls}_participants" for cls in CLASSES]].min(axis=1)
+        subgroups = [
+            {"attribute": r.attribute, "value": r.value, "auroc_ci_low": float(r.auroc_ci_low), "participants": int(n)}
+            for r, n in zip(judged.itertuples(), fewest, strict=True)
+        ]
+        return Verdict(self.blessed, self.reasons, self.metrics, self.reference, subgroups, self.sources)
 
 
 def onnx_scores(predictor: Predictor, windows: SplitWindows, index: pd.DataFrame, batch: int = 64) -> pd.DataFrame:
@@ -251,6 +275,7 @@ def validate(
         within=shortcuts.within,
         strata=shortcuts.strata,
         reference=reference_of(prepared, scores),
+        sources={str(k): int(v) for k, v in prepared.training_recordings["source"].value_counts().items()},
     )
     validation.verdict.save(folder)
     return validation

@@ -7,6 +7,7 @@ from auscult.evaluate import evaluate, report_html, summary_lines
 from auscult.model import export_onnx
 from auscult.registry import Registry
 from auscult.stages.deploy import model_card
+from auscult.stages.validate import Verdict
 from pipelines.cli import main
 
 
@@ -15,7 +16,9 @@ def registry(trained, store, tmp_path):
     export_onnx(trained.model, tmp_path / "candidate.onnx")
     registry = Registry(store)
     metrics = {"threshold": 0.5, "target_specificity": 0.9, "auroc": 0.9}
-    version = registry.register((tmp_path / "candidate.onnx").read_bytes(), model_card(metrics, [], b"t"), {})
+    version = registry.register(
+        (tmp_path / "candidate.onnx").read_bytes(), model_card(Verdict(True, [], metrics, {}), b"t"), {}
+    )
     registry.promote(version, "test")
     return registry
 
@@ -68,7 +71,7 @@ def test_recordings_the_model_learnt_from_are_left_out(trained, store, tmp_path,
     learnt = sorted(usable["recording_id"])[:5]
     export_onnx(trained.model, tmp_path / "m.onnx")
     registry = Registry(store)
-    card = model_card({"threshold": 0.5, "target_specificity": 0.9}, [], b"t")
+    card = model_card(Verdict(True, [], {"threshold": 0.5, "target_specificity": 0.9}, {}), b"t")
     version = registry.register((tmp_path / "m.onnx").read_bytes(), card, {"recordings": learnt})
     result = evaluate(
         registry, [str(cohort)], version, bootstrap=100, min_participants_per_class=2, progress=lambda _: None

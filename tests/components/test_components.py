@@ -4,14 +4,15 @@ import pytest
 
 import components
 
+RUN = {"store_uri", "run_id", "run_name"}  # every training task writes its lineage event to the store
 EXPECTED = {
-    "ingest": ({"sources", "store_uri"}, {"table", "metrics"}),
-    "curate": ({"table", "store_uri"}, {"curated", "profile", "metrics"}),
-    "label": ({"table", "class_map", "min_participants_per_class"}, {"labelled", "review_queue", "metrics"}),
-    "prep": ({"table", "seed"}, {"prepared", "metrics", "audit"}),
-    "train": ({"prepared", "epochs", "seed", "guard_channel"}, {"model", "metrics"}),
+    "ingest": ({"sources"} | RUN, {"table", "metrics"}),
+    "curate": ({"table"} | RUN, {"curated", "profile", "metrics"}),
+    "label": ({"table", "class_map", "min_participants_per_class"} | RUN, {"labelled", "review_queue", "metrics"}),
+    "prep": ({"table", "seed"} | RUN, {"prepared", "metrics", "audit"}),
+    "train": ({"prepared", "epochs", "seed", "guard_channel"} | RUN, {"model", "metrics"}),
     "validate": (
-        {"model", "prepared", "store_uri", "min_auroc", "min_participants_per_class", "min_margin_over_metadata"},
+        {"model", "prepared", "min_auroc", "min_participants_per_class", "min_margin_over_metadata"} | RUN,
         {"onnx_model", "metrics", "classification", "report", "summary", "Output"},
     ),
     "deploy": (
@@ -30,8 +31,10 @@ EXPECTED = {
             "serving",
             "namespace",
             "timeout_s",
-        },
-        {"serving_manifest", "metrics", "Output"},
+            "change_plan",
+        }
+        | RUN,
+        {"serving_manifest", "summary", "metrics", "Output"},
     ),
     "monitor": ({"store_uri"}, {"metrics", "report", "retrain", "reasons"}),
 }
@@ -39,6 +42,7 @@ ARTIFACT_TYPES = {
     ("curate", "profile"): "system.HTML",
     ("prep", "audit"): "system.Markdown",
     ("validate", "summary"): "system.Markdown",
+    ("deploy", "summary"): "system.Markdown",
     ("validate", "classification"): "system.ClassificationMetrics",
     ("validate", "onnx_model"): "system.Model",
     ("train", "model"): "system.Model",

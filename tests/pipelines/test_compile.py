@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kfp.dsl import Artifact, Dataset, Metrics, Model
+from kfp.dsl import Artifact, Dataset, Markdown, Metrics, Model
 
 import components
 from auscult import layout
@@ -15,7 +15,7 @@ from pipelines.compile import Images, compile_pipelines, load
 from pipelines.placement import PSEUDONYM_SECRET_KEYS, STORE_SECRET_KEYS, Placement
 
 STAGES = {"ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"}
-STORE_STAGES = {"ingest", "curate", "prep", "validate", "deploy", "monitor"}
+STORE_STAGES = {"ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,6 @@ def test_credentials_come_from_secrets_not_parameters(compiled):
         assert not store.get("optional")
     ingest_secrets = {s["secretName"] for s in executors(platform)["exec-ingest"]["secretAsEnv"]}
     assert "auscult-pseudonym-key" in ingest_secrets
-    assert "exec-label" not in executors(platform) and "exec-train" in executors(platform)
     parameters = " ".join(spec["root"]["inputDefinitions"]["parameters"]).lower()
     assert not any(word in parameters for word in ("secret", "password", "access", "key"))
     assert set(PSEUDONYM_SECRET_KEYS.values()) == {"AUSCULT_PSEUDONYM_KEY"}
@@ -122,7 +121,11 @@ def test_the_store_secret_reaches_the_rendered_serving_manifest(tmp_path):
         serving="none",
         namespace="",
         timeout_s=1,
+        change_plan="",
+        run_id="12345678",
+        run_name="auscult-training-test",
         serving_manifest=manifest,
+        summary=Markdown(uri=str(tmp_path / "summary.md")),
         metrics=Metrics(uri=str(tmp_path / "metrics")),
         **constant,
     )

@@ -1,8 +1,9 @@
+import hashlib
 import re
 
 import pytest
 
-from auscult import layout
+from auscult import __version__, layout
 from auscult.pseudonym import PSEUDONYM_KEY_ENV, PSEUDONYM_SECRET
 from auscult.registry import Registry
 from auscult.serving import contract
@@ -97,13 +98,21 @@ def test_rendered_seldon_deployment_passes_the_crd_schema():
     validate(seldon_deployment("v0001-abc", "s3://bucket/auscult", ServingSpec(gpus=0)))
 
 
-def test_model_card_records_data_code_and_interface():
+def test_model_card_records_data_code_lineage_and_interface():
+    from auscult.lineage import RunRef
     from auscult.stages.deploy import model_card
+    from auscult.stages.validate import Verdict
 
-    card = model_card({"auroc": 0.9}, ["pass: x"], b"table bytes", "abc123")
-    assert card["data_table_sha256"] == __import__("hashlib").sha256(b"table bytes").hexdigest()
-    assert card["code_version"] == "abc123" and card["metrics"] == {"auroc": 0.9}
+    subgroups = [{"attribute": "sex", "value": "female", "auroc_ci_low": 0.7, "participants": 12}]
+    verdict = Verdict(True, ["pass: x"], {"auroc": 0.9}, {}, subgroups, {"cohort": 120})
+    run = RunRef("12345678", "auscult-training-2026-12-01")
+    card = model_card(verdict, b"table bytes", run)
+    assert card["data"] == {"table_sha256": hashlib.sha256(b"table bytes").hexdigest(), "sources": {"cohort": 120}}
+    assert card["code"]["package"] == __version__ and card["metrics"] == {"auroc": 0.9}
+    assert card["model"]["family"] and card["subgroups"] == subgroups
+    assert card["lineage"]["run"] == run.name and card["lineage"]["run_id"] == run.run_id
+    assert card["lineage"]["splits"] == f"lineage/runs/{run.run_id}/prep.json"
     assert card["input"]["sample_rate"] == 16000 and card["output"]["classes"] == ["negative", "positive"]
     assert card["front_end"] == {"f_max_hz": 8000.0, "channel_augmentation": False}
-    capped = model_card({"front_end_f_max_hz": 3350.0, "channel_augmentation": 1.0}, [], b"t")
-    assert capped["front_end"] == {"f_max_hz": 3350.0, "channel_augmentation": True}
+    capped = model_card(Verdict(True, [], {"front_end_f_max_hz": 3350.0, "channel_augmentation": 1.0}, {}), b"t")
+    assert capped["front_end"] == {"f_max_hz": 3350.0, "channel_augmentation": True} and capped["lineage"] == {}
