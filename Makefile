@@ -49,7 +49,9 @@ TAG ?= 0.1.0
 IMAGES := runtime training serving
 
 images:
-	for image in $(IMAGES); do docker build -f images/$$image.Dockerfile -t $(REGISTRY)/auscult-$$image:$(TAG) . || exit 1; done
+	for image in $(IMAGES); do docker build -f images/$$image.Dockerfile -t $(REGISTRY)/auscult-$$image:$(TAG) \
+		--build-arg AUSCULT_CODE_VERSION=$$(git rev-parse HEAD 2>/dev/null) \
+		--build-arg AUSCULT_IMAGE_REF=$(REGISTRY)/auscult-$$image:$(TAG) . || exit 1; done
 
 push-images: images
 	for image in $(IMAGES); do docker push $(REGISTRY)/auscult-$$image:$(TAG) || exit 1; done

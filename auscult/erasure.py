@@ -120,7 +120,7 @@ def _scrub_table(data: bytes, pattern: re.Pattern) -> tuple[bytes | None, object
     frame = pd.read_parquet(io.BytesIO(data))
     hit = pd.Series(False, index=frame.index)
     for column in frame.columns:
-        if frame[column].dtype == object or str(frame[column].dtype).startswith("string"):
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             hit |= frame[column].astype(str).str.contains(pattern, na=False)
     if not hit.any():
         return None, hit

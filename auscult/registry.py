@@ -36,11 +36,15 @@ class Registry:
     def _key(self, version: str, file: str) -> str:
         return layout.model_version(self.name, version, file)
 
-    def register(self, onnx: bytes, card: dict, reference: dict) -> str:
+    def find(self, onnx: bytes) -> str | None:
+        """The version holding these ONNX bytes, if one does."""
         digest = hashlib.sha256(onnx).hexdigest()
-        for version in self.versions():
-            if version.endswith(digest[:12]):
-                return version
+        return next((v for v in self.versions() if v.endswith(digest[:12])), None)
+
+    def register(self, onnx: bytes, card: dict, reference: dict) -> str:
+        if existing := self.find(onnx):
+            return existing
+        digest = hashlib.sha256(onnx).hexdigest()
         version = f"v{len(self.versions()) + 1:04d}-{digest[:12]}"
         # Card and reference first: a version is visible only once its ONNX model exists.
         self.store.put_json(

@@ -11,3 +11,4 @@ MIN_AUROC = 0.80
 # ... and it beats recording properties alone (a model that never listened) by this much, at the lower bound of
 # the paired participant interval of the difference.
 MIN_MARGIN_OVER_METADATA = 0.05
+SPLITS = ("train", "validation", "test")  # prep splits by participant into these

@@ -11,7 +11,7 @@ from auscult import layout
 from auscult.errors import InputError
 from auscult.lineage import Lineage, who
 from auscult.registry import Registry
-from auscult.stages.prep import SPLITS
+from auscult.task import SPLITS
 
 
 def _production_periods(registry: Registry, version: str) -> list[dict]:
@@ -42,10 +42,12 @@ def model_trace(registry: Registry, version: str, splits: Iterable[str] = ("trai
     card = registry.card(version)
     run = card.get("lineage", {})
     members = lineage.members(run["run_id"], "prep") if run else {}
+    current = registry.production()
     return {
         "model": registry.name,
         "version": version,
         "onnx_sha256": card.get("onnx_sha256"),
+        "in_production": bool(current and current["version"] == version),
         "status": registry.status(version),
         "trained_on_erased_data": registry.erasures(version),
         "run": run,
@@ -128,7 +130,8 @@ def model_lines(trace: dict, recordings: int | None = 20) -> list[str]:
     """``trace`` (from :func:`model_trace`) as text; at most ``recordings`` recordings listed (None: all)."""
     run, code, data = trace["run"], trace["code"], trace["data"]
     lines = [
-        f"model {trace['model']} {trace['version']} (onnx sha256 {trace['onnx_sha256']}): {trace['status']['status']}",
+        f"model {trace['model']} {trace['version']} (onnx sha256 {trace['onnx_sha256']}): "
+        + ("in production" if trace["in_production"] else trace["status"]["status"]),
         f"  trained by run {run.get('run', 'unknown')} (run id {run.get('run_id', 'unknown')})",
         f"  code: auscult {code.get('package')}, commit {code.get('commit') or 'unknown'}, "
         f"image {code.get('image') or 'none (local environment)'}",
@@ -148,7 +151,7 @@ def model_lines(trace: dict, recordings: int | None = 20) -> list[str]:
     for r in listed:
         where = r["original_path"] or "(origin erased)"
         lines.append(f"    {r['recording_id']} {r['split']} {r['source'] or '-'} {where}")
-    if len(listed) < len(trace["recordings"]):
+    if listed and len(listed) < len(trace["recordings"]):
         lines.append(f"    ... {len(trace['recordings']) - len(listed)} more (--all lists every one, --json too)")
     return lines
 

@@ -28,6 +28,10 @@ RUN pip install --no-deps .
 # In a pod: listen beyond the loopback; the ports are the Seldon operator's (PREDICTIVE_UNIT_HTTP_SERVICE_PORT,
 # default 9000; PREDICTIVE_UNIT_METRICS_SERVICE_PORT, 6000 as the operator sets it). REST only: no gRPC.
 ENV AUSCULT_SERVING_HOST=0.0.0.0 AUSCULT_TELEMETRY_SPOOL=/var/spool/auscult
+# What the lineage record names as the code and image a task or server ran (`make images` passes both).
+ARG AUSCULT_CODE_VERSION=""
+ARG AUSCULT_IMAGE_REF=""
+ENV AUSCULT_CODE_VERSION=${AUSCULT_CODE_VERSION} AUSCULT_IMAGE_REF=${AUSCULT_IMAGE_REF}
 USER 10001
 EXPOSE 9000 6000
 CMD ["python", "-m", "auscult.serving.launcher"]

@@ -28,4 +28,8 @@ COPY components/ ./components/
 COPY pipelines/ ./pipelines/
 RUN pip install --no-deps .
 
+# What the lineage record names as the code and image a task or server ran (`make images` passes both).
+ARG AUSCULT_CODE_VERSION=""
+ARG AUSCULT_IMAGE_REF=""
+ENV AUSCULT_CODE_VERSION=${AUSCULT_CODE_VERSION} AUSCULT_IMAGE_REF=${AUSCULT_IMAGE_REF}
 USER 10001

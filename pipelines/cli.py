@@ -132,6 +132,8 @@ def _submit(args: argparse.Namespace) -> int:
     if not args.upload_only and not args.store:
         raise SystemExit("auscult submit: --store is required to start a run (or pass --upload-only)")
     arguments = {"store_uri": args.store, "sources": args.source or ["telemetry"], "epochs": args.epochs}
+    if args.change_plan:
+        arguments["change_plan"] = args.change_plan
     submission = Submission(
         host=args.host,
         arguments=arguments,
@@ -612,6 +614,12 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--store", help="object store URI for the run, e.g. s3://auscult/prod (needed to start a run)")
     submit.add_argument("--source", action="append", default=[], help="ingest source; repeatable (default: telemetry)")
     submit.add_argument("--epochs", type=_at_least(1), default=10, help="training epochs")
+    submit.add_argument(
+        "--change-plan",
+        metavar="NAME",
+        help="the change-control plan in the store that decides what ships on its own (put it with `auscult plan "
+        "put`; default: the shipped plan)",
+    )
     submit.add_argument("--schedule", metavar="CRON", help="also schedule the monitor pipeline, e.g. '0 3 * * *'")
     submit.add_argument("--version", help="pipeline version name (default: v<UTC timestamp>)")
     submit.add_argument("--upload-only", action="store_true", help="upload the new version, start nothing")
@@ -793,6 +801,9 @@ def _log_file(command: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Piped into `head`, a command stops quietly when the reader does, as other command-line tools do.
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
     from auscult.errors import InputError
 

@@ -274,7 +274,7 @@ def deploy(
     render = RENDERERS[target]
     record = Lineage(registry.store)
     acting = lineage.actor()
-    is_new = hashlib.sha256(onnx).hexdigest()[:12] not in "".join(registry.versions())
+    is_new = registry.find(onnx) is None
     version = registry.register(onnx, card, reference)
     if target == "seldon-v2":
         publish_for_triton(registry, version)

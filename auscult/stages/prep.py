@@ -23,7 +23,7 @@ from auscult.parallel import ordered_map
 from auscult.progress import Tracker, emit
 from auscult.stages.label import LABELLED, quarantine_bias, quarantine_rates
 from auscult.store import read_uri
-from auscult.task import CLASSES, MIN_PARTICIPANTS_PER_CLASS
+from auscult.task import CLASSES, MIN_PARTICIPANTS_PER_CLASS, SPLITS
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,6 @@ class PrepConfig:
         return max(floor, math.ceil(self.min_participants_per_class / smallest - 1e-9)) if smallest > 0 else floor
 
 
-SPLITS = ("train", "validation", "test")
 WINDOWS_FILE = "windows.npy"
 TABLE_FILE = "recordings.parquet"
 INDEX_FILE = "windows.parquet"

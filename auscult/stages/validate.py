@@ -27,9 +27,9 @@ from auscult.model import ScreeningNet, export_onnx
 from auscult.registry import Registry
 from auscult.serving.runtime import Predictor
 from auscult.stages.label import describe_rates, quarantine_bias, quarantine_rates
-from auscult.stages.prep import SPLITS, Prepared, SplitWindows
+from auscult.stages.prep import Prepared, SplitWindows
 from auscult.stages.train import TrainResult, per_recording
-from auscult.task import CLASSES, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
+from auscult.task import CLASSES, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS, SPLITS
 
 # Besides the target, operating points the report shows (thresholds chosen on validation participants too).
 OTHER_SPECIFICITIES = (0.80, 0.95)

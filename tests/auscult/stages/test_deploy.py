@@ -116,3 +116,92 @@ def test_model_card_records_data_code_lineage_and_interface():
     assert card["front_end"] == {"f_max_hz": 8000.0, "channel_augmentation": False}
     capped = model_card(Verdict(True, [], {"front_end_f_max_hz": 3350.0, "channel_augmentation": 1.0}, {}), b"t")
     assert capped["front_end"] == {"f_max_hz": 3350.0, "channel_augmentation": True} and capped["lineage"] == {}
+
+
+STRICT_PLAN = """apiVersion: auscult.io/v1
+kind: ChangeControlPlan
+metadata: {name: strict, version: 1}
+spec: {automatic: [first-model, retraining], knownSources: []}
+"""
+PERSON = {"user": "clinician", "host": "ward", "by": "Dr Example"}
+
+
+def blessed_card(sources: dict) -> dict:
+    return {"metrics": {"auroc": 0.9}, "validation": ["pass: gate"], "data": {"sources": sources}}
+
+
+def test_outside_the_plan_a_model_awaits_approval_and_production_stays(any_store):
+    from auscult.change_control import ChangePlan
+    from auscult.lineage import Lineage
+    from auscult.registry import AWAITING_APPROVAL
+    from auscult.stages.deploy import approve
+
+    registry, plan = Registry(any_store), ChangePlan.parse(STRICT_PLAN, "strict.yaml")
+    first = deploy(registry, b"onnx-1", blessed_card({"cohort": 90}), {"input": {}}, plan=plan)
+    assert first.promoted and registry.production()["version"] == first.version
+    second = deploy(registry, b"onnx-2", blessed_card({"cohort": 90, "telemetry": 40}), {"input": {}}, plan=plan)
+    assert not second.promoted and second.previous == first.version
+    assert registry.production()["version"] == first.version
+    assert registry.status(second.version)["status"] == AWAITING_APPROVAL
+    assert "new-data-source" in second.decision.summary()
+    # A rerun of the same run asks once.
+    deploy(registry, b"onnx-2", blessed_card({"cohort": 90, "telemetry": 40}), {"input": {}}, plan=plan)
+
+    pointer = approve(registry, second.version, PERSON, "telemetry reviewed by the clinical lead")
+    assert pointer["version"] == registry.production()["version"] == second.version
+    trail = Lineage(any_store).audit_trail()
+    assert [a["action"] for a in trail] == ["register", "promote", "register", "await-approval", "approve"]
+    approval = trail[-1]
+    assert approval["actor"]["by"] == "Dr Example" and approval["reason"] == "telemetry reviewed by the clinical lead"
+    assert approval["evidence"]["validation"] == ["pass: gate"] and approval["evidence"]["auroc"] == 0.9
+    assert approval["subject"] == {"model": MODEL_NAME, "version": second.version, "previous": first.version}
+
+
+def test_a_rejected_version_cannot_be_approved_and_rollback_is_recorded(store):
+    from auscult.errors import InputError
+    from auscult.lineage import Lineage
+    from auscult.stages.deploy import approve, reject, rollback
+
+    registry = Registry(store)
+    first = deploy(registry, b"onnx-1", blessed_card({"a": 1}), {"input": {}})
+    second = deploy(registry, b"onnx-2", blessed_card({"a": 1}), {"input": {}})
+    with pytest.raises(InputError, match="roll back first"):
+        reject(registry, second.version, PERSON, "no")
+    pointer = rollback(registry, PERSON, "false positives reported by the clinic")
+    assert pointer["version"] == first.version and registry.production()["version"] == first.version
+    reject(registry, second.version, PERSON, "false positives")
+    with pytest.raises(InputError, match="rejected"):
+        approve(registry, second.version, PERSON, "changed my mind")
+    with pytest.raises(InputError, match="no registered version"):
+        approve(registry, "v9999-nothing", PERSON, "x")
+    assert [a["action"] for a in Lineage(store).audit_trail()][-2:] == ["rollback", "reject"]
+
+
+def test_approval_on_a_cluster_rolls_out_the_serving_spec_recorded_at_registration(store):
+    from kubernetes import client
+
+    from auscult.change_control import ChangePlan
+    from auscult.cluster import Cluster
+    from auscult.stages.deploy import approve
+    from tests.auscult.kube_api import FakeKube, serve
+
+    api = FakeKube()
+    server, url = serve(api)
+    try:
+        cluster = Cluster(client.ApiClient(client.Configuration(host=url)), "screening")
+        registry, plan = Registry(store), ChangePlan.parse(STRICT_PLAN, "strict.yaml")
+        spec = ServingSpec(namespace="screening", image="registry.example/serving:7", gpus=0)
+        deploy(registry, b"m-1", blessed_card({"a": 1}), {}, spec, cluster=cluster, timeout_s=1, poll_s=0.01, plan=plan)
+        waiting = deploy(
+            registry, b"m-2", blessed_card({"a": 1, "b": 1}), {}, spec, cluster=cluster, timeout_s=1, plan=plan
+        )
+        assert not waiting.promoted and len([r for r in api.requests if r["method"] == "PATCH"]) == 1
+        approve(registry, waiting.version, PERSON, "ok", cluster, poll_s=0.01)
+    finally:
+        server.shutdown()
+    applied = [r["body"] for r in api.requests if r["method"] == "PATCH"][-1]
+    container = applied["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]
+    assert applied["metadata"]["labels"]["auscult.io/model-version"] == waiting.version
+    assert (
+        container["image"] == "registry.example/serving:7" and "nvidia.com/gpu" not in container["resources"]["limits"]
+    )

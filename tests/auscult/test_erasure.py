@@ -1,0 +1,137 @@
+"""Erasure: nothing of the participant is left in the store or the pipeline root, nothing comes back, and the
+models trained on them are flagged."""
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from auscult import layout, synth
+from auscult import table as recording_table
+from auscult.erasure import erase
+from auscult.lineage import Lineage, RunRef
+from auscult.pseudonym import participant_id, telemetry_participant
+from auscult.registry import Registry
+from auscult.serving.telemetry import TelemetryWriter
+from auscult.stages.curate import curate
+from auscult.stages.deploy import deploy, model_card
+from auscult.stages.ingest import ingest
+from auscult.stages.label import label, review_queue
+from auscult.stages.monitor import monitor
+from auscult.stages.prep import prep, split_members
+from auscult.stages.validate import Verdict
+from tests.conftest import KEY
+
+PERSON = {"user": "dpo", "host": "office", "by": "Data Protection Officer"}
+RUN = RunRef("4242", "auscult-training-erasure-test")
+TELEMETRY_TAG = "app-user-7"
+
+
+def text_of(name: str, data: bytes) -> str:
+    """What a file or object says, tables included (Parquet compresses its strings)."""
+    if name.endswith(".parquet"):
+        return pd.read_parquet(io.BytesIO(data)).to_csv()
+    return data.decode("utf-8", "replace")
+
+
+def run_pipeline_by_hand(cohort: Path, store, root: Path) -> tuple[str, pd.DataFrame]:
+    """The stages as the components call them, writing what the components write (lineage included)."""
+    lineage = Lineage(store)
+    frame, _ = ingest([str(cohort)], store, KEY, progress=lambda _: None)
+    (root / "ingest").mkdir(parents=True)
+    recording_table.write(frame, root / "ingest" / "table", "ingest")
+    for row in frame.itertuples():
+        lineage.note_origin(row.recording_id, row.source, row.original_path, row.participant_id)
+    lineage.record_members(RUN, "ingest", {"recordings": sorted(frame["recording_id"])})
+    curated, _ = curate(frame, store, progress=lambda _: None)
+    set_aside = curated[curated["status"] == recording_table.QUARANTINED]
+    lineage.record_members(
+        RUN, "curate", {"quarantined": dict(zip(set_aside["recording_id"], set_aside["reason"], strict=True))}
+    )
+    labelled = label(curated)
+    recording_table.write_csv(review_queue(labelled), root / "review_queue.csv")
+    prepared = prep(labelled, root / "prep" / "prepared", progress=lambda _: None)
+    lineage.record_members(RUN, "prep", split_members(prepared.table))
+    seen = sorted(prepared.table.loc[prepared.table["split"].isin(["train", "validation"]), "recording_id"])
+    verdict = Verdict(True, ["pass: test"], {"auroc": 0.9}, {"recordings": seen, "input": {}, "prediction": []})
+    registry = Registry(store)
+    result = deploy(registry, b"onnx bytes", model_card(verdict, b"table", RUN), verdict.reference)
+    return result.version, prepared.table
+
+
+def serve_one_request(store, tmp_path: Path) -> None:
+    writer = TelemetryWriter(store, tmp_path / "spool")
+    wave = np.sin(np.linspace(0, 200, 16000)).astype(np.float32)
+    tags = {"participant": telemetry_participant(TELEMETRY_TAG, KEY), "sound_type": "cough"}
+    writer.record("request-1", "v0001", wave, [0.4, 0.6], {"rms_db": -20.0}, tags)
+    writer.feedback("request-1", "positive")
+    writer.close()
+
+
+@pytest.mark.parametrize("who", ["dataset", "telemetry"])
+def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, cohort, any_store, tmp_path):
+    root = tmp_path / "pipeline-root"
+    serve_one_request(any_store, tmp_path)
+    version, prepared = run_pipeline_by_hand(cohort, any_store, root)
+    windows_before = np.load(root / "prep" / "prepared" / "windows.npy").shape[0]
+    trained = prepared[prepared["split"] == "train"]
+    if who == "dataset":
+        with open(cohort / synth.METADATA_FILE, newline="") as handle:
+            ids = [row["id"] for row in csv.DictReader(handle)]
+        # A participant whose recordings the model was trained on.
+        source, person = (
+            cohort.name,
+            next(i for i in ids if participant_id(cohort.name, i, KEY) in set(trained["participant_id"])),
+        )
+    else:
+        source, person = "telemetry", TELEMETRY_TAG
+    pseudonym = participant_id(source, person, KEY)
+    recordings = set(prepared.loc[prepared["participant_id"] == pseudonym, "recording_id"])
+    if who == "telemetry":
+        audio_keys = any_store.list(layout.TELEMETRY_AUDIO)
+        recordings = {key.rpartition("/")[2].removesuffix(".wav") for key in audio_keys}
+    assert recordings, "the participant has recordings to erase"
+    needles = recordings | {pseudonym}
+
+    report = erase(any_store, source, person, KEY, PERSON, "consent withdrawn", root)
+
+    assert report.recordings == len(recordings)
+    for key in any_store.list():
+        said = key + text_of(key, any_store.get(key))
+        assert not any(needle in said for needle in needles), f"{key} still names the participant"
+    for path in (p for p in root.rglob("*") if p.is_file()):
+        said = str(path) + ("" if path.suffix == ".npy" else text_of(path.name, path.read_bytes()))
+        assert not any(needle in said for needle in needles), f"{path} still names the participant"
+    index = pd.read_parquet(root / "prep" / "prepared" / "windows.parquet")
+    assert np.load(root / "prep" / "prepared" / "windows.npy").shape[0] == len(index)
+    if who == "dataset":
+        assert len(index) < windows_before, "the participant's windows are gone from the window file"
+        assert report.flagged_versions == [version] and report.runs == [RUN.name]
+        assert Registry(any_store).erasures(version)[0]["erasure"] == report.erasure_id
+        assert any("trained on data erased" in reason for reason in monitor(Registry(any_store)).reasons)
+        # Ingesting the same folder again brings none of it back.
+        again, ingested = ingest([str(cohort)], any_store, KEY, progress=lambda _: None)
+        assert not set(again["recording_id"]) & recordings and ingested.erased == len(recordings)
+        assert pseudonym not in set(again["participant_id"])
+    else:
+        assert ingest(["telemetry"], any_store, KEY, progress=lambda _: None)[0].empty
+    (act,) = [a for a in Lineage(any_store).audit_trail() if a["action"] == "erase"]
+    assert act["actor"]["by"] == "Data Protection Officer" and act["reason"] == "consent withdrawn"
+    assert act["evidence"]["recordings"] == len(recordings) and pseudonym not in str(act)
+
+
+def test_erasing_someone_never_ingested_changes_nothing(cohort, store, tmp_path):
+    root = tmp_path / "root"
+    run_pipeline_by_hand(cohort, store, root)
+    before = {key: store.get(key) for key in store.list()}
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    report = erase(store, cohort.name, "nobody", KEY, PERSON, "request", root)
+    assert report.recordings == 0 and not report.flagged_versions and not report.removed_files
+    after = {key: store.get(key) for key in store.list() if not key.startswith(("lineage/events", "governance"))}
+    assert after == {k: v for k, v in before.items() if not k.startswith("lineage/events")}
+    assert all((copy / p.relative_to(root)).read_bytes() == p.read_bytes() for p in root.rglob("*") if p.is_file())
