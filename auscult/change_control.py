@@ -170,11 +170,13 @@ def classify(candidate: Mapping, production: Mapping | None, plan: ChangePlan) -
         changes = (Change(FIRST_MODEL, "no model is in production"),)
         return Decision(reference, changes, FIRST_MODEL in plan.automatic)
     found = [Change(RETRAINING, f"replaces {production.get('version', 'the production model')}")]
+    # A card registered before a field was kept says nothing about it: unknown is not a change.
     family, current_family = candidate.get("model", {}).get("family"), production.get("model", {}).get("family")
-    if family != current_family:
+    if current_family is not None and family != current_family:
         found.append(Change(NEW_MODEL_FAMILY, f"{current_family or 'unknown'} -> {family}"))
-    known = set(production.get("data", {}).get("sources", {})) | plan.known_sources
-    new_sources = sorted(set(candidate.get("data", {}).get("sources", {})) - known)
+    trained_on = production.get("data", {}).get("sources")
+    known = set(trained_on or {}) | plan.known_sources
+    new_sources = sorted(set(candidate.get("data", {}).get("sources", {})) - known) if trained_on is not None else []
     if new_sources:
         found.append(Change(NEW_DATA_SOURCE, "trained on " + ", ".join(new_sources)))
     target = candidate.get("operating_point", {}).get("target_specificity")

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from auscult import layout
+from auscult.errors import InputError
 from auscult.lineage import Lineage
 from auscult.pseudonym import participant_id
 from auscult.registry import Registry
@@ -32,9 +33,10 @@ from auscult.store import ObjectStore, json_bytes
 
 # Objects erasure deletes rather than edits, and those it never reads (audio: named by its hash).
 DELETED_PREFIXES = (layout.LAKE, layout.QUARANTINE, layout.LINEAGE_RECORDINGS, layout.TELEMETRY_AUDIO)
-# Pipeline-root files that are data, not text: edited through their table (window files through their index).
+# A window file is edited through the index beside it; model weights and images name no one.
 WINDOWS_INDEX, WINDOWS = "windows.parquet", "windows.npy"
 BINARY_SUFFIXES = (".npy", ".onnx", ".pt", ".png", ".wav")
+PARQUET_MAGIC = b"PAR1"  # a KFP artifact has no file extension: a table is known by its bytes
 
 
 @dataclass
@@ -86,6 +88,26 @@ def _needle_pattern(needles: Collection[str]) -> re.Pattern:
     return re.compile("|".join(re.escape(n) for n in sorted(needles)))
 
 
+def _ids_in_tables(root: Path, pseudonym: str) -> set[str]:
+    """Recording ids that the pipeline root's tables give the participant (data ingested before origins were
+    kept has none)."""
+    import pandas as pd
+
+    found: set[str] = set()
+    for path in _data_files(root):
+        with open(path, "rb") as handle:
+            if handle.read(4) != PARQUET_MAGIC:
+                continue
+        frame = pd.read_parquet(path)
+        if {"participant_id", "recording_id"} <= set(frame.columns):
+            found |= set(frame.loc[frame["participant_id"] == pseudonym, "recording_id"].astype(str))
+    return found
+
+
+def _data_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in BINARY_SUFFIXES)
+
+
 def _scrub_json(value: object, pattern: re.Pattern) -> tuple[object, int]:
     """``value`` without any string, list item or key naming an erased id; and how many went."""
     if isinstance(value, str):
@@ -129,47 +151,51 @@ def _scrub_table(data: bytes, pattern: re.Pattern) -> tuple[bytes | None, object
     return out.getvalue(), hit
 
 
-def scrub(name: str, data: bytes, pattern: re.Pattern) -> bytes | None:
-    """``data`` (of file or object ``name``) without what names an erased id; ``data`` itself when nothing does;
-    None when it names one and cannot be edited (it should be deleted)."""
-    if name.endswith(".parquet"):
+def scrub(data: bytes, pattern: re.Pattern) -> bytes | None:
+    """``data`` without what names an erased id: a Parquet table without those rows, JSON without those values,
+    text (CSV, HTML, Markdown, logs) without those lines; ``data`` itself when nothing names one; None for other
+    bytes that name one (they cannot be edited, and are deleted)."""
+    if data[:4] == PARQUET_MAGIC and data[-4:] == PARQUET_MAGIC:
         edited, _ = _scrub_table(data, pattern)
         return data if edited is None else edited
-    if not pattern.search(data.decode("utf-8", "replace")):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        binary = re.compile(pattern.pattern.encode())
+        return None if binary.search(data) else data
+    if not pattern.search(text):
         return data
-    if name.endswith(".json"):
-        try:
-            value = json.loads(data)
-        except ValueError:
-            return None
-        clean, removed = _scrub_json(value, pattern)
-        if isinstance(clean, dict) and "members" in clean:
-            clean["erased"] = int(clean.get("erased", 0)) + removed
-        return json_bytes(clean) if json_bytes(value) == data else json.dumps(clean).encode()
-    if name.endswith(".csv"):
-        lines = data.decode("utf-8", "replace").splitlines(keepends=True)
-        return "".join(lines[:1] + [line for line in lines[1:] if not pattern.search(line)]).encode()
-    return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "".join(line for line in text.splitlines(keepends=True) if not pattern.search(line)).encode()
+    clean, removed = _scrub_json(value, pattern)
+    if isinstance(clean, dict) and "members" in clean:
+        clean["erased"] = int(clean.get("erased", 0)) + removed
+    return json_bytes(clean) if json_bytes(value) == data else json.dumps(clean).encode()
 
 
 def _scrub_pipeline_root(root: Path, pattern: re.Pattern, report: ErasureReport) -> None:
     import numpy as np
 
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix in BINARY_SUFFIXES:
-            continue
+    for path in _data_files(root):
         data = path.read_bytes()
         if path.name == WINDOWS_INDEX and (path.parent / WINDOWS).is_file():
             edited, hit = _scrub_table(data, pattern)
             if edited is None:
                 continue
+            # The index first: a window file that outlives it still holds only windows someone may keep.
             windows = np.load(path.parent / WINDOWS, mmap_mode="r")
             kept = np.ascontiguousarray(windows[~hit.to_numpy()])
             del windows
-            np.save(path.parent / WINDOWS, kept)
-            report.edited_files.append(str(path.parent / WINDOWS))
-        else:
-            edited = scrub(path.name, data, pattern)
+            path.write_bytes(edited)
+            partial = path.parent / f".erasing-{WINDOWS}"
+            with open(partial, "wb") as handle:
+                np.save(handle, kept)
+            partial.replace(path.parent / WINDOWS)
+            report.edited_files += [str(path), str(path.parent / WINDOWS)]
+            continue
+        edited = scrub(data, pattern)
         if edited is None:
             path.unlink()
             report.removed_files.append(str(path))
@@ -188,17 +214,22 @@ def erase(
     pipeline_root: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ErasureReport:
-    """Erase the participant that ``source`` calls ``participant`` (``key``: the pseudonymisation key)."""
+    """Erase the participant that ``source`` calls ``participant`` (``key``: the pseudonymisation key).
+
+    Tombstones are written first and origins deleted last, so an erasure that stops half-way (a store outage)
+    can be run again and finds the same recordings, and nothing it had reached can be ingested meanwhile."""
     from auscult.serving import telemetry
 
     pseudonym = participant_id(source, participant, key)
     report = ErasureReport(uuid.uuid4().hex[:12])
     lineage, registry = Lineage(store), Registry(store)
-    ids = set()
+    origins = set()
     for origin_key in store.list(layout.LINEAGE_RECORDINGS):
         if store.get_json(origin_key).get("participant_id") == pseudonym:
-            ids.add(origin_key.rpartition("/")[2].removesuffix(".json"))
-    progress(f"{len(ids)} recordings ingested from the participant")
+            origins.add(origin_key)
+    ids = {key_name.rpartition("/")[2].removesuffix(".json") for key_name in origins}
+    if pipeline_root is not None:
+        ids |= _ids_in_tables(pipeline_root, pseudonym)
     recorded = telemetry.read(store)
     doomed: set[str] = set()
     for record_key, record in recorded.records.items():
@@ -206,35 +237,39 @@ def erase(
             report.telemetry_requests += 1
             doomed |= {record_key, record["audio_key"], layout.telemetry_feedback(record["request_id"])}
             ids.add(record["audio_key"].rpartition("/")[2].removesuffix(".wav"))
+    if not ids:
+        raise InputError(
+            f"nothing in {store.root} belongs to participant {participant!r} of source {source!r}: check the source's "
+            "name (the folder's name, or 'telemetry' for a participant tag sent to the server), the id, and that the "
+            "pseudonymisation key is the one ingest used"
+        )
     report.recordings = len(ids)
+    progress(f"{len(ids)} recordings and {report.telemetry_requests} served requests of the participant")
     needles = ids | {pseudonym}
     pattern = _needle_pattern(needles)
+    at = datetime.now(UTC).isoformat()
+    for value in sorted(needles):
+        store.put(layout.tombstone(tombstone_hash(key, value)), json_bytes({"erasure": report.erasure_id, "at": at}))
     for recording_id in ids:
-        doomed |= {layout.quarantine(recording_id), layout.lineage_recording(recording_id)}
+        doomed.add(layout.quarantine(recording_id))
         doomed |= set(store.list(f"{layout.LAKE}{recording_id[:2]}/{recording_id}."))
     # Runs and versions that used the data, read before the memberships lose the ids.
     used_by: dict[str, str] = {}
     for run_id in lineage.runs():
         names = None
         for stage in ("ingest", "curate", "prep"):
-            kept = (
-                store.get_json(layout.lineage_run(run_id, stage))
-                if store.exists(layout.lineage_run(run_id, stage))
-                else None
-            )
+            kept = lineage.membership(run_id, stage)
             if kept and pattern.search(json.dumps(kept["members"])):
                 names = kept["run"]
                 if stage == "prep":
                     used_by[run_id] = kept["run"]
         if names:
             report.runs.append(names)
-    at = datetime.now(UTC).isoformat()
     for version in registry.versions():
         run_id = registry.card(version).get("lineage", {}).get("run_id")
         if run_id in used_by:
-            registry.flag_erased(
-                version, report.erasure_id, {"erasure": report.erasure_id, "at": at, "run": used_by[run_id]}
-            )
+            flag = {"erasure": report.erasure_id, "at": at, "run": used_by[run_id]}
+            registry.flag_erased(version, report.erasure_id, flag)
             report.flagged_versions.append(version)
     for object_key in sorted(doomed):
         if store.exists(object_key):
@@ -245,17 +280,18 @@ def erase(
         if object_key.startswith(skipped) or object_key.endswith(BINARY_SUFFIXES):
             continue
         data = store.get(object_key)
-        edited = scrub(object_key, data, pattern)
+        edited = scrub(data, pattern)
         if edited is None:
             store.delete(object_key)
             report.deleted_objects += 1
         elif edited is not data:
             store.put(object_key, edited)
             report.edited_objects += 1
-    for value in sorted(needles):
-        store.put(layout.tombstone(tombstone_hash(key, value)), json_bytes({"erasure": report.erasure_id, "at": at}))
-    if pipeline_root is not None and pipeline_root.is_dir():
+    if pipeline_root is not None:
         _scrub_pipeline_root(pipeline_root, pattern, report)
+    for origin_key in sorted(origins):
+        store.delete(origin_key)
+        report.deleted_objects += 1
     lineage.audit(
         "erase",
         acting,

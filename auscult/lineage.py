@@ -269,12 +269,17 @@ class Lineage:
         counts = {group: len(ids) for group, ids in members.items() if isinstance(ids, list | dict)}
         return facet("MembershipFacet", key=key, sha256=hashlib.sha256(body).hexdigest(), counts=counts)
 
-    def members(self, run_id: str, stage: str) -> dict:
-        """The membership ``record_members`` kept (``{}`` when there is none)."""
+    def membership(self, run_id: str, stage: str) -> dict | None:
+        """What ``record_members`` kept: run name, stage, members, and how many erasure removed."""
         try:
-            return self.store.get_json(layout.lineage_run(run_id, stage))["members"]
+            return self.store.get_json(layout.lineage_run(run_id, stage))
         except KeyError:
-            return {}
+            return None
+
+    def members(self, run_id: str, stage: str) -> dict:
+        """The members ``record_members`` kept (``{}`` when there are none)."""
+        kept = self.membership(run_id, stage)
+        return kept["members"] if kept else {}
 
     def runs(self) -> list[str]:
         """The run ids that kept a membership."""

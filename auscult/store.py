@@ -216,7 +216,16 @@ class S3Store(ObjectStore):
         return True
 
     def delete(self, key: str) -> None:
-        self._retrying(self.client.remove_object, self.bucket, self._key(key))
+        # On a versioned bucket a plain delete only hides the object behind a marker: every version goes, so that
+        # an erased object is gone.
+        def remove_every_version() -> None:
+            name = self._key(key)
+            for found in self.client.list_objects(self.bucket, prefix=name, include_version=True):
+                if found.object_name == name:
+                    version = None if found.version_id in (None, "null") else found.version_id
+                    self.client.remove_object(self.bucket, name, version_id=version)
+
+        self._retrying(remove_every_version)
 
     def list(self, prefix: str = "") -> list[str]:
         strip = len(self.prefix) + 1 if self.prefix else 0

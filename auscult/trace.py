@@ -41,7 +41,8 @@ def model_trace(registry: Registry, version: str, splits: Iterable[str] = ("trai
     lineage = Lineage(registry.store)
     card = registry.card(version)
     run = card.get("lineage", {})
-    members = lineage.members(run["run_id"], "prep") if run else {}
+    kept = (lineage.membership(run["run_id"], "prep") if run else None) or {"members": {}}
+    members = kept["members"]
     current = registry.production()
     return {
         "model": registry.name,
@@ -55,7 +56,7 @@ def model_trace(registry: Registry, version: str, splits: Iterable[str] = ("trai
         "data": {
             **card.get("data", {}),
             "split_sizes": {split: len(members.get(split, [])) for split in SPLITS},
-            "erased_from_splits": members.get("erased", 0),
+            "erased_from_splits": kept.get("erased", 0),
         },
         "recordings": [r for split in splits for r in _recordings(lineage, members.get(split, []), split)],
         "production": _production_periods(registry, version),

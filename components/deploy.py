@@ -74,6 +74,8 @@ def deploy(
         serving_manifest.metadata.update({"version": result.version, "previous": result.previous or ""})
         if result.decision is not None:
             emit(Note("deploy", result.decision.summary()))
+        if result.held:
+            emit(Note("deploy", f"not promoted: {result.held}"))
         if result.promoted or result.decision is None:
             emit(Note("deploy", f"production is now {result.version} (previous: {result.previous})"))
         else:

@@ -264,8 +264,9 @@ def _lineage(args: argparse.Namespace) -> int:
 def _cluster_for(registry, version: str, args: argparse.Namespace):
     """The cluster to roll ``version`` out on: where deploy would have, unless --no-rollout or deploy only rendered."""
     from auscult.cluster import Cluster
+    from auscult.stages.deploy import serving_record
 
-    recorded = registry.serving(version) or {}
+    recorded = serving_record(registry, version)
     if args.no_rollout or not recorded.get("rollout"):
         return None
     return Cluster.from_environment(recorded["spec"]["namespace"])
@@ -343,6 +344,8 @@ def _erase(args: argparse.Namespace) -> int:
     from auscult.store import open_store
     from pipelines.local import Workspace
 
+    if args.pipeline_root and not args.pipeline_root.is_dir():
+        raise CommandFailed(f"--pipeline-root {args.pipeline_root} is not a folder")
     root = args.pipeline_root or Workspace(args.workdir).pipeline_root
     report = erase(
         open_store(_store_uri(args)),

@@ -75,6 +75,7 @@ class LoopResult:
     report_path: Path
     peak_rss_mib: float
     seconds: float
+    erasures: list[dict] = field(default_factory=list)  # erasures of data the production model was trained on
 
 
 def log_path(workdir: Path) -> Path:
@@ -225,6 +226,7 @@ def _loop(config: LoopConfig, console: Console) -> LoopResult:
         config.workdir / "report.html",
         peak / 1024,
         time.perf_counter() - started,
+        registry.erasures(final["version"]) if final else [],
     )
     result.report_path.write_text(loop_report(result))
     return result
@@ -288,6 +290,10 @@ def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
         lines.append(f"  decision: {'RETRAIN' if retrain else 'keep the current model'}")
         lines += [f"    {reason}" for reason in str(result.monitoring.parameter("monitor", "reasons", "")).splitlines()]
     lines.append(f"Production model: {result.production or 'none'}")
+    lines += [
+        f"  RETRAIN: it was trained on data erased at {flag['at']} (erasure {flag['erasure']})"
+        for flag in result.erasures
+    ]
     lines.append(f"Wall time {result.seconds:.0f} s; peak memory of one process {result.peak_rss_mib:.0f} MiB")
     lines.append(f"Report: {result.report_path.resolve()}")
     return lines

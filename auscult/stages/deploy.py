@@ -251,8 +251,9 @@ class Deployment:
     version: str
     previous: str | None  # production before this deploy
     manifest: dict
-    decision: Decision | None  # None when the version was in production already
+    decision: Decision | None  # None when the version was in production already, or is held
     promoted: bool
+    held: str | None = None  # why a registered version may not be promoted at all (rejected, trained on erased data)
 
 
 def deploy(
@@ -296,6 +297,8 @@ def deploy(
     current = registry.production()
     if current and current["version"] == version:
         return Deployment(version, current["previous"], manifest, None, False)
+    if held := _held(registry, version):
+        return Deployment(version, current and current["version"], manifest, None, False, held)
     decision = classify(registry.card(version), registry.card(current["version"]) if current else None, plan)
     if not decision.automatic:
         if registry.status(version)["status"] != AWAITING_APPROVAL:
@@ -339,8 +342,28 @@ def roll_out_or_back(
         raise
 
 
+def _held(registry: Registry, version: str) -> str | None:
+    """Why ``version`` may never be promoted, if it may not."""
+    if registry.status(version)["status"] == REJECTED:
+        return f"{version} was rejected"
+    if erasures := registry.erasures(version):
+        return f"{version} was trained on data erased at {erasures[0]['at']}: retrain without it"
+    return None
+
+
+def serving_record(registry: Registry, version: str) -> dict:
+    """How ``version`` is rolled out: as recorded at its registration, or for a version registered before that was
+    kept, as production's was; render only when neither says."""
+    current = registry.production()
+    return (
+        registry.serving(version)
+        or (current and registry.serving(current["version"]))
+        or {"target": "seldon-v1", "rollout": False, "timeout_s": 600.0, "spec": {}}
+    )
+
+
 def _serving_of(registry: Registry, version: str) -> tuple[ServingSpec, str, dict]:
-    recorded = registry.serving(version) or {"target": "seldon-v1", "rollout": False, "spec": {}}
+    recorded = serving_record(registry, version)
     fields = dict(recorded["spec"])
     fields["tolerations"] = list(fields.get("tolerations", ServingSpec().tolerations))
     return ServingSpec(**fields), recorded["target"], recorded
@@ -353,9 +376,8 @@ def approve(
     the serving specification recorded at registration."""
     if version not in registry.versions():
         raise InputError(f"there is no registered version {version!r} (registered: {registry.versions() or 'none'})")
-    status = registry.status(version)["status"]
-    if status == REJECTED:
-        raise InputError(f"{version} was rejected; register a new model rather than approve a rejected one")
+    if held := _held(registry, version):
+        raise InputError(f"{held}: it cannot be approved; register a new model")
     current = registry.production()
     if current and current["version"] == version:
         raise InputError(f"{version} is already in production")
@@ -393,6 +415,8 @@ def rollback(
     current = registry.production()
     if not current or not current["previous"]:
         raise InputError("there is no previous production version to roll back to")
+    if held := _held(registry, current["previous"]):
+        raise InputError(f"cannot roll back: {held}; approve another version instead (auscult approve)")
     pointer = promote(registry, current["previous"], "rollback", acting, reason)
     if cluster is not None:
         spec, target, recorded = _serving_of(registry, pointer["version"])

@@ -87,8 +87,8 @@ class Verdict:
             figures["reasons"],
             figures["metrics"],
             reference,
-            figures["subgroups"],
-            figures["sources"],
+            figures.get("subgroups", []),  # a verdict saved before subgroups and sources were kept has neither
+            figures.get("sources", {}),
         )
 
     @staticmethod

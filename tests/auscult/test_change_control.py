@@ -115,3 +115,9 @@ def test_a_run_naming_a_plan_the_store_lacks_is_told_how_to_put_one(store):
     assert load_plan(store, "") == default_plan()
     with pytest.raises(InputError, match="auscult plan put"):
         load_plan(store, "missing")
+
+
+def test_a_production_card_from_before_the_plan_does_not_turn_retraining_into_a_new_family():
+    old = {"version": "v0001-abc", "metrics": {}, "operating_point": {"target_specificity": 0.9}}
+    decision = classify(card({"cohort": 100, "new": 5}), old, ChangePlan.parse(STRICT, "strict.yaml"))
+    assert kinds(decision) == [RETRAINING] and decision.automatic

@@ -31,9 +31,9 @@ RUN = RunRef("4242", "auscult-training-erasure-test")
 TELEMETRY_TAG = "app-user-7"
 
 
-def text_of(name: str, data: bytes) -> str:
-    """What a file or object says, tables included (Parquet compresses its strings)."""
-    if name.endswith(".parquet"):
+def text_of(data: bytes) -> str:
+    """What a file or object says, tables included (Parquet compresses its strings; KFP's files have no suffix)."""
+    if data[:4] == b"PAR1":
         return pd.read_parquet(io.BytesIO(data)).to_csv()
     return data.decode("utf-8", "replace")
 
@@ -43,7 +43,7 @@ def run_pipeline_by_hand(cohort: Path, store, root: Path) -> tuple[str, pd.DataF
     lineage = Lineage(store)
     frame, _ = ingest([str(cohort)], store, KEY, progress=lambda _: None)
     (root / "ingest").mkdir(parents=True)
-    recording_table.write(frame, root / "ingest" / "table", "ingest")
+    recording_table.write(frame, root / "ingest" / "table", "ingest")  # KFP's artifact files have no suffix
     for row in frame.itertuples():
         lineage.note_origin(row.recording_id, row.source, row.original_path, row.participant_id)
     lineage.record_members(RUN, "ingest", {"recordings": sorted(frame["recording_id"])})
@@ -53,7 +53,9 @@ def run_pipeline_by_hand(cohort: Path, store, root: Path) -> tuple[str, pd.DataF
         RUN, "curate", {"quarantined": dict(zip(set_aside["recording_id"], set_aside["reason"], strict=True))}
     )
     labelled = label(curated)
-    recording_table.write_csv(review_queue(labelled), root / "review_queue.csv")
+    (root / "label").mkdir()
+    recording_table.write(labelled, root / "label" / "labelled", "label")
+    recording_table.write_csv(review_queue(labelled), root / "label" / "review_queue")
     prepared = prep(labelled, root / "prep" / "prepared", progress=lambda _: None)
     lineage.record_members(RUN, "prep", split_members(prepared.table))
     seen = sorted(prepared.table.loc[prepared.table["split"].isin(["train", "validation"]), "recording_id"])
@@ -78,6 +80,7 @@ def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, co
     serve_one_request(any_store, tmp_path)
     version, prepared = run_pipeline_by_hand(cohort, any_store, root)
     windows_before = np.load(root / "prep" / "prepared" / "windows.npy").shape[0]
+    labelled_before = recording_table.read(root / "label" / "labelled", "label")
     trained = prepared[prepared["split"] == "train"]
     if who == "dataset":
         with open(cohort / synth.METADATA_FILE, newline="") as handle:
@@ -101,13 +104,20 @@ def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, co
 
     assert report.recordings == len(recordings)
     for key in any_store.list():
-        said = key + text_of(key, any_store.get(key))
+        said = key + text_of(any_store.get(key))
         assert not any(needle in said for needle in needles), f"{key} still names the participant"
     for path in (p for p in root.rglob("*") if p.is_file()):
-        said = str(path) + ("" if path.suffix == ".npy" else text_of(path.name, path.read_bytes()))
+        said = str(path) + ("" if path.suffix == ".npy" else text_of(path.read_bytes()))
         assert not any(needle in said for needle in needles), f"{path} still names the participant"
     index = pd.read_parquet(root / "prep" / "prepared" / "windows.parquet")
     assert np.load(root / "prep" / "prepared" / "windows.npy").shape[0] == len(index)
+    # Everyone else is still there, and every table still reads as its stage wrote it.
+    assert not report.removed_files
+    kept = recording_table.read(root / "label" / "labelled", "label")
+    assert len(kept) == len(labelled_before) - len(set(labelled_before["recording_id"]) & recordings)
+    assert set(recording_table.read(root / "ingest" / "table", "ingest")["participant_id"]) == set(
+        labelled_before["participant_id"]
+    ) - {pseudonym}
     if who == "dataset":
         assert len(index) < windows_before, "the participant's windows are gone from the window file"
         assert report.flagged_versions == [version] and report.runs == [RUN.name]
@@ -124,14 +134,40 @@ def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, co
     assert act["evidence"]["recordings"] == len(recordings) and pseudonym not in str(act)
 
 
-def test_erasing_someone_never_ingested_changes_nothing(cohort, store, tmp_path):
+def test_erasing_someone_never_ingested_is_refused_and_changes_nothing(cohort, store, tmp_path):
+    from auscult.errors import InputError
+
     root = tmp_path / "root"
     run_pipeline_by_hand(cohort, store, root)
     before = {key: store.get(key) for key in store.list()}
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
-    report = erase(store, cohort.name, "nobody", KEY, PERSON, "request", root)
-    assert report.recordings == 0 and not report.flagged_versions and not report.removed_files
-    after = {key: store.get(key) for key in store.list() if not key.startswith(("lineage/events", "governance"))}
-    assert after == {k: v for k, v in before.items() if not k.startswith("lineage/events")}
+    with pytest.raises(InputError, match="nothing in .* belongs to participant 'nobody'"):
+        erase(store, cohort.name, "nobody", KEY, PERSON, "request", root)
+    assert {key: store.get(key) for key in store.list()} == before
     assert all((copy / p.relative_to(root)).read_bytes() == p.read_bytes() for p in root.rglob("*") if p.is_file())
+
+
+def test_an_erasure_that_stops_half_way_can_be_run_again(cohort, store, tmp_path, monkeypatch):
+    import auscult.erasure
+
+    root = tmp_path / "root"
+    _, prepared = run_pipeline_by_hand(cohort, store, root)
+    pseudonym = prepared["participant_id"].iloc[0]
+    with open(cohort / synth.METADATA_FILE, newline="") as handle:
+        person = next(r["id"] for r in csv.DictReader(handle) if participant_id(cohort.name, r["id"], KEY) == pseudonym)
+
+    def outage(*_):
+        raise OSError("the store went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(auscult.erasure, "_scrub_pipeline_root", outage)
+        with pytest.raises(OSError):
+            erase(store, cohort.name, person, KEY, PERSON, "consent withdrawn", root)
+    # Meanwhile nothing of theirs can be ingested again, and the rerun finds every recording.
+    assert ingest([str(cohort)], store, KEY, progress=lambda _: None)[1].erased > 0
+    report = erase(store, cohort.name, person, KEY, PERSON, "consent withdrawn", root)
+    recordings = set(prepared.loc[prepared["participant_id"] == pseudonym, "recording_id"])
+    assert not recordings & set(recording_table.read(root / "ingest" / "table", "ingest")["recording_id"])
+    assert report.recordings >= len(recordings)
+    assert pseudonym not in set(recording_table.read(root / "label" / "labelled", "label")["participant_id"])

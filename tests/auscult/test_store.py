@@ -37,6 +37,27 @@ def test_json_round_trip(any_store):
     assert any_store.get_json("x.json") == {"a": [1, 2]}
 
 
+def test_delete_removes_only_that_object(any_store):
+    any_store.put("a/one", b"1")
+    any_store.put("a/one-more", b"2")
+    any_store.delete("a/one")
+    any_store.delete("a/never-there")
+    assert any_store.list("a/") == ["a/one-more"]
+
+
+def test_delete_on_a_versioned_bucket_leaves_no_version_behind(s3_server):
+    from minio.versioningconfig import ENABLED, VersioningConfig
+
+    store = open_store(f"s3://auscult-versioned-{os.getpid()}")
+    store.client.set_bucket_versioning(store.bucket, VersioningConfig(ENABLED))
+    store.put("erased.json", b"first")
+    store.put("erased.json", b"second")
+    store.put("kept.json", b"kept")
+    store.delete("erased.json")
+    left = [o.object_name for o in store.client.list_objects(store.bucket, include_version=True)]
+    assert left == ["kept.json"]
+
+
 def test_large_object_goes_through_multipart(s3_server, tmp_path):
     store = open_store(f"s3://auscult-multipart-{os.getpid()}")
     assert isinstance(store, S3Store)

@@ -205,3 +205,23 @@ def test_approval_on_a_cluster_rolls_out_the_serving_spec_recorded_at_registrati
     assert (
         container["image"] == "registry.example/serving:7" and "nvidia.com/gpu" not in container["resources"]["limits"]
     )
+
+
+def test_a_rejected_or_erasure_flagged_version_never_reaches_production(store):
+    from auscult.errors import InputError
+    from auscult.stages.deploy import approve, reject, rollback
+
+    registry = Registry(store)
+    first = deploy(registry, b"onnx-1", blessed_card({"a": 1}), {"input": {}})
+    second = deploy(registry, b"onnx-2", blessed_card({"a": 1}), {"input": {}})
+    rollback(registry, PERSON, "complaints")
+    reject(registry, second.version, PERSON, "complaints confirmed")
+    third = deploy(registry, b"onnx-3", blessed_card({"a": 1}), {"input": {}})
+    # The rejected bytes come back in a later run: registered once, never promoted.
+    again = deploy(registry, b"onnx-2", blessed_card({"a": 1}), {"input": {}})
+    assert not again.promoted and "rejected" in again.held and registry.production()["version"] == third.version
+    registry.flag_erased(first.version, "e1", {"erasure": "e1", "at": "2026-12-01T00:00:00+00:00", "run": "r"})
+    with pytest.raises(InputError, match="erased"):
+        rollback(registry, PERSON, "back to the first")
+    with pytest.raises(InputError, match="erased"):
+        approve(registry, first.version, PERSON, "it was fine")
