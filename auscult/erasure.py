@@ -237,6 +237,11 @@ def erase(
             report.telemetry_requests += 1
             doomed |= {record_key, record["audio_key"], layout.telemetry_feedback(record["request_id"])}
             ids.add(record["audio_key"].rpartition("/")[2].removesuffix(".wav"))
+    if not ids and store.exists(layout.tombstone(tombstone_hash(key, pseudonym))):
+        erased = store.get_json(layout.tombstone(tombstone_hash(key, pseudonym)))
+        raise InputError(
+            f"participant {participant!r} of source {source!r} was erased at {erased['at']} (erasure {erased['erasure']})"
+        )
     if not ids:
         raise InputError(
             f"nothing in {store.root} belongs to participant {participant!r} of source {source!r}: check the source's "

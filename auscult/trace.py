@@ -100,7 +100,8 @@ def recording_trace(registry: Registry, recording_id: str) -> dict:
             if recording_id in prep.get(split, []):
                 stages["prep"] = split
         if stages:
-            runs.append({"run_id": run_id, "stages": stages})
+            name = next(kept["run"] for stage in stages if (kept := lineage.membership(run_id, stage)))
+            runs.append({"run_id": run_id, "run": name, "stages": stages})
     used = {run["run_id"]: run for run in runs if "prep" in run["stages"]}
     models = []
     for version in registry.versions():
@@ -121,10 +122,10 @@ def recording_trace(registry: Registry, recording_id: str) -> dict:
     return {"recording_id": recording_id, "origin": origin, "runs": runs, "models": models}
 
 
-def _periods(periods: list[dict]) -> list[str]:
+def _periods(periods: list[dict], indent: str) -> list[str]:
     if not periods:
-        return ["    never in production"]
-    return [f"    in production {p['from']} until {p['until'] or 'now'}: {p['reason']}" for p in periods]
+        return [f"{indent}never in production"]
+    return [f"{indent}in production {p['from']} until {p['until'] or 'now'}: {p['reason']}" for p in periods]
 
 
 def model_lines(trace: dict, recordings: int | None = 20) -> list[str]:
@@ -143,9 +144,9 @@ def model_lines(trace: dict, recordings: int | None = 20) -> list[str]:
     ]
     for flag in trace["trained_on_erased_data"]:
         lines.append(f"  TRAINED ON ERASED DATA: erasure {flag['erasure']} at {flag['at']}: retrain without it")
-    lines += _periods(trace["production"])
+    lines += _periods(trace["production"], "  ")
     for act in trace["acts"]:
-        lines.append(f"    {act['time']} {act['action']} by {who(act['actor'])}: {act['reason']}")
+        lines.append(f"  {act['time']} {act['action']} by {who(act['actor'])}: {act['reason']}")
     listed = trace["recordings"] if recordings is None else trace["recordings"][:recordings]
     if listed:
         lines.append(f"  raw recordings ({len(trace['recordings'])}; recording id, split, source, original path):")
@@ -171,14 +172,14 @@ def recording_lines(trace: dict) -> list[str]:
     where = f"{origin['source']}: {origin['original_path']}" if origin else "origin erased or never recorded"
     lines = [f"recording {trace['recording_id']} ({where})"]
     lines += [
-        f"  run {run['run_id']}: " + ", ".join(f"{stage} {what}" for stage, what in run["stages"].items())
+        f"  run {run['run']}: " + ", ".join(f"{stage} {what}" for stage, what in run["stages"].items())
         for run in trace["runs"]
     ]
     if not trace["models"]:
         lines.append("  no registered model was trained, tuned or tested on it")
     for model in trace["models"]:
         lines.append(f"  model {model['version']} ({model['status']}; run {model['run']}; its {model['split']} split)")
-        lines += _periods(model["production"])
+        lines += _periods(model["production"], "    ")
     return lines
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from auscult import synth
 from pipelines.console import Console
-from pipelines.local import Workspace, run_training
+from pipelines.local import run_training
+from pipelines.workspace import Workspace
 
 STAGES = ("ingest", "curate", "label", "prep", "train", "validate", "deploy")
 

@@ -157,7 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
     from auscult.registry import Registry
     from auscult.serving import server
     from auscult.store import open_store
-    from pipelines.local import Workspace
+    from pipelines.workspace import Workspace
 
     workspace = Workspace(args.workdir)
     workspace.keys()  # the ones the workspace's pipeline runs used: telemetry pseudonyms must match ingest's
@@ -229,7 +229,7 @@ def _monitor(args: argparse.Namespace) -> int:
 
 def _store_uri(args: argparse.Namespace) -> str:
     """The store a command works on: --store, or the one of the local run's workdir."""
-    from pipelines.local import Workspace
+    from pipelines.workspace import Workspace
 
     return args.store or Workspace(args.workdir).store_uri
 
@@ -342,7 +342,7 @@ def _erase(args: argparse.Namespace) -> int:
     from auscult.erasure import erase
     from auscult.lineage import actor
     from auscult.store import open_store
-    from pipelines.local import Workspace
+    from pipelines.workspace import Workspace
 
     if args.pipeline_root and not args.pipeline_root.is_dir():
         raise CommandFailed(f"--pipeline-root {args.pipeline_root} is not a folder")

@@ -22,7 +22,8 @@ from auscult.stages.validate import Verdict
 from auscult.store import open_store
 from auscult.task import MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 from pipelines.console import Console, StageFailed
-from pipelines.local import RunResult, Workspace, run_monitor, run_training
+from pipelines.local import RunResult, run_monitor, run_training
+from pipelines.workspace import Workspace
 
 STAGES = ("monitor", "ingest", "curate", "label", "prep", "train", "validate", "deploy")
 

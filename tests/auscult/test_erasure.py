@@ -13,6 +13,7 @@ import pytest
 from auscult import layout, synth
 from auscult import table as recording_table
 from auscult.erasure import erase
+from auscult.errors import InputError
 from auscult.lineage import Lineage, RunRef
 from auscult.pseudonym import participant_id, telemetry_participant
 from auscult.registry import Registry
@@ -135,8 +136,6 @@ def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, co
 
 
 def test_erasing_someone_never_ingested_is_refused_and_changes_nothing(cohort, store, tmp_path):
-    from auscult.errors import InputError
-
     root = tmp_path / "root"
     run_pipeline_by_hand(cohort, store, root)
     before = {key: store.get(key) for key in store.list()}
@@ -171,3 +170,5 @@ def test_an_erasure_that_stops_half_way_can_be_run_again(cohort, store, tmp_path
     assert not recordings & set(recording_table.read(root / "ingest" / "table", "ingest")["recording_id"])
     assert report.recordings >= len(recordings)
     assert pseudonym not in set(recording_table.read(root / "label" / "labelled", "label")["participant_id"])
+    with pytest.raises(InputError, match=f"was erased at .* \\(erasure {report.erasure_id}\\)"):
+        erase(store, cohort.name, person, KEY, PERSON, "asked twice", root)

@@ -14,8 +14,8 @@ from auscult.stages.validate import Verdict
 from auscult.store import open_store
 from pipelines.cli import main
 from pipelines.console import Console
-from pipelines.local import Workspace
 from pipelines.loop import LoopConfig, run_loop, summary_lines
+from pipelines.workspace import Workspace
 
 # Retraining on a source no production model was trained on (its own telemetry) waits for a person.
 STRICT_PLAN = """apiVersion: auscult.io/v1
