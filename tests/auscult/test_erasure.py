@@ -25,6 +25,7 @@ from auscult.stages.label import label, review_queue
 from auscult.stages.monitor import monitor
 from auscult.stages.prep import prep, split_members
 from auscult.stages.validate import Verdict
+from auscult.store import FileStore
 from tests.conftest import KEY
 
 PERSON = {"user": "dpo", "host": "office", "by": "Data Protection Officer"}
@@ -75,11 +76,29 @@ def serve_one_request(store, tmp_path: Path) -> None:
     writer.close()
 
 
+@pytest.fixture(scope="module")
+def template(cohort, tmp_path_factory):
+    """One served request and one run of the stages, made once: each test erases from its own copy."""
+    folder = tmp_path_factory.mktemp("erasure-template")
+    store = FileStore(folder / "store")
+    serve_one_request(store, folder)
+    version, prepared = run_pipeline_by_hand(cohort, store, folder / "root")
+    return store, folder / "root", version, prepared
+
+
+def copy_of(template, store, root: Path) -> tuple[str, pd.DataFrame]:
+    """The template's store objects in ``store`` and its pipeline root at ``root``."""
+    source, source_root, version, prepared = template
+    for key in source.list():
+        store.put(key, source.get(key))
+    shutil.copytree(source_root, root)
+    return version, prepared
+
+
 @pytest.mark.parametrize("who", ["dataset", "telemetry"])
-def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, cohort, any_store, tmp_path):
+def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, template, cohort, any_store, tmp_path):
     root = tmp_path / "pipeline-root"
-    serve_one_request(any_store, tmp_path)
-    version, prepared = run_pipeline_by_hand(cohort, any_store, root)
+    version, prepared = copy_of(template, any_store, root)
     windows_before = np.load(root / "prep" / "prepared" / "windows.npy").shape[0]
     labelled_before = recording_table.read(root / "label" / "labelled", "label")
     trained = prepared[prepared["split"] == "train"]
@@ -135,9 +154,9 @@ def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, co
     assert act["evidence"]["recordings"] == len(recordings) and pseudonym not in str(act)
 
 
-def test_erasing_someone_never_ingested_is_refused_and_changes_nothing(cohort, store, tmp_path):
+def test_erasing_someone_never_ingested_is_refused_and_changes_nothing(template, cohort, store, tmp_path):
     root = tmp_path / "root"
-    run_pipeline_by_hand(cohort, store, root)
+    copy_of(template, store, root)
     before = {key: store.get(key) for key in store.list()}
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
@@ -147,11 +166,11 @@ def test_erasing_someone_never_ingested_is_refused_and_changes_nothing(cohort, s
     assert all((copy / p.relative_to(root)).read_bytes() == p.read_bytes() for p in root.rglob("*") if p.is_file())
 
 
-def test_an_erasure_that_stops_half_way_can_be_run_again(cohort, store, tmp_path, monkeypatch):
+def test_an_erasure_that_stops_half_way_can_be_run_again(template, cohort, store, tmp_path, monkeypatch):
     import auscult.erasure
 
     root = tmp_path / "root"
-    _, prepared = run_pipeline_by_hand(cohort, store, root)
+    _, prepared = copy_of(template, store, root)
     pseudonym = prepared["participant_id"].iloc[0]
     with open(cohort / synth.METADATA_FILE, newline="") as handle:
         person = next(r["id"] for r in csv.DictReader(handle) if participant_id(cohort.name, r["id"], KEY) == pseudonym)
