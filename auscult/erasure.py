@@ -240,7 +240,8 @@ def erase(
     if not ids and store.exists(layout.tombstone(tombstone_hash(key, pseudonym))):
         erased = store.get_json(layout.tombstone(tombstone_hash(key, pseudonym)))
         raise InputError(
-            f"participant {participant!r} of source {source!r} was erased at {erased['at']} (erasure {erased['erasure']})"
+            f"participant {participant!r} of source {source!r} was erased at {erased['at']} "
+            f"(erasure {erased['erasure']})"
         )
     if not ids:
         raise InputError(

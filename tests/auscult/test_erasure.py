@@ -4,7 +4,6 @@ models trained on them are flagged."""
 import csv
 import io
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,23 +13,15 @@ from auscult import layout, synth
 from auscult import table as recording_table
 from auscult.erasure import erase
 from auscult.errors import InputError
-from auscult.lineage import Lineage, RunRef
-from auscult.pseudonym import participant_id, telemetry_participant
+from auscult.lineage import Lineage
+from auscult.pseudonym import participant_id
 from auscult.registry import Registry
-from auscult.serving.telemetry import TelemetryWriter
-from auscult.stages.curate import curate
-from auscult.stages.deploy import deploy, model_card
 from auscult.stages.ingest import ingest
-from auscult.stages.label import label, review_queue
 from auscult.stages.monitor import monitor
-from auscult.stages.prep import prep, split_members
-from auscult.stages.validate import Verdict
-from auscult.store import FileStore
+from tests.auscult.governed import RUN, TELEMETRY_TAG, copy_of
 from tests.conftest import KEY
 
 PERSON = {"user": "dpo", "host": "office", "by": "Data Protection Officer"}
-RUN = RunRef("4242", "auscult-training-erasure-test")
-TELEMETRY_TAG = "app-user-7"
 
 
 def text_of(data: bytes) -> str:
@@ -40,65 +31,10 @@ def text_of(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-def run_pipeline_by_hand(cohort: Path, store, root: Path) -> tuple[str, pd.DataFrame]:
-    """The stages as the components call them, writing what the components write (lineage included)."""
-    lineage = Lineage(store)
-    frame, _ = ingest([str(cohort)], store, KEY, progress=lambda _: None)
-    (root / "ingest").mkdir(parents=True)
-    recording_table.write(frame, root / "ingest" / "table", "ingest")  # KFP's artifact files have no suffix
-    for row in frame.itertuples():
-        lineage.note_origin(row.recording_id, row.source, row.original_path, row.participant_id)
-    lineage.record_members(RUN, "ingest", {"recordings": sorted(frame["recording_id"])})
-    curated, _ = curate(frame, store, progress=lambda _: None)
-    set_aside = curated[curated["status"] == recording_table.QUARANTINED]
-    lineage.record_members(
-        RUN, "curate", {"quarantined": dict(zip(set_aside["recording_id"], set_aside["reason"], strict=True))}
-    )
-    labelled = label(curated)
-    (root / "label").mkdir()
-    recording_table.write(labelled, root / "label" / "labelled", "label")
-    recording_table.write_csv(review_queue(labelled), root / "label" / "review_queue")
-    prepared = prep(labelled, root / "prep" / "prepared", progress=lambda _: None)
-    lineage.record_members(RUN, "prep", split_members(prepared.table))
-    seen = sorted(prepared.table.loc[prepared.table["split"].isin(["train", "validation"]), "recording_id"])
-    verdict = Verdict(True, ["pass: test"], {"auroc": 0.9}, {"recordings": seen, "input": {}, "prediction": []})
-    registry = Registry(store)
-    result = deploy(registry, b"onnx bytes", model_card(verdict, b"table", RUN), verdict.reference)
-    return result.version, prepared.table
-
-
-def serve_one_request(store, tmp_path: Path) -> None:
-    writer = TelemetryWriter(store, tmp_path / "spool")
-    wave = np.sin(np.linspace(0, 200, 16000)).astype(np.float32)
-    tags = {"participant": telemetry_participant(TELEMETRY_TAG, KEY), "sound_type": "cough"}
-    writer.record("request-1", "v0001", wave, [0.4, 0.6], {"rms_db": -20.0}, tags)
-    writer.feedback("request-1", "positive")
-    writer.close()
-
-
-@pytest.fixture(scope="module")
-def template(cohort, tmp_path_factory):
-    """One served request and one run of the stages, made once: each test erases from its own copy."""
-    folder = tmp_path_factory.mktemp("erasure-template")
-    store = FileStore(folder / "store")
-    serve_one_request(store, folder)
-    version, prepared = run_pipeline_by_hand(cohort, store, folder / "root")
-    return store, folder / "root", version, prepared
-
-
-def copy_of(template, store, root: Path) -> tuple[str, pd.DataFrame]:
-    """The template's store objects in ``store`` and its pipeline root at ``root``."""
-    source, source_root, version, prepared = template
-    for key in source.list():
-        store.put(key, source.get(key))
-    shutil.copytree(source_root, root)
-    return version, prepared
-
-
 @pytest.mark.parametrize("who", ["dataset", "telemetry"])
-def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, template, cohort, any_store, tmp_path):
+def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, governed, cohort, any_store, tmp_path):
     root = tmp_path / "pipeline-root"
-    version, prepared = copy_of(template, any_store, root)
+    version, prepared = copy_of(governed, any_store, root)
     windows_before = np.load(root / "prep" / "prepared" / "windows.npy").shape[0]
     labelled_before = recording_table.read(root / "label" / "labelled", "label")
     trained = prepared[prepared["split"] == "train"]
@@ -154,9 +90,9 @@ def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, te
     assert act["evidence"]["recordings"] == len(recordings) and pseudonym not in str(act)
 
 
-def test_erasing_someone_never_ingested_is_refused_and_changes_nothing(template, cohort, store, tmp_path):
+def test_erasing_someone_never_ingested_is_refused_and_changes_nothing(governed, cohort, store, tmp_path):
     root = tmp_path / "root"
-    copy_of(template, store, root)
+    copy_of(governed, store, root)
     before = {key: store.get(key) for key in store.list()}
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
@@ -166,11 +102,11 @@ def test_erasing_someone_never_ingested_is_refused_and_changes_nothing(template,
     assert all((copy / p.relative_to(root)).read_bytes() == p.read_bytes() for p in root.rglob("*") if p.is_file())
 
 
-def test_an_erasure_that_stops_half_way_can_be_run_again(template, cohort, store, tmp_path, monkeypatch):
+def test_an_erasure_that_stops_half_way_can_be_run_again(governed, cohort, store, tmp_path, monkeypatch):
     import auscult.erasure
 
     root = tmp_path / "root"
-    _, prepared = copy_of(template, store, root)
+    _, prepared = copy_of(governed, store, root)
     pseudonym = prepared["participant_id"].iloc[0]
     with open(cohort / synth.METADATA_FILE, newline="") as handle:
         person = next(r["id"] for r in csv.DictReader(handle) if participant_id(cohort.name, r["id"], KEY) == pseudonym)

@@ -1,0 +1,14 @@
+import pytest
+
+from auscult.store import FileStore
+from tests.auscult.governed import run_pipeline_by_hand, serve_one_request
+
+
+@pytest.fixture(scope="session")
+def governed(cohort, tmp_path_factory):
+    """One served request and one run of the stages, made once: a test works on its own copy (``copy_of``)."""
+    folder = tmp_path_factory.mktemp("governed")
+    store = FileStore(folder / "store")
+    serve_one_request(store, folder)
+    version, prepared = run_pipeline_by_hand(cohort, store, folder / "root")
+    return store, folder / "root", version, prepared
