@@ -484,7 +484,9 @@ def _add_build_options(command: argparse.ArgumentParser) -> None:
         help="Secret whose 'key' signs the predictor's request ids, which feedback must present",
     )
     command.add_argument(
-        "--service-account", default=contract.SERVICE_ACCOUNT, help="service account of the predictor's pod"
+        "--service-account",
+        default=contract.PREDICTOR_SERVICE_ACCOUNT,
+        help="service account of the predictor's pod (its own: no Role, no token mounted)",
     )
 
 

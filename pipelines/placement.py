@@ -24,7 +24,7 @@ class Placement:
     store_secret: str = contract.STORE_SECRET
     pseudonym_secret: str = PSEUDONYM_SECRET
     feedback_secret: str = contract.FEEDBACK_SECRET  # the predictor's
-    service_account: str = contract.SERVICE_ACCOUNT  # the predictor's
+    service_account: str = contract.PREDICTOR_SERVICE_ACCOUNT  # the predictor's
 
 
 def on_gpu(task: dsl.PipelineTask, placement: Placement, gpus: int = 1) -> dsl.PipelineTask:

@@ -41,7 +41,13 @@ STORE_SECRET = "auscult-object-store"  # endpoint, access-key, secret-key, secur
 FEEDBACK_SECRET = "auscult-feedback-key"  # its "key" becomes ENV_FEEDBACK_KEY
 SPOOL_VOLUME = "telemetry-spool"
 SPOOL_PATH = "/var/spool/auscult"  # an emptyDir: survives a container restart, not the loss of the pod
-SERVICE_ACCOUNT = "auscult"
+# Every container runs with a read-only root filesystem: the temporary folder is an emptyDir (Python's and
+# waitress's temporary files, the command line's logs, ONNX Runtime's caches under XDG_CACHE_HOME=/tmp/cache).
+SCRATCH_VOLUME = "scratch"
+SCRATCH_PATH = "/tmp"
+SERVICE_ACCOUNT = "auscult"  # the pipeline's tasks and the monitor: its Role may manage Seldon resources
+# The predictor answers the internet: a service account of its own, bound to no Role, with no token mounted.
+PREDICTOR_SERVICE_ACCOUNT = "auscult-predictor"
 IMAGE_PULL_POLICY = "IfNotPresent"
 RUN_AS = 10001  # the non-root user of every image
 POD_SECURITY_CONTEXT = {
@@ -51,7 +57,11 @@ POD_SECURITY_CONTEXT = {
     "fsGroup": RUN_AS,
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+CONTAINER_SECURITY_CONTEXT = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+}
 RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
 # ONNX Runtime would otherwise start a thread per core of the node, whatever the pod was given.
 ORT_THREADS_FROM_CPU_REQUEST = {"containerName": CONTAINER, "resource": "requests.cpu", "divisor": "1"}

@@ -44,7 +44,7 @@ class ServingSpec:
     # The emptyDir holding the telemetry spool: above what the spool may hold (AUSCULT_TELEMETRY_SPOOL_MB), so
     # that a full spool answers 503 before the kubelet evicts the pod.
     spool_size_limit: str = "1Gi"
-    service_account: str = contract.SERVICE_ACCOUNT
+    service_account: str = contract.PREDICTOR_SERVICE_ACCOUNT
     replicas: int = 1
 
 
@@ -94,14 +94,21 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
             },
         ],
         "resources": resources,
-        "volumeMounts": [{"name": contract.SPOOL_VOLUME, "mountPath": contract.SPOOL_PATH}],
+        "volumeMounts": [
+            {"name": contract.SPOOL_VOLUME, "mountPath": contract.SPOOL_PATH},
+            {"name": contract.SCRATCH_VOLUME, "mountPath": contract.SCRATCH_PATH},
+        ],
     }
     pod_spec: dict = {
         "serviceAccountName": spec.service_account,
+        "automountServiceAccountToken": False,  # the server never calls the Kubernetes API
         "securityContext": copy.deepcopy(contract.POD_SECURITY_CONTEXT),
         "containers": [container],
         # Telemetry not yet in the store survives a container restart here (not the loss of the pod).
-        "volumes": [{"name": contract.SPOOL_VOLUME, "emptyDir": {"sizeLimit": spec.spool_size_limit}}],
+        "volumes": [
+            {"name": contract.SPOOL_VOLUME, "emptyDir": {"sizeLimit": spec.spool_size_limit}},
+            {"name": contract.SCRATCH_VOLUME, "emptyDir": {}},
+        ],
     }
     if spec.gpus:
         pod_spec["nodeSelector"] = dict(spec.node_selector)

@@ -112,7 +112,8 @@ def test_the_chart_runs_the_predictor_as_the_serving_contract_says():
     (container,) = pod["containers"]
     assert pod["securityContext"] == contract.POD_SECURITY_CONTEXT
     assert container["securityContext"] == contract.CONTAINER_SECURITY_CONTEXT
-    assert container["name"] == contract.CONTAINER and pod["serviceAccountName"] == contract.SERVICE_ACCOUNT
+    assert container["name"] == contract.CONTAINER
+    assert pod["serviceAccountName"] == contract.PREDICTOR_SERVICE_ACCOUNT
     env = {e["name"]: e for e in container["env"]}
     assert env[contract.ENV_ORT_THREADS]["valueFrom"]["resourceFieldRef"] == contract.ORT_THREADS_FROM_CPU_REQUEST
     assert {contract.ENV_STORE_URI, contract.ENV_MODEL_VERSION} <= set(env)
@@ -123,7 +124,7 @@ def test_the_chart_s_keys_and_spool_size_are_values():
     values = {"feedbackSecret": "f", "pseudonymSecret": "p", "seldon": {"telemetrySpool": {"sizeLimit": "512Mi"}}}
     pod = by_kind(values)["SeldonDeployment"]["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
     assert_serves_the_launcher_contract(pod, feedback_secret="f", pseudonym_secret="p")
-    assert pod["volumes"] == [{"name": contract.SPOOL_VOLUME, "emptyDir": {"sizeLimit": "512Mi"}}]
+    assert {"name": contract.SPOOL_VOLUME, "emptyDir": {"sizeLimit": "512Mi"}} in pod["volumes"]
 
 
 def test_v2_serves_onnx_on_a_gpu_triton_server():
@@ -170,3 +171,40 @@ def test_notes_tell_the_user_what_to_do_next():
     assert "create secret generic auscult-pseudonym-key" in notes
     assert "helm test auscult -n screening" in notes
     assert "Create run" in notes
+
+
+@pytest.mark.parametrize("values", [None, GPU_V2], ids=["default", "gpu-v2"])
+def test_every_workload_runs_read_only_and_the_predictor_has_no_token(values):
+    """Each container of the chart's own workloads has a read-only root filesystem (with /tmp an emptyDir); the
+    Triton server runs Seldon's image as that image needs, without privilege escalation or capabilities."""
+    rendered = objects(values)
+    accounts = {o["metadata"]["name"]: o for o in rendered if o["kind"] == "ServiceAccount"}
+    assert accounts[contract.PREDICTOR_SERVICE_ACCOUNT]["automountServiceAccountToken"] is False
+    binding = next(o for o in rendered if o["kind"] == "RoleBinding")
+    assert contract.PREDICTOR_SERVICE_ACCOUNT not in {s["name"] for s in binding["subjects"]}
+    for obj in rendered:
+        pod = pod_spec(obj)
+        if pod is None:
+            continue
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
+            if obj["kind"] == "Server":
+                assert pod["serviceAccountName"] == contract.PREDICTOR_SERVICE_ACCOUNT
+                assert pod["automountServiceAccountToken"] is False
+                continue
+            assert security["readOnlyRootFilesystem"] is True, f"{obj['kind']} {container['name']}"
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert {"name": mounts[contract.SCRATCH_PATH], "emptyDir": {}} in pod["volumes"]
+
+
+def pod_spec(obj: dict) -> dict | None:
+    """The pod template of a workload the chart renders, None for other objects."""
+    spec = obj.get("spec", {})
+    return {
+        "Pod": lambda: spec,
+        "Job": lambda: spec["template"]["spec"],
+        "CronJob": lambda: spec["jobTemplate"]["spec"]["template"]["spec"],
+        "SeldonDeployment": lambda: spec["predictors"][0]["componentSpecs"][0]["spec"],
+        "Server": lambda: spec["podSpec"],
+    }.get(obj["kind"], lambda: None)()

@@ -99,3 +99,17 @@ def test_the_deploy_stage_renders_the_same_seldon_deployment_field_by_field(over
     assert built["metadata"]["name"] == stage["metadata"]["name"]
     assert built["metadata"]["namespace"] == stage["metadata"]["namespace"]
     assert stage["metadata"]["labels"].items() <= built["metadata"]["labels"].items()
+
+
+def test_every_workload_runs_read_only_and_the_predictor_has_no_token():
+    objects = build("base")
+    accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
+    assert accounts[contract.PREDICTOR_SERVICE_ACCOUNT]["automountServiceAccountToken"] is False
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert all(contract.PREDICTOR_SERVICE_ACCOUNT not in {s["name"] for s in b["subjects"]} for b in bindings)
+    cronjob = next(o for o in objects if o["kind"] == "CronJob")
+    for pod in (serving_pod(objects), cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]):
+        for container in pod["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert {"name": mounts[contract.SCRATCH_PATH], "emptyDir": {}} in pod["volumes"]

@@ -68,6 +68,22 @@ seccompProfile:
 allowPrivilegeEscalation: false
 capabilities:
   drop: ["ALL"]
+readOnlyRootFilesystem: true
+{{- end -}}
+
+{{/* The predictor's own service account: bound to no Role, no token mounted. */}}
+{{- define "auscult.predictorServiceAccountName" -}}
+{{- printf "%s-predictor" (include "auscult.serviceAccountName" .) -}}
+{{- end -}}
+
+{{/* Under a read-only root filesystem, the temporary folder is an emptyDir: mount and volume. */}}
+{{- define "auscult.scratchMount" -}}
+- name: scratch
+  mountPath: /tmp
+{{- end -}}
+{{- define "auscult.scratchVolume" -}}
+- name: scratch
+  emptyDir: {}
 {{- end -}}
 
 {{- define "auscult.gpuPlacement" -}}

@@ -35,7 +35,12 @@ def assert_serves_the_launcher_contract(
     # The Seldon operator sets the ports, and the image's CMD starts the launcher.
     assert {contract.ENV_HTTP_PORT, contract.ENV_METRICS_PORT}.isdisjoint(env)
     assert "command" not in container and "args" not in container
-    assert container["volumeMounts"] == [{"name": contract.SPOOL_VOLUME, "mountPath": contract.SPOOL_PATH}]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts == {contract.SPOOL_VOLUME: contract.SPOOL_PATH, contract.SCRATCH_VOLUME: contract.SCRATCH_PATH}
+    # Read-only everywhere but those two emptyDirs; an account of its own, with no token to steal.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": contract.SCRATCH_VOLUME, "emptyDir": {}} in pod["volumes"]
+    assert pod["serviceAccountName"] != contract.SERVICE_ACCOUNT and pod["automountServiceAccountToken"] is False
     (volume,) = [v for v in pod["volumes"] if v["name"] == contract.SPOOL_VOLUME]
     assert set(volume) == {"name", "emptyDir"}
     # A full spool must answer 503 before the kubelet evicts the pod for filling its emptyDir.
@@ -78,7 +83,7 @@ def test_seldon_deployment_takes_its_secrets_and_spool_size_from_the_spec():
     spec = ServingSpec(feedback_secret="team-feedback", pseudonym_secret="team-pseudonym", spool_size_limit="3Gi")
     pod = seldon_deployment("v1", "s3://bucket/auscult", spec)["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
     assert_serves_the_launcher_contract(pod, "team-feedback", "team-pseudonym")
-    assert pod["volumes"] == [{"name": contract.SPOOL_VOLUME, "emptyDir": {"sizeLimit": "3Gi"}}]
+    assert {"name": contract.SPOOL_VOLUME, "emptyDir": {"sizeLimit": "3Gi"}} in pod["volumes"]
 
 
 def test_deploy_promotes_and_keeps_the_previous_version(store):
