@@ -126,13 +126,11 @@ def _file_digest(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def artifact(run: RunRef, task: str, name: str, path: str | Path) -> dict:
-    """A per-run artifact as an OpenLineage dataset, named by run, task and output, with its content hash."""
-    return {
-        "namespace": ARTIFACTS,
-        "name": f"{run.name}/{task}/{name}",
-        "facets": {"auscult_content": facet("ContentFacet", sha256=digest(path))},
-    }
+def artifact(run: RunRef, output: str, path: str | Path | None = None) -> dict:
+    """A per-run artifact as an OpenLineage dataset named by run and ``output`` ("task/name" of the task that wrote
+    it, so that a reader's input and its writer's output are one dataset); the writer records its content hash."""
+    facets = {"auscult_content": facet("ContentFacet", sha256=digest(path))} if path is not None else {}
+    return {"namespace": ARTIFACTS, "name": f"{run.name}/{output}", "facets": facets}
 
 
 def stored(store: ObjectStore, key: str, **facets: dict) -> dict:
@@ -206,20 +204,21 @@ class Lineage:
         task: str,
         *,
         parameters: Mapping[str, object] | None = None,
-        inputs: Mapping[str, str | Path] | None = None,
+        inputs: Iterable[str] = (),
         outputs: Mapping[str, str | Path] | None = None,
         stored_inputs: Iterable[dict] = (),
         stored_outputs: Iterable[dict] = (),
         run_facets: Mapping[str, dict] | None = None,
     ) -> dict:
-        """Record that ``task`` of ``run`` completed: its parameters and its artifacts' content hashes."""
+        """Record that ``task`` of ``run`` completed: its parameters, the artifacts it read ("task/name" of their
+        writers) and the content hashes of those it wrote (name -> path)."""
         facets = {"auscult_parameters": facet("ParametersFacet", **dict(parameters or {})), **(run_facets or {})}
         record = event(
             f"{run.pipeline}.{task}",
             run.task_run_id(task),
             parent=run,
-            inputs=[*(artifact(run, task, n, p) for n, p in (inputs or {}).items()), *stored_inputs],
-            outputs=[*(artifact(run, task, n, p) for n, p in (outputs or {}).items()), *stored_outputs],
+            inputs=[*(artifact(run, read) for read in inputs), *stored_inputs],
+            outputs=[*(artifact(run, f"{task}/{n}", p) for n, p in (outputs or {}).items()), *stored_outputs],
             run_facets=facets,
         )
         self.emit(record)
@@ -286,10 +285,19 @@ class Lineage:
         keys = self.store.list(layout.LINEAGE_RUNS)
         return sorted({key[len(layout.LINEAGE_RUNS) :].split("/")[0] for key in keys})
 
-    def note_origin(self, recording_id: str, source: str, original_path: str, participant_id: str) -> None:
-        """Where a recording came from (the first copy ingested keeps it): what erasure deletes."""
-        origin = {"source": source, "original_path": original_path, "participant_id": participant_id}
-        self.store.put_if_absent(layout.lineage_recording(recording_id), json_bytes(origin))
+    def note_origins(self, recordings: Iterable[Mapping[str, str]]) -> int:
+        """Where each recording came from (recording_id, source, original_path, participant_id), for those without
+        an origin yet (the first copy ingested keeps it): what erasure deletes. Returns how many were new."""
+        known = set(self.store.list(layout.LINEAGE_RECORDINGS))
+        new = 0
+        for row in recordings:
+            key = layout.lineage_recording(row["recording_id"])
+            if key not in known:
+                origin = {name: row[name] for name in ("source", "original_path", "participant_id")}
+                self.store.put(key, json_bytes(origin))
+                known.add(key)
+                new += 1
+        return new
 
     def origin(self, recording_id: str) -> dict | None:
         try:

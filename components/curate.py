@@ -19,7 +19,7 @@ def curate(
     from auscult.lineage import Lineage, RunRef
     from auscult.progress import Note, emit, task
     from auscult.stages.curate import curate as run
-    from auscult.stages.curate import profile_html, reason_counts
+    from auscult.stages.curate import profile_html, quarantine_decisions, reason_counts
     from auscult.store import open_store
 
     with task("curate", metrics):
@@ -30,12 +30,11 @@ def curate(
             handle.write(profile_html(frame, expectations))
         quarantined = int((frame["status"] == recording_table.QUARANTINED).sum())
         run_ref, lineage = RunRef(run_id, run_name), Lineage(store)
-        set_aside = frame[frame["status"] == recording_table.QUARANTINED]
-        decisions = dict(zip(set_aside["recording_id"], set_aside["reason"].astype(str), strict=True))
+        decisions = quarantine_decisions(frame)
         lineage.task(
             run_ref,
             "curate",
-            inputs={"table": table.path},
+            inputs=["ingest/table"],
             outputs={"curated": curated.path, "profile": profile.path},
             run_facets={"auscult_membership": lineage.record_members(run_ref, "curate", {"quarantined": decisions})},
         )

@@ -45,7 +45,6 @@ def deploy(
     from auscult.stages.deploy import deploy as run
     from auscult.stages.validate import Verdict
     from auscult.store import open_store
-    from auscult.trace import markdown, model_trace
 
     with task("deploy", metrics):
         verdict = Verdict.load(onnx_model.path)
@@ -72,22 +71,9 @@ def deploy(
         with open(serving_manifest.path, "w") as handle:
             yaml.safe_dump(result.manifest, handle, sort_keys=False)
         serving_manifest.metadata.update({"version": result.version, "previous": result.previous or ""})
-        if result.decision is not None:
-            emit(Note("deploy", result.decision.summary()))
-        if result.held:
-            emit(Note("deploy", f"not promoted: {result.held}"))
-        if result.promoted or result.decision is None:
-            emit(Note("deploy", f"production is now {result.version} (previous: {result.previous})"))
-        else:
-            emit(
-                Note(
-                    "deploy",
-                    f"{result.version} AWAITS APPROVAL; production stays {result.previous}: "
-                    f"`auscult approve {result.version} --reason ...` promotes it, `auscult reject` closes it",
-                )
-            )
-        metrics.log_metric("awaiting_approval", int(not result.promoted and result.decision is not None))
-        decision = f"**{result.decision.summary()}**\n\n" if result.decision else ""
+        for note in result.notes():
+            emit(Note("deploy", note))
+        metrics.log_metric("awaiting_approval", int(result.awaits_approval))
         with open(summary.path, "w") as handle:
-            handle.write(f"# {result.version}\n\n{decision}{markdown(model_trace(registry, result.version))}")
+            handle.write(result.summary_markdown(registry))
     return result.version

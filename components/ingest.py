@@ -23,8 +23,7 @@ def ingest(sources: list, store_uri: str, run_id: str, run_name: str, table: Out
         frame, report = run(list(sources), store, key)
         recording_table.write(frame, table.path, "ingest")
         run_ref, lineage = RunRef(run_id, run_name), Lineage(store)
-        for row in frame.itertuples():
-            lineage.note_origin(row.recording_id, row.source, row.original_path, row.participant_id)
+        lineage.note_origins(frame.to_dict("records"))
         members = lineage.record_members(run_ref, "ingest", {"recordings": sorted(frame["recording_id"])})
         lineage.task(
             run_ref,

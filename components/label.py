@@ -51,7 +51,7 @@ def label(
             RunRef(run_id, run_name),
             "label",
             parameters={"class_map": dict(class_map), "min_participants_per_class": min_participants_per_class},
-            inputs={"table": table.path},
+            inputs=["curate/curated"],
             outputs={"labelled": labelled.path, "review_queue": review_queue.path},
         )
         require_enough_participants(frame, PrepConfig(min_participants_per_class=min_participants_per_class))

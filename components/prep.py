@@ -43,7 +43,7 @@ def prep(
             run_ref,
             "prep",
             parameters={"seed": seed},
-            inputs={"table": table.path},
+            inputs=["label/labelled"],
             outputs={"prepared": prepared.path, "audit": audit.path},
             run_facets={"auscult_membership": lineage.record_members(run_ref, "prep", split_members(result.table))},
         )

@@ -42,6 +42,6 @@ def train(
             RunRef(run_id, run_name),
             "train",
             parameters={"epochs": epochs, "seed": seed, "guard_channel": guard_channel},
-            inputs={"prepared": prepared.path},
+            inputs=["prep/prepared"],
             outputs={"model": model.path},
         )

@@ -74,7 +74,7 @@ def validate(
                 "min_participants_per_class": min_participants_per_class,
                 "min_margin_over_metadata": min_margin_over_metadata,
             },
-            inputs={"model": model.path, "prepared": prepared.path},
+            inputs=["train/model", "prep/prepared"],
             outputs={"onnx_model": onnx_model.path, "report": report.path},
             run_facets={"auscult_verdict": verdict},
         )

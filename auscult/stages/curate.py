@@ -191,6 +191,12 @@ def curate(
     return table.validate(curated, "curate"), expectations
 
 
+def quarantine_decisions(frame: pd.DataFrame) -> dict[str, str]:
+    """Each quarantined recording's id and the reason: what the lineage record keeps of curate's decisions."""
+    set_aside = frame[frame["status"] == table.QUARANTINED]
+    return dict(zip(set_aside["recording_id"], set_aside["reason"].astype(str), strict=True))
+
+
 def reason_counts(frame: pd.DataFrame) -> dict[str, int]:
     """Quarantine reasons without the file name, counted: what a person reads first."""
     reasons = frame.loc[frame["status"] == table.QUARANTINED, "reason"].dropna()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from auscult import __version__, layout, lineage
+from auscult import __version__, layout, lineage, trace
 from auscult.audio import SAMPLE_RATE
 from auscult.change_control import ChangePlan, Decision, classify, default_plan
 from auscult.cluster import Cluster, RolloutError, roll_out
@@ -261,6 +261,29 @@ class Deployment:
     decision: Decision | None  # None when the version was in production already, or is held
     promoted: bool
     held: str | None = None  # why a registered version may not be promoted at all (rejected, trained on erased data)
+
+    @property
+    def awaits_approval(self) -> bool:
+        return not self.promoted and self.decision is not None
+
+    def notes(self) -> list[str]:
+        """What the deploy task says: the plan's decision, and where production stands."""
+        notes = [self.decision.summary()] if self.decision else []
+        if self.held:
+            notes.append(f"not promoted: {self.held}; production stays {self.previous}")
+        elif self.awaits_approval:
+            notes.append(
+                f"{self.version} AWAITS APPROVAL; production stays {self.previous}: "
+                f"`auscult approve {self.version} --reason ...` promotes it, `auscult reject` closes it"
+            )
+        else:
+            notes.append(f"production is now {self.version} (previous: {self.previous})")
+        return notes
+
+    def summary_markdown(self, registry: Registry) -> str:
+        """The deploy task's Markdown artifact: the decision and the version's lineage."""
+        decision = "".join(f"**{note}**\n\n" for note in self.notes())
+        return f"# {self.version}\n\n{decision}{trace.markdown(trace.model_trace(registry, self.version))}"
 
 
 def deploy(

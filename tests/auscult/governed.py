@@ -12,7 +12,7 @@ from auscult.lineage import Lineage, RunRef
 from auscult.pseudonym import telemetry_participant
 from auscult.registry import Registry
 from auscult.serving.telemetry import TelemetryWriter
-from auscult.stages.curate import curate
+from auscult.stages.curate import curate, quarantine_decisions
 from auscult.stages.deploy import deploy, model_card
 from auscult.stages.ingest import ingest
 from auscult.stages.label import label, review_queue
@@ -30,14 +30,10 @@ def run_pipeline_by_hand(cohort: Path, store, root: Path) -> tuple[str, pd.DataF
     frame, _ = ingest([str(cohort)], store, KEY, progress=lambda _: None)
     (root / "ingest").mkdir(parents=True)
     recording_table.write(frame, root / "ingest" / "table", "ingest")  # KFP's artifact files have no suffix
-    for row in frame.itertuples():
-        lineage.note_origin(row.recording_id, row.source, row.original_path, row.participant_id)
+    lineage.note_origins(frame.to_dict("records"))
     lineage.record_members(RUN, "ingest", {"recordings": sorted(frame["recording_id"])})
     curated, _ = curate(frame, store, progress=lambda _: None)
-    set_aside = curated[curated["status"] == recording_table.QUARANTINED]
-    lineage.record_members(
-        RUN, "curate", {"quarantined": dict(zip(set_aside["recording_id"], set_aside["reason"], strict=True))}
-    )
+    lineage.record_members(RUN, "curate", {"quarantined": quarantine_decisions(curated)})
     labelled = label(curated)
     (root / "label").mkdir()
     recording_table.write(labelled, root / "label" / "labelled", "label")

@@ -69,22 +69,26 @@ def test_task_events_are_openlineage_run_events_naming_their_pipeline_run(any_st
     run = RunRef("12345678", "auscult-training-test")
     lineage = Lineage(any_store)
     members = lineage.record_members(run, "prep", {"train": ["a" * 64], "validation": [], "test": ["b" * 64]})
+    lineage.task(run, "prep", outputs={"prepared": tmp_path / "table.parquet"})
     lineage.task(
         run,
         "train",
         parameters={"epochs": 3},
-        inputs={"prepared": tmp_path / "table.parquet"},
+        inputs=["prep/prepared"],
         outputs={"model": tmp_path / "model"},
         run_facets={"auscult_membership": members},
     )
-    (recorded,) = lineage.events()
+    written, recorded = lineage.events()
+    conforms(written)
     conforms(recorded)
+    # What train read is the dataset prep wrote: one name, hashed once, by its writer.
+    assert recorded["inputs"][0]["name"] == written["outputs"][0]["name"] == f"{run.name}/prep/prepared"
+    assert written["outputs"][0]["facets"]["auscult_content"]["sha256"] == digest(tmp_path / "table.parquet")
     facets = recorded["run"]["facets"]
     assert facets["parent"]["run"]["runId"] == run.run_id and facets["parent"]["job"]["name"] == "auscult-training"
     assert facets["auscult_kfp_run"]["name"] == run.name and facets["auscult_parameters"]["epochs"] == 3
     assert facets["auscult_code"]["package"] and "commit" in facets["auscult_code"]
     assert recorded["job"]["name"] == "auscult-training.train"
-    assert recorded["inputs"][0]["facets"]["auscult_content"]["sha256"] == digest(tmp_path / "table.parquet")
     assert recorded["outputs"][0]["name"] == f"{run.name}/train/model"
     # The event names the membership, not the recordings in it: erasure edits the membership alone.
     assert "a" * 64 not in str(recorded) and facets["auscult_membership"]["counts"] == {
@@ -124,8 +128,9 @@ def test_governance_acts_are_events_with_who_why_and_evidence(any_store):
 
 def test_the_first_copy_ingested_keeps_the_origin(store):
     lineage = Lineage(store)
-    lineage.note_origin("c" * 64, "coswara", "coswara/20200413/P1/cough.wav", "p" * 24)
-    lineage.note_origin("c" * 64, "other", "other/x.wav", "q" * 24)
+    first = {"recording_id": "c" * 64, "source": "coswara", "original_path": "c/P1/a.wav", "participant_id": "p" * 24}
+    copy = {**first, "source": "other", "original_path": "other/x.wav", "participant_id": "q" * 24}
+    assert lineage.note_origins([first, copy]) == 1 and lineage.note_origins([copy]) == 0
     assert lineage.origin("c" * 64)["source"] == "coswara" and lineage.origin("d" * 64) is None
 
 

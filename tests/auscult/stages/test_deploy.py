@@ -225,6 +225,7 @@ def test_a_rejected_or_erasure_flagged_version_never_reaches_production(store):
     # The rejected bytes come back in a later run: registered once, never promoted.
     again = deploy(registry, b"onnx-2", blessed_card({"a": 1}), {"input": {}})
     assert not again.promoted and "rejected" in again.held and registry.production()["version"] == third.version
+    assert not again.awaits_approval and not any("production is now" in note for note in again.notes())
     registry.flag_erased(first.version, "e1", {"erasure": "e1", "at": "2026-12-01T00:00:00+00:00", "run": "r"})
     with pytest.raises(InputError, match="erased"):
         rollback(registry, PERSON, "back to the first")
