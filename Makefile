@@ -42,19 +42,23 @@ bench: $(VENV)/.installed $(SERVE_VENV)/.installed
 compile: $(VENV)/.installed
 	$(VENV)/bin/auscult compile
 
-# Container images: one registry/tag setting for all three. Needs a Docker engine (none runs on the
-# development machines here; see README).
+# Container images, named REGISTRY/auscult-<image>:TAG, built with Podman or Docker (scripts/container_engine.sh
+# installs Podman where neither runs). VARIANT=gpu: training and serving on NVIDIA's CUDA base (public
+# registries needed); VARIANT=cpu: CPU variants, tagged TAG-cpu. BASE_IMAGE=debootstrap makes the base from
+# Debian's packages, for machines that reach package registries only (as these do).
 REGISTRY ?= ghcr.io/auscult
 TAG ?= 0.1.0
-IMAGES := runtime training serving
+VARIANT ?= gpu
+BASE_IMAGE ?=
 
-images:
-	for image in $(IMAGES); do docker build -f images/$$image.Dockerfile -t $(REGISTRY)/auscult-$$image:$(TAG) \
-		--build-arg AUSCULT_CODE_VERSION=$$(git rev-parse HEAD 2>/dev/null) \
-		--build-arg AUSCULT_IMAGE_REF=$(REGISTRY)/auscult-$$image:$(TAG) . || exit 1; done
+images: $(VENV)/.installed
+	$(VENV)/bin/python scripts/images.py build --registry $(REGISTRY) --tag $(TAG) --variant $(VARIANT) \
+		--base-image "$(BASE_IMAGE)"
 
 push-images: images
-	for image in $(IMAGES); do docker push $(REGISTRY)/auscult-$$image:$(TAG) || exit 1; done
+	for image in runtime training serving; do \
+		ref=$(REGISTRY)/auscult-$$image:$(TAG)$$( [ "$(VARIANT)" = cpu ] && [ $$image != runtime ] && echo -cpu); \
+		$$(bash scripts/container_engine.sh) push $$ref || exit 1; done
 
 clean:
 	rm -rf .auscult

@@ -38,6 +38,7 @@ AUDIT_FACET = "auscult_audit"
 # Set by an image build: the commit it was built from, and the image's own reference.
 CODE_VERSION_ENV = "AUSCULT_CODE_VERSION"
 IMAGE_ENV = "AUSCULT_IMAGE_REF"
+IMAGE_BUILD_ENV = "AUSCULT_IMAGE_BUILD"  # the digest of the image build's inputs (scripts/images.py)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class RunRef:
 
 @cache
 def code_version() -> dict[str, str | None]:
-    """The package version, the commit (an image's build argument, or this checkout's HEAD) and the image."""
+    """The package version, the commit (an image's build argument, or this checkout's HEAD), the image and the
+    digest of its build's inputs (its ``io.auscult.build`` label)."""
     commit = os.environ.get(CODE_VERSION_ENV)
     if not commit:
         try:
@@ -81,7 +83,12 @@ def code_version() -> dict[str, str | None]:
                 commit = found.stdout.strip() + ("-modified" if dirty.stdout.strip() else "")
         except (OSError, subprocess.SubprocessError):
             commit = None
-    return {"package": __version__, "commit": commit, "image": os.environ.get(IMAGE_ENV)}
+    return {
+        "package": __version__,
+        "commit": commit,
+        "image": os.environ.get(IMAGE_ENV),
+        "image_build": os.environ.get(IMAGE_BUILD_ENV),
+    }
 
 
 def actor(by: str | None = None) -> dict[str, str | None]:

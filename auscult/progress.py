@@ -15,6 +15,7 @@ This module is the only place that writes or reads that format.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -115,10 +116,10 @@ class Tracker:
 def task(stage: str, metrics: Any) -> Iterator[None]:
     """The frame of a stage running as a pipeline task.
 
-    On success it logs the stage's cost (``wall_s``, ``peak_rss_mib``) to ``metrics`` (anything with
-    ``log_metric``, such as KFP's ``Metrics``). An :class:`InputError` ends the task with its message as the
-    log's last line and exit status 1, without a traceback: the person must fix the input, and the message
-    says how. Any other exception is a fault of ours and keeps its traceback.
+    On success it logs the stage's cost (``wall_s``, ``peak_rss_mib``) and the user it ran as (``uid``) to
+    ``metrics`` (anything with ``log_metric``, such as KFP's ``Metrics``). An :class:`InputError` ends the task
+    with its message as the log's last line and exit status 1, without a traceback: the person must fix the
+    input, and the message says how. Any other exception is a fault of ours and keeps its traceback.
     """
     started = time.perf_counter()
     try:
@@ -128,3 +129,4 @@ def task(stage: str, metrics: Any) -> Iterator[None]:
         sys.exit(1)
     metrics.log_metric("wall_s", round(time.perf_counter() - started, 2))
     metrics.log_metric("peak_rss_mib", peak_rss_mib())
+    metrics.log_metric("uid", os.getuid())

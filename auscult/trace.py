@@ -136,7 +136,8 @@ def model_lines(trace: dict, recordings: int | None = 20) -> list[str]:
         + ("in production" if trace["in_production"] else trace["status"]["status"]),
         f"  trained by run {run.get('run', 'unknown')} (run id {run.get('run_id', 'unknown')})",
         f"  code: auscult {code.get('package')}, commit {code.get('commit') or 'unknown'}, "
-        f"image {code.get('image') or 'none (local environment)'}",
+        f"image {code.get('image') or 'none (local environment)'}"
+        + (f" (build {code['image_build'][:12]})" if code.get("image_build") else ""),
         "  data: "
         + ", ".join(f"{n} {s} recordings" for s, n in data.get("split_sizes", {}).items())
         + "; training recordings by source: "

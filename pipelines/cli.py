@@ -438,17 +438,17 @@ def _add_build_options(command: argparse.ArgumentParser) -> None:
 
     command.add_argument(
         "--image",
-        help="the runtime image of every task but training (default: the components' image, "
-        f"$AUSCULT_IMAGE or auscult/runtime:{__version__})",
+        help="the runtime image of every task but training (default: $AUSCULT_IMAGE or "
+        f"{contract.image_ref('runtime')})",
     )
     command.add_argument(
         "--training-image",
-        help=f"the CUDA image of the train task (default: $AUSCULT_TRAINING_IMAGE or auscult/training:{__version__})",
+        help=f"the CUDA image of the train task (default: $AUSCULT_TRAINING_IMAGE or {contract.image_ref('training')})",
     )
     command.add_argument(
         "--serving-image",
         help="the default of the run parameter serving_image, the predictor's image "
-        f"(default: $AUSCULT_SERVING_IMAGE or auscult/serving:{__version__})",
+        f"(default: $AUSCULT_SERVING_IMAGE or {contract.image_ref('serving')})",
     )
     command.add_argument(
         "--gpu-node-selector",

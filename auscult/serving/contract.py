@@ -2,7 +2,8 @@
 agree on. The deploy stage renders from these values; the chart and the kustomize base are tested against
 them field by field (``tests/charts``, ``tests/manifests``).
 
-Constants only: the serving image imports this module without the pipeline's dependencies.
+Constants and the image naming rule only: the serving image imports this module without the pipeline's
+dependencies.
 """
 
 from __future__ import annotations
@@ -30,6 +31,27 @@ ENV_CORS_ORIGINS = "AUSCULT_CORS_ORIGINS"  # comma-separated origins allowed to 
 ENV_WORKERS = "AUSCULT_SERVING_WORKERS"
 ENV_HTTP_PORT = "PREDICTIVE_UNIT_HTTP_SERVICE_PORT"
 ENV_METRICS_PORT = "PREDICTIVE_UNIT_METRICS_SERVICE_PORT"
+
+# The project's images, one naming scheme for components, the deploy stage, the Makefile and the chart:
+# REGISTRY/auscult-IMAGE:TAG, where IMAGE is runtime, training or serving and TAG the package version. A CPU
+# variant of an image built for NVIDIA GPUs (training, serving) adds "-cpu" to the tag. Names are always
+# qualified, so a locally built image resolves as it is (Podman would store "auscult-x" as localhost/auscult-x).
+IMAGE_REGISTRY = "ghcr.io/auscult"
+ENV_IMAGE_REGISTRY = "AUSCULT_IMAGE_REGISTRY"
+ENV_IMAGE_TAG = "AUSCULT_IMAGE_TAG"
+IMAGES = ("runtime", "training", "serving")
+
+
+def image_ref(image: str, registry: str = IMAGE_REGISTRY, tag: str = "", variant: str = "") -> str:
+    """``registry/auscult-image:tag`` (tag: the package version unless given), with ``-variant`` appended."""
+    if image not in IMAGES:
+        raise ValueError(f"unknown image {image!r}: one of {', '.join(IMAGES)}")
+    if not tag:
+        from auscult import __version__
+
+        tag = __version__
+    return f"{registry.rstrip('/')}/auscult-{image}:{tag}{'-' + variant if variant else ''}"
+
 
 # The REST port the Seldon operator assumes, and the metrics port it scrapes.
 HTTP_PORT = 9000

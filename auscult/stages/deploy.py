@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from auscult import __version__, layout, lineage, trace
+from auscult import layout, lineage, trace
 from auscult.audio import SAMPLE_RATE
 from auscult.change_control import ChangePlan, Decision, classify, default_plan
 from auscult.cluster import Cluster, RolloutError, roll_out
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ServingSpec:
     namespace: str = "auscult"
-    image: str = f"auscult/serving:{__version__}"  # the same default as components.image.SERVING_IMAGE
+    image: str = field(default_factory=lambda: contract.image_ref("serving"))
     gpus: int = 1
     node_selector: dict[str, str] = field(default_factory=lambda: dict(contract.GPU_NODE_SELECTOR))
     tolerations: list[dict] = field(default_factory=lambda: [dict(t) for t in contract.GPU_TOLERATIONS])

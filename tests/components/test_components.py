@@ -3,6 +3,7 @@
 import pytest
 
 import components
+from auscult.serving import contract
 
 RUN = {"store_uri", "run_id", "run_name"}  # every training task writes its lineage event to the store
 EXPECTED = {
@@ -56,8 +57,8 @@ def test_component_interface(name):
     inputs, outputs = EXPECTED[name]
     assert set(spec.inputs or {}) == inputs
     assert set(spec.outputs or {}) == outputs
-    expected = "auscult/training" if name == "train" else "auscult/runtime"
-    assert spec.implementation.container.image.startswith(expected)
+    expected = contract.image_ref("training" if name == "train" else "runtime")
+    assert spec.implementation.container.image == expected
 
 
 @pytest.mark.parametrize("stage, output", sorted(ARTIFACT_TYPES))

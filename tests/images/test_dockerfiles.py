@@ -1,5 +1,6 @@
-"""The Dockerfiles, checked without a Docker engine: they parse, pin their bases, copy files that exist,
-install the pinned set from pyproject.toml and run as a non-root user."""
+"""The Dockerfiles and the build script, checked without an engine (test_containers.py builds and runs them):
+they parse, pin their public bases, copy files that exist, name no host path or download site, install the
+pinned set from a wheel folder and run as a non-root user."""
 
 import importlib.util
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from auscult.serving import contract
+from scripts.images import builds, wheel_set
 from scripts.requirements import requirements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,53 +32,79 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     return parsed
 
 
-def test_the_three_images_exist():
-    assert [p.name for p in IMAGES] == ["runtime.Dockerfile", "serving.Dockerfile", "training.Dockerfile"]
+def test_two_dockerfiles_make_the_three_images():
+    assert [p.name for p in IMAGES] == ["runtime.Dockerfile", "serving.Dockerfile"]
+    for variant in ("cpu", "gpu"):
+        made = {b.image: b.dockerfile for b in builds(variant, None)}
+        assert made == {
+            "runtime": "runtime.Dockerfile",
+            "training": "runtime.Dockerfile",
+            "serving": "serving.Dockerfile",
+        }
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
 def test_dockerfile_parses_and_uses_known_instructions(path):
     parsed = instructions(path)
-    assert parsed[0][0] == "FROM"
+    assert [k for k, _ in parsed[:2]] == ["ARG", "FROM"] and parsed[1][1] == "${BASE_IMAGE}"
     assert {keyword for keyword, _ in parsed} <= INSTRUCTIONS
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
-def test_base_images_are_pinned(path):
-    for keyword, rest in instructions(path):
-        if keyword == "FROM":
-            image = rest.split()[0]
-            assert ":" in image and not image.endswith(":latest"), image
-            assert re.search(r":\d+\.\d+", image), f"{image} is not pinned to a version"
+def test_the_default_base_is_a_pinned_public_image(path):
+    (default,) = [rest.partition("=")[2] for keyword, rest in instructions(path) if rest.startswith("BASE_IMAGE=")]
+    assert re.search(r":\d+\.\d+", default) and not default.endswith(":latest"), default
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
-def test_copied_files_exist(path):
+def test_copied_files_exist_and_nothing_is_downloaded(path):
     for keyword, rest in instructions(path):
         if keyword == "COPY":
             *sources, _ = rest.split()
             for source in sources:
+                assert not source.startswith("/"), f"{path.name} copies the host path {source}"
+                if source.startswith("${WHEELS}/"):  # the wheel folder scripts/images.py prepares in the context
+                    continue
                 assert (ROOT / source).exists(), f"{path.name} copies {source}, which does not exist"
+        if keyword == "RUN":
+            assert "http" not in rest and "curl" not in rest and "wget" not in rest, rest
+            if "pip install" in rest:
+                assert "--no-index --find-links /wheels" in rest and "type=bind,source=${WHEELS}" in rest, rest
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
 def test_runs_as_a_non_root_user(path):
     users = [rest for keyword, rest in instructions(path) if keyword == "USER"]
-    assert users and users[-1] not in ("root", "0"), "the last USER must not be root"
+    assert users and users[-1] == str(contract.RUN_AS), "the last USER must be the pods' uid"
     assert [k for k, _ in instructions(path)].index("USER") > max(
         i for i, (k, _) in enumerate(instructions(path)) if k == "RUN"
     ), "USER comes after the last RUN"
 
 
-@pytest.mark.parametrize(("name", "extra"), [("runtime", "pipeline"), ("training", "pipeline"), ("serving", "serving")])
-def test_installs_the_pinned_set(name, extra):
-    runs = [rest for keyword, rest in instructions(ROOT / "images" / f"{name}.Dockerfile") if keyword == "RUN"]
-    assert any(f"scripts/requirements.py {extra}" in run for run in runs)
-    assert any("pip install -r /tmp/requirements.txt" in run for run in runs)
-    for match in (m for run in runs for m in re.finditer(r"pip install ((?:[^&|;])+)", run)):
-        for word in match.group(1).split():
-            if not word.startswith("-") and word not in (".", "-r") and not word.startswith("/") and "$" not in word:
-                assert "==" in word or word.startswith("http"), f"{name}: unpinned {word}"
+@pytest.mark.parametrize(("name", "extra"), [("pipeline-cpu", "pipeline"), ("serving-cpu", "serving")])
+def test_wheel_sets_are_the_pyproject_pins(name, extra):
+    assert wheel_set(name) == sorted(requirements([extra]))
+    gpu = wheel_set("serving-gpu")
+    assert "onnxruntime-gpu==1.26.0" in gpu and not any(p.startswith("onnxruntime==") for p in gpu)
+
+
+def test_image_names_follow_one_scheme():
+    assert contract.image_ref("runtime") == "ghcr.io/auscult/auscult-runtime:0.1.0"
+    assert (
+        contract.image_ref("serving", registry="r.example/x/", tag="2", variant="cpu")
+        == "r.example/x/auscult-serving:2-cpu"
+    )
+    with pytest.raises(ValueError, match="unknown image"):
+        contract.image_ref("trainer")
+    from auscult.stages.deploy import ServingSpec
+    from components.image import IMAGE, SERVING_IMAGE, TRAINING_IMAGE
+
+    assert (IMAGE, TRAINING_IMAGE, SERVING_IMAGE) == tuple(contract.image_ref(i) for i in contract.IMAGES)
+    assert ServingSpec().image == SERVING_IMAGE
+    helper = (ROOT / "charts" / "auscult" / "templates" / "_helpers.tpl").read_text()
+    assert '"%s/auscult-%s:%s"' in helper
+    values = (ROOT / "charts" / "auscult" / "values.yaml").read_text()
+    assert f"registry: {contract.IMAGE_REGISTRY}" in values
 
 
 def test_requirements_are_the_pyproject_pins():
@@ -86,10 +114,10 @@ def test_requirements_are_the_pyproject_pins():
     assert "seldon-core==1.17.1" in requirements(["serving"])
 
 
-def test_make_targets_build_every_image_with_one_registry_setting():
+def test_make_images_builds_with_one_registry_setting():
     makefile = (ROOT / "Makefile").read_text()
-    assert "REGISTRY ?=" in makefile and "TAG ?=" in makefile
-    assert "IMAGES := runtime training serving" in makefile
+    assert f"REGISTRY ?= {contract.IMAGE_REGISTRY}" in makefile and "TAG ?=" in makefile
+    assert "scripts/images.py build --registry $(REGISTRY) --tag $(TAG)" in makefile
 
 
 def test_the_serving_image_runs_the_serving_contract():

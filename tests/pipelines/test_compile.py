@@ -9,6 +9,7 @@ from kfp.dsl import Artifact, Dataset, Markdown, Metrics, Model
 
 import components
 from auscult import layout
+from auscult.serving import contract
 from auscult.stages.validate import Verdict
 from auscult.store import FileStore
 from pipelines.compile import Images, compile_pipelines, load
@@ -156,8 +157,8 @@ def test_every_task_has_requests_and_limits_and_no_task_retries(compiled):
 def test_training_runs_in_the_cuda_image_and_the_rest_in_the_runtime_image(compiled):
     spec, _ = compiled["auscult-training.yaml"]
     images = {n: e["container"]["image"] for n, e in spec["deploymentSpec"]["executors"].items()}
-    assert images.pop("exec-train").startswith("auscult/training:")
-    assert {image.split(":")[0] for image in images.values()} == {"auscult/runtime"}
+    assert images.pop("exec-train") == contract.image_ref("training")
+    assert set(images.values()) == {contract.image_ref("runtime")}
 
 
 def test_placement_is_a_compile_option(tmp_path):

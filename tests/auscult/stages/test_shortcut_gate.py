@@ -55,7 +55,7 @@ def failures(result) -> list[str]:
     return [reason for reason in result.reasons if reason.startswith("FAIL")]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_a_model_that_learnt_the_channel_is_not_blessed_and_the_reason_names_it(tmp_path, seed):
     result = judged(planted(tmp_path, seed, effect=0.0, participants=240), tmp_path, epochs=4, seed=seed)
     assert not result.blessed
@@ -64,7 +64,7 @@ def test_a_model_that_learnt_the_channel_is_not_blessed_and_the_reason_names_it(
     assert result.metrics["margin_over_metadata_ci_low"] < 0.05
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_the_same_channel_with_a_real_sound_difference_is_blessed(tmp_path, seed):
     result = judged(planted(tmp_path, seed, effect=0.3, participants=240), tmp_path, epochs=10, seed=seed)
     assert result.blessed, failures(result)

@@ -1,0 +1,248 @@
+"""Build auscult's container images with Podman or Docker, with no container registry in reach.
+
+    python scripts/images.py build [--base-image debootstrap] [--variant cpu] [--only runtime serving]
+
+The three images (``contract.image_ref``): runtime (every pipeline task), training (the train task) and
+serving (the predictor). Python dependencies come from a wheel folder prepared here, on the host, from
+pyproject.toml's pins (``build/wheels/<set>``, its ``requirements.txt`` naming what to install), so the
+build itself needs no network. ``--base-image debootstrap`` makes the base from Debian's packages
+(bookworm, Python 3.11) for machines that reach package registries only; without it, the Dockerfiles'
+public bases. A build whose inputs (Dockerfile, base, wheels, code, build arguments) hash to what an
+existing image's ``io.auscult.build`` label says is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from auscult.serving import contract  # noqa: E402
+from scripts.requirements import requirements  # noqa: E402
+
+WHEELS = ROOT / "build" / "wheels"
+DEBOOTSTRAP_BASE = "localhost/auscult-base:bookworm"
+DEBOOTSTRAP_PACKAGES = ("python3", "python3-venv", "passwd")
+# What an image copies from the build context besides its Dockerfile (and the wheel folder).
+CONTEXT = ("images/python.sh", "pyproject.toml", "README.md", "scripts", "auscult", "components", "pipelines")
+CUDA_BASE = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04"
+TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
+
+
+@dataclass(frozen=True)
+class Build:
+    """One image: which Dockerfile, which wheel set, and which base (None: the Dockerfile's default)."""
+
+    image: str
+    dockerfile: str
+    wheels: str
+    base: str | None
+    variant: str = ""
+
+    def ref(self, registry: str, tag: str) -> str:
+        return contract.image_ref(self.image, registry=registry, tag=tag, variant=self.variant)
+
+
+def builds(variant: str, base: str | None) -> list[Build]:
+    """The images of a variant: "gpu" (the public CUDA bases) or "cpu" (what builds anywhere)."""
+    if variant == "gpu":
+        return [
+            Build("runtime", "runtime.Dockerfile", "pipeline-cpu", base),
+            Build("training", "runtime.Dockerfile", "pipeline-cuda", CUDA_BASE),
+            Build("serving", "serving.Dockerfile", "serving-gpu", None),
+        ]
+    return [
+        Build("runtime", "runtime.Dockerfile", "pipeline-cpu", base),
+        Build("training", "runtime.Dockerfile", "pipeline-cpu", base, variant="cpu"),
+        Build("serving", "serving.Dockerfile", "serving-cpu", base or "python:3.11.7-slim-bookworm", variant="cpu"),
+    ]
+
+
+def wheel_set(name: str) -> list[str]:
+    """What a wheel set installs: the core plus an extra (both bring setuptools, which installs the project)."""
+    extra, _, flavour = name.partition("-")
+    pinned = requirements([extra])
+    if flavour == "gpu":
+        pinned = [p.replace("onnxruntime==", "onnxruntime-gpu==", 1) for p in pinned]
+    return sorted(set(pinned))
+
+
+def log(message: str) -> None:
+    print(f"images: {message}", file=sys.stderr, flush=True)
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=True, **kwargs)
+
+
+def engine() -> str:
+    """podman or docker: a running engine, Podman installed where none is (scripts/container_engine.sh)."""
+    found = run(["bash", str(ROOT / "scripts" / "container_engine.sh")], capture_output=True, text=True)
+    sys.stderr.write(found.stderr)
+    return found.stdout.strip()
+
+
+def prepare_wheels(name: str) -> Path:
+    """build/wheels/<name>: every wheel the set needs, resolved here from the pins (kept while they hold)."""
+    folder = WHEELS / name
+    pinned = wheel_set(name)
+    wanted = "\n".join(pinned) + "\n"
+    listing = folder / "requirements.txt"
+    if listing.exists() and listing.read_text() == wanted:
+        return folder
+    log(f"preparing the wheel folder {folder.relative_to(ROOT)} ({len(pinned)} pins)")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    command = [sys.executable, "-m", "pip", "wheel", "-qq", "--wheel-dir", str(folder)]
+    if name == "pipeline-cuda":
+        command += ["--extra-index-url", TORCH_CUDA_INDEX]
+    run(command + pinned)
+    listing.write_text(wanted)
+    return folder
+
+
+def image_label(tool: str, ref: str) -> str | None:
+    """The io.auscult.build label of a local image, or None where there is no such image."""
+    found = subprocess.run(
+        [tool, "image", "inspect", "--format", '{{ index .Config.Labels "io.auscult.build" }}', ref],
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def image_id(tool: str, ref: str) -> str:
+    return run([tool, "image", "inspect", "--format", "{{ .Id }}", ref], capture_output=True, text=True).stdout.strip()
+
+
+def debootstrap_base(tool: str) -> str:
+    """A Python 3.11 base from Debian bookworm's packages, imported as DEBOOTSTRAP_BASE (built once)."""
+    if image_label(tool, DEBOOTSTRAP_BASE) is not None:
+        return DEBOOTSTRAP_BASE
+    log(f"making the base {DEBOOTSTRAP_BASE} with debootstrap (Debian bookworm; a few minutes)")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=ROOT / "build") as scratch:
+        rootfs = Path(scratch) / "rootfs"
+        packages = ",".join(DEBOOTSTRAP_PACKAGES)
+        run(
+            ["debootstrap", "--variant=minbase", f"--include={packages}", "bookworm", str(rootfs)],
+            stdout=subprocess.DEVNULL,
+        )
+        shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
+        archive = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        run(
+            [tool, "import", "--change", 'CMD ["/bin/bash"]', "-", DEBOOTSTRAP_BASE],
+            stdin=archive.stdout,
+            stdout=subprocess.DEVNULL,
+        )
+        archive.wait()
+    log(f"base ready in {time.monotonic() - started:.0f} s")
+    return DEBOOTSTRAP_BASE
+
+
+def code_version() -> str:
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def inputs_digest(build: Build, base_id: str, wheels: Path, arguments: dict[str, str]) -> str:
+    """SHA-256 over everything a build reads: Dockerfile, base image id, wheel set, copied files, arguments."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"build": build.__dict__, "base": base_id, "arguments": arguments}).encode())
+    digest.update((ROOT / "images" / build.dockerfile).read_bytes())
+    digest.update((wheels / "requirements.txt").read_bytes())
+    for entry in CONTEXT:
+        path = ROOT / entry
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            if "__pycache__" in file.parts:
+                continue
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def build_image(tool: str, build: Build, registry: str, tag: str, base: str | None) -> dict[str, str]:
+    """Build one image unless an image with the same inputs is there; what was built, and how long it took."""
+    ref = build.ref(registry, tag)
+    wheels = prepare_wheels(build.wheels)
+    base_image = build.base if build.base else None
+    base_id = image_id(tool, base_image) if base_image and image_label(tool, base_image) is not None else ""
+    arguments = {
+        "WHEELS": str(wheels.relative_to(ROOT)),
+        "AUSCULT_CODE_VERSION": code_version(),
+        "AUSCULT_IMAGE_REF": ref,
+    }
+    if base_image:
+        arguments["BASE_IMAGE"] = base_image
+    digest = inputs_digest(build, base_id, wheels, arguments)
+    if image_label(tool, ref) == digest:
+        log(f"{ref} is up to date (inputs {digest[:12]})")
+        return {"image": build.image, "ref": ref, "id": image_id(tool, ref), "build": digest, "seconds": "0"}
+    log(f"building {ref}" + (f" on {base_image}" if base_image else ""))
+    started = time.monotonic()
+    command = [tool, "build", "--file", str(ROOT / "images" / build.dockerfile), "--tag", ref]
+    if tool == "podman":
+        command += ["--network=none", "--layers"]
+    for name, value in {**arguments, "AUSCULT_IMAGE_BUILD": digest}.items():
+        command += ["--build-arg", f"{name}={value}"]
+    run(command + [str(ROOT)], stdout=sys.stderr)
+    seconds = time.monotonic() - started
+    log(f"built {ref} in {seconds:.0f} s")
+    return {"image": build.image, "ref": ref, "id": image_id(tool, ref), "build": digest, "seconds": f"{seconds:.0f}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python scripts/images.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="build the images (skipping those whose inputs are unchanged)")
+    build.add_argument("--registry", default=os.environ.get(contract.ENV_IMAGE_REGISTRY) or contract.IMAGE_REGISTRY)
+    build.add_argument("--tag", default=os.environ.get(contract.ENV_IMAGE_TAG, ""), help="default: the version")
+    build.add_argument(
+        "--base-image",
+        default="",
+        help="the base of the CPU images: 'debootstrap' (made here from Debian's packages), an image name, or "
+        "empty for the Dockerfiles' public bases",
+    )
+    build.add_argument(
+        "--variant",
+        choices=("cpu", "gpu"),
+        default="gpu",
+        help="gpu: training and serving on the CUDA base (public registries needed); cpu: CPU variants "
+        "(tags end in -cpu) that build anywhere",
+    )
+    build.add_argument("--only", nargs="+", choices=contract.IMAGES, help="build these images only")
+    build.add_argument("--json", type=Path, help="also write what was built (refs, ids, build digests) here")
+    args = parser.parse_args(argv)
+
+    tool = engine()
+    (ROOT / "build").mkdir(exist_ok=True)
+    base = debootstrap_base(tool) if args.base_image == "debootstrap" else (args.base_image or None)
+    built = [
+        build_image(tool, b, args.registry, args.tag, base)
+        for b in builds(args.variant, base)
+        if not args.only or b.image in args.only
+    ]
+    run([tool, "image", "prune", "--force"], stdout=subprocess.DEVNULL)  # the layers that rebuilt images left
+    for entry in built:
+        print(f"{entry['ref']}  {entry['id'][:19]}  build {entry['build'][:12]}")
+    if args.json:
+        args.json.write_text(json.dumps({"engine": tool, "images": built}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
