@@ -35,7 +35,15 @@ WHEELS = ROOT / "build" / "wheels"
 DEBOOTSTRAP_BASE = "localhost/auscult-base:bookworm"
 DEBOOTSTRAP_PACKAGES = ("python3", "python3-venv", "passwd")
 # What an image copies from the build context besides its Dockerfile (and the wheel folder).
-CONTEXT = ("images/python.sh", "pyproject.toml", "README.md", "scripts", "auscult", "components", "pipelines")
+CONTEXT = (
+    "images/python.sh",
+    "scripts/strip_torchaudio_extension.py",
+    "pyproject.toml",
+    "README.md",
+    "auscult",
+    "components",
+    "pipelines",
+)
 CUDA_BASE = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04"
 TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
 
@@ -93,11 +101,15 @@ def engine() -> str:
     return found.stdout.strip()
 
 
+def wheel_listing(name: str) -> str:
+    """The requirements.txt of a wheel set: what the image installs from it."""
+    return "\n".join(wheel_set(name)) + "\n"
+
+
 def prepare_wheels(name: str) -> Path:
     """build/wheels/<name>: every wheel the set needs, resolved here from the pins (kept while they hold)."""
     folder = WHEELS / name
-    pinned = wheel_set(name)
-    wanted = "\n".join(pinned) + "\n"
+    pinned, wanted = wheel_set(name), wheel_listing(name)
     listing = folder / "requirements.txt"
     if listing.exists() and listing.read_text() == wanted:
         return folder
@@ -156,12 +168,12 @@ def code_version() -> str:
     return found.stdout.strip() if found.returncode == 0 else ""
 
 
-def inputs_digest(build: Build, base_id: str, wheels: Path, arguments: dict[str, str]) -> str:
+def inputs_digest(build: Build, base_id: str, arguments: dict[str, str]) -> str:
     """SHA-256 over everything a build reads: Dockerfile, base image id, wheel set, copied files, arguments."""
     digest = hashlib.sha256()
     digest.update(json.dumps({"build": build.__dict__, "base": base_id, "arguments": arguments}).encode())
     digest.update((ROOT / "images" / build.dockerfile).read_bytes())
-    digest.update((wheels / "requirements.txt").read_bytes())
+    digest.update(wheel_listing(build.wheels).encode())
     for entry in CONTEXT:
         path = ROOT / entry
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -173,7 +185,7 @@ def inputs_digest(build: Build, base_id: str, wheels: Path, arguments: dict[str,
     return digest.hexdigest()
 
 
-def build_image(tool: str, build: Build, registry: str, tag: str, base: str | None) -> dict[str, str]:
+def build_image(tool: str, build: Build, registry: str, tag: str) -> dict[str, str]:
     """Build one image unless an image with the same inputs is there; what was built, and how long it took."""
     ref = build.ref(registry, tag)
     wheels = prepare_wheels(build.wheels)
@@ -232,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     (ROOT / "build").mkdir(exist_ok=True)
     base = debootstrap_base(tool) if args.base_image == "debootstrap" else (args.base_image or None)
     built = [
-        build_image(tool, b, args.registry, args.tag, base)
+        build_image(tool, b, args.registry, args.tag)
         for b in builds(args.variant, base)
         if not args.only or b.image in args.only
     ]
