@@ -188,20 +188,20 @@ def inputs_digest(build: Build, base_id: str, arguments: dict[str, str]) -> str:
 def build_image(tool: str, build: Build, registry: str, tag: str) -> dict[str, str]:
     """Build one image unless an image with the same inputs is there; what was built, and how long it took."""
     ref = build.ref(registry, tag)
-    wheels = prepare_wheels(build.wheels)
     base_image = build.base if build.base else None
     base_id = image_id(tool, base_image) if base_image and image_label(tool, base_image) is not None else ""
     arguments = {
-        "WHEELS": str(wheels.relative_to(ROOT)),
+        "WHEELS": str((WHEELS / build.wheels).relative_to(ROOT)),
         "AUSCULT_CODE_VERSION": code_version(),
         "AUSCULT_IMAGE_REF": ref,
     }
     if base_image:
         arguments["BASE_IMAGE"] = base_image
-    digest = inputs_digest(build, base_id, wheels, arguments)
+    digest = inputs_digest(build, base_id, arguments)
     if image_label(tool, ref) == digest:
         log(f"{ref} is up to date (inputs {digest[:12]})")
         return {"image": build.image, "ref": ref, "id": image_id(tool, ref), "build": digest, "seconds": "0"}
+    prepare_wheels(build.wheels)
     log(f"building {ref}" + (f" on {base_image}" if base_image else ""))
     started = time.monotonic()
     command = [tool, "build", "--file", str(ROOT / "images" / build.dockerfile), "--tag", ref]
