@@ -143,3 +143,14 @@ def test_the_serving_image_has_a_spool_its_user_can_write():
     assert any(
         re.search(rf"install -d {owner}( -m 0?7[0-7]{{2}})? {re.escape(contract.SPOOL_PATH)}\b", run) for run in runs
     )
+
+
+def test_the_build_digest_follows_the_base_the_image_and_the_arguments():
+    from scripts.images import inputs_digest
+
+    runtime, training, _ = builds("cpu", "localhost/base")
+    arguments = {"WHEELS": "build/wheels/pipeline-cpu", "AUSCULT_CODE_VERSION": "abc"}
+    digest = inputs_digest(runtime, "sha256:1", arguments)
+    assert digest == inputs_digest(runtime, "sha256:1", dict(arguments))
+    assert len({digest, inputs_digest(runtime, "sha256:2", arguments), inputs_digest(training, "sha256:1", arguments),
+                inputs_digest(runtime, "sha256:1", {**arguments, "AUSCULT_CODE_VERSION": "def"})}) == 4  # fmt: skip
