@@ -42,23 +42,22 @@ bench: $(VENV)/.installed $(SERVE_VENV)/.installed
 compile: $(VENV)/.installed
 	$(VENV)/bin/auscult compile
 
-# Container images, named REGISTRY/auscult-<image>:TAG, built with Podman or Docker (scripts/container_engine.sh
-# installs Podman where neither runs). VARIANT=gpu: training and serving on NVIDIA's CUDA base (public
-# registries needed); VARIANT=cpu: CPU variants, tagged TAG-cpu. BASE_IMAGE=debootstrap makes the base from
-# Debian's packages, for machines that reach package registries only (as these do).
-REGISTRY ?= ghcr.io/auscult
-TAG ?= 0.1.0
+# Container images, named REGISTRY/auscult-<image>:TAG (default: ghcr.io/auscult and the package version),
+# built with Podman or Docker (scripts/container_engine.sh installs Podman where neither runs). VARIANT=gpu:
+# training and serving on NVIDIA's CUDA base (public registries needed); VARIANT=cpu: CPU variants, tagged
+# TAG-cpu. BASE_IMAGE=debootstrap makes the base from Debian's packages, for machines that reach package
+# registries only (as these do). See README, "Container images".
+REGISTRY ?=
+TAG ?=
 VARIANT ?= gpu
 BASE_IMAGE ?=
+IMAGE_SETTINGS = --registry "$(REGISTRY)" --tag "$(TAG)" --variant $(VARIANT)
 
 images: $(VENV)/.installed
-	$(VENV)/bin/python scripts/images.py build --registry $(REGISTRY) --tag $(TAG) --variant $(VARIANT) \
-		--base-image "$(BASE_IMAGE)"
+	$(VENV)/bin/python scripts/images.py build $(IMAGE_SETTINGS) --base-image "$(BASE_IMAGE)"
 
 push-images: images
-	for image in runtime training serving; do \
-		ref=$(REGISTRY)/auscult-$$image:$(TAG)$$( [ "$(VARIANT)" = cpu ] && [ $$image != runtime ] && echo -cpu); \
-		$$(bash scripts/container_engine.sh) push $$ref || exit 1; done
+	$(VENV)/bin/python scripts/images.py push $(IMAGE_SETTINGS)
 
 clean:
 	rm -rf .auscult

@@ -1,7 +1,7 @@
 """One KFP component per lifecycle stage: adapt artifacts and parameters, call ``auscult``, log metrics.
 
-Every component runs in the project's runtime image (``AUSCULT_IMAGE`` at compile time); on one machine
-KFP's local runner runs the same functions in the current environment.
+Every component runs in the project's runtime image, train in the training image (``components.image``); on
+one machine KFP's local runner runs the same functions in the current environment.
 """
 
 from components.curate import curate

@@ -1,14 +1,16 @@
-"""Build auscult's container images with Podman or Docker, with no container registry in reach.
+"""Build and push auscult's container images with Podman or Docker, with no container registry in reach.
 
     python scripts/images.py build [--base-image debootstrap] [--variant cpu] [--only runtime serving]
+    python scripts/images.py push --registry registry.example.com/auscult [--variant cpu]
 
-The three images (``contract.image_ref``): runtime (every pipeline task), training (the train task) and
-serving (the predictor). Python dependencies come from a wheel folder prepared here, on the host, from
-pyproject.toml's pins (``build/wheels/<set>``, its ``requirements.txt`` naming what to install), so the
-build itself needs no network. ``--base-image debootstrap`` makes the base from Debian's packages
-(bookworm, Python 3.11) for machines that reach package registries only; without it, the Dockerfiles'
-public bases. A build whose inputs (Dockerfile, base, wheels, code, build arguments) hash to what an
-existing image's ``io.auscult.build`` label says is skipped.
+The three images (``contract.image_ref``): runtime (every pipeline task but training), training (the train
+task) and serving (the predictor). Python dependencies come from a wheel folder prepared here, on the host,
+from pyproject.toml's pins (``build/wheels/<set>``, its ``requirements.txt`` naming what to install and the
+index options that resolved it), so a build on a Debian base needs no network (on NVIDIA's Ubuntu base,
+images/python.sh fetches Python 3.11 from the deadsnakes PPA). ``--base-image debootstrap`` makes the base
+from Debian's packages (bookworm, Python 3.11) for machines that reach package registries only; without it,
+the Dockerfiles' public bases. A build whose inputs (Dockerfile, base image, wheel listing, copied files,
+build arguments) hash to what an existing image's ``io.auscult.build`` label says is skipped.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from auscult.serving import contract  # noqa: E402
 from scripts.requirements import requirements  # noqa: E402
 
 WHEELS = ROOT / "build" / "wheels"
-DEBOOTSTRAP_BASE = "localhost/auscult-base:bookworm"
 DEBOOTSTRAP_PACKAGES = ("python3", "python3-venv", "passwd")
+# The tag names the recipe: a changed package list makes a new base.
+DEBOOTSTRAP_BASE = (
+    "localhost/auscult-base:bookworm-" + hashlib.sha256(",".join(DEBOOTSTRAP_PACKAGES).encode()).hexdigest()[:8]
+)
 # What an image copies from the build context besides its Dockerfile (and the wheel folder).
 CONTEXT = (
     "images/python.sh",
@@ -44,8 +49,12 @@ CONTEXT = (
     "components",
     "pipelines",
 )
-CUDA_BASE = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04"
-TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
+CUDA_BASE = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04"  # serving.Dockerfile's default BASE_IMAGE
+CPU_BASE = "python:3.11.7-slim-bookworm"  # runtime.Dockerfile's default BASE_IMAGE
+# Where the host's `pip wheel` finds the CUDA build of torch for the training image. The CPU sets take torch
+# as pip resolves it (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu where PyPI's is the CUDA
+# build); a CPU set that resolved to CUDA wheels is refused.
+WHEEL_INDEX_OPTIONS = {"pipeline-cuda": ["--extra-index-url", "https://download.pytorch.org/whl/cu128"]}
 
 
 @dataclass(frozen=True)
@@ -68,17 +77,18 @@ def builds(variant: str, base: str | None) -> list[Build]:
         return [
             Build("runtime", "runtime.Dockerfile", "pipeline-cpu", base),
             Build("training", "runtime.Dockerfile", "pipeline-cuda", CUDA_BASE),
-            Build("serving", "serving.Dockerfile", "serving-gpu", None),
+            Build("serving", "serving.Dockerfile", "serving-gpu", CUDA_BASE),
         ]
     return [
         Build("runtime", "runtime.Dockerfile", "pipeline-cpu", base),
         Build("training", "runtime.Dockerfile", "pipeline-cpu", base, variant="cpu"),
-        Build("serving", "serving.Dockerfile", "serving-cpu", base or "python:3.11.7-slim-bookworm", variant="cpu"),
+        Build("serving", "serving.Dockerfile", "serving-cpu", base or CPU_BASE, variant="cpu"),
     ]
 
 
 def wheel_set(name: str) -> list[str]:
-    """What a wheel set installs: the core plus an extra (both bring setuptools, which installs the project)."""
+    """What a wheel set installs: the core plus an extra. Installing the project needs setuptools among the
+    wheels: the serving extra pins it, and torch requires it."""
     extra, _, flavour = name.partition("-")
     pinned = requirements([extra])
     if flavour == "gpu":
@@ -96,14 +106,15 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def engine() -> str:
     """podman or docker: a running engine, Podman installed where none is (scripts/container_engine.sh)."""
-    found = run(["bash", str(ROOT / "scripts" / "container_engine.sh")], capture_output=True, text=True)
-    sys.stderr.write(found.stderr)
+    found = run(["bash", str(ROOT / "scripts" / "container_engine.sh")], stdout=subprocess.PIPE, text=True)
     return found.stdout.strip()
 
 
 def wheel_listing(name: str) -> str:
-    """The requirements.txt of a wheel set: what the image installs from it."""
-    return "\n".join(wheel_set(name)) + "\n"
+    """The requirements.txt of a wheel set: what the image installs from it, and the index options that
+    resolved it (a comment, so that a changed index changes the build's digest and its dependency layer)."""
+    options = " ".join(WHEEL_INDEX_OPTIONS.get(name, [])) or "none"
+    return f"# pip wheel index options: {options}\n" + "\n".join(wheel_set(name)) + "\n"
 
 
 def prepare_wheels(name: str) -> Path:
@@ -117,9 +128,13 @@ def prepare_wheels(name: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     command = [sys.executable, "-m", "pip", "wheel", "-qq", "--wheel-dir", str(folder)]
-    if name == "pipeline-cuda":
-        command += ["--extra-index-url", TORCH_CUDA_INDEX]
-    run(command + pinned)
+    run(command + WHEEL_INDEX_OPTIONS.get(name, []) + pinned)
+    cuda = sorted(p.name for p in folder.glob("nvidia_*.whl"))
+    if cuda and not name.endswith(("-cuda", "-gpu")):
+        raise SystemExit(
+            f"images: the CPU wheel set {name} resolved torch's CUDA build ({len(cuda)} nvidia wheels); set "
+            "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu and run again"
+        )
     listing.write_text(wanted)
     return folder
 
@@ -139,33 +154,41 @@ def image_id(tool: str, ref: str) -> str:
 
 
 def debootstrap_base(tool: str) -> str:
-    """A Python 3.11 base from Debian bookworm's packages, imported as DEBOOTSTRAP_BASE (built once)."""
+    """A Python 3.11 base from Debian bookworm's packages, imported as DEBOOTSTRAP_BASE (built once per recipe;
+    debootstrap needs root)."""
     if image_label(tool, DEBOOTSTRAP_BASE) is not None:
         return DEBOOTSTRAP_BASE
     log(f"making the base {DEBOOTSTRAP_BASE} with debootstrap (Debian bookworm; a few minutes)")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(dir=ROOT / "build") as scratch:
+    root = [] if os.geteuid() == 0 else ["sudo"]
+    # Outside the build context: a scratch folder left by an interrupted run must not join later builds.
+    with tempfile.TemporaryDirectory(prefix="auscult-debootstrap-") as scratch:
         rootfs = Path(scratch) / "rootfs"
         packages = ",".join(DEBOOTSTRAP_PACKAGES)
         run(
-            ["debootstrap", "--variant=minbase", f"--include={packages}", "bookworm", str(rootfs)],
+            [*root, "debootstrap", "--variant=minbase", f"--include={packages}", "bookworm", str(rootfs)],
             stdout=subprocess.DEVNULL,
         )
-        shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
-        archive = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        run(
-            [tool, "import", "--change", 'CMD ["/bin/bash"]', "-", DEBOOTSTRAP_BASE],
-            stdin=archive.stdout,
-            stdout=subprocess.DEVNULL,
-        )
-        archive.wait()
+        run([*root, "rm", "-rf", str(rootfs / "var" / "cache" / "apt" / "archives")])
+        archive = subprocess.Popen([*root, "tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        with archive.stdout:
+            run(
+                [tool, "import", "--change", 'CMD ["/bin/bash"]', "-", DEBOOTSTRAP_BASE],
+                stdin=archive.stdout,
+                stdout=subprocess.DEVNULL,
+            )
+        if archive.wait() != 0:
+            raise SystemExit(f"images: archiving the debootstrap root failed (tar exit {archive.returncode})")
+        run([*root, "rm", "-rf", str(rootfs)])
     log(f"base ready in {time.monotonic() - started:.0f} s")
     return DEBOOTSTRAP_BASE
 
 
 def code_version() -> str:
-    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
-    return found.stdout.strip() if found.returncode == 0 else ""
+    """The commit, marked -modified where the checkout differs from it, as the lineage record names code."""
+    from auscult.lineage import code_version as lineage_code_version
+
+    return lineage_code_version()["commit"] or ""
 
 
 def inputs_digest(build: Build, base_id: str, arguments: dict[str, str]) -> str:
@@ -206,7 +229,9 @@ def build_image(tool: str, build: Build, registry: str, tag: str) -> dict[str, s
     started = time.monotonic()
     command = [tool, "build", "--file", str(ROOT / "images" / build.dockerfile), "--tag", ref]
     if tool == "podman":
-        command += ["--network=none", "--layers"]
+        command.append("--layers")
+        if build.base != CUDA_BASE:  # only NVIDIA's Ubuntu base needs the network (for Python 3.11)
+            command.append("--network=none")
     for name, value in {**arguments, "AUSCULT_IMAGE_BUILD": digest}.items():
         command += ["--build-arg", f"{name}={value}"]
     run(command + [str(ROOT)], stdout=sys.stderr)
@@ -221,34 +246,48 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build the images (skipping those whose inputs are unchanged)")
-    build.add_argument("--registry", default=os.environ.get(contract.ENV_IMAGE_REGISTRY) or contract.IMAGE_REGISTRY)
-    build.add_argument("--tag", default=os.environ.get(contract.ENV_IMAGE_TAG, ""), help="default: the version")
+    push = commands.add_parser("push", help="push the images of a variant (built first where they are not)")
+    for command in (build, push):
+        command.add_argument(
+            "--registry", default="", help=f"default: ${contract.ENV_IMAGE_REGISTRY} or {contract.IMAGE_REGISTRY}"
+        )
+        command.add_argument("--tag", default="", help=f"default: ${contract.ENV_IMAGE_TAG} or the package version")
     build.add_argument(
         "--base-image",
         default="",
         help="the base of the CPU images: 'debootstrap' (made here from Debian's packages), an image name, or "
         "empty for the Dockerfiles' public bases",
     )
-    build.add_argument(
-        "--variant",
-        choices=("cpu", "gpu"),
-        default="gpu",
-        help="gpu: training and serving on the CUDA base (public registries needed); cpu: CPU variants "
-        "(tags end in -cpu) that build anywhere",
-    )
-    build.add_argument("--only", nargs="+", choices=contract.IMAGES, help="build these images only")
+    for command in (build, push):
+        command.add_argument(
+            "--variant",
+            choices=("cpu", "gpu"),
+            default="gpu",
+            help="gpu: training and serving on the CUDA base (public registries needed); cpu: CPU variants "
+            "(tags end in -cpu) that build anywhere",
+        )
+        command.add_argument("--only", nargs="+", choices=contract.IMAGES, help="these images only")
     build.add_argument("--json", type=Path, help="also write what was built (refs, ids, build digests) here")
     args = parser.parse_args(argv)
 
     tool = engine()
     (ROOT / "build").mkdir(exist_ok=True)
+    if args.command == "push":
+        for b in builds(args.variant, None):
+            if not args.only or b.image in args.only:
+                ref = b.ref(args.registry, args.tag)
+                if image_label(tool, ref) is None:
+                    raise SystemExit(f"images: {ref} is not built here: run `make images` with the same settings")
+                run([tool, "push", ref])
+        return 0
     base = debootstrap_base(tool) if args.base_image == "debootstrap" else (args.base_image or None)
     built = [
         build_image(tool, b, args.registry, args.tag)
         for b in builds(args.variant, base)
         if not args.only or b.image in args.only
     ]
-    run([tool, "image", "prune", "--force"], stdout=subprocess.DEVNULL)  # the layers that rebuilt images left
+    # What rebuilt images left behind (ours only: they carry the label).
+    run([tool, "image", "prune", "--force", "--filter", "label=io.auscult.build"], stdout=subprocess.DEVNULL)
     for entry in built:
         print(f"{entry['ref']}  {entry['id'][:19]}  build {entry['build'][:12]}")
     if args.json:

@@ -42,14 +42,17 @@ ENV_IMAGE_TAG = "AUSCULT_IMAGE_TAG"
 IMAGES = ("runtime", "training", "serving")
 
 
-def image_ref(image: str, registry: str = IMAGE_REGISTRY, tag: str = "", variant: str = "") -> str:
-    """``registry/auscult-image:tag`` (tag: the package version unless given), with ``-variant`` appended."""
+def image_ref(image: str, registry: str = "", tag: str = "", variant: str = "") -> str:
+    """``registry/auscult-image:tag``, with ``-variant`` appended. Unless given, the registry is
+    $AUSCULT_IMAGE_REGISTRY or IMAGE_REGISTRY, and the tag $AUSCULT_IMAGE_TAG or the package version."""
+    import os
+
+    from auscult import __version__
+
     if image not in IMAGES:
         raise ValueError(f"unknown image {image!r}: one of {', '.join(IMAGES)}")
-    if not tag:
-        from auscult import __version__
-
-        tag = __version__
+    registry = registry or os.environ.get(ENV_IMAGE_REGISTRY) or IMAGE_REGISTRY
+    tag = tag or os.environ.get(ENV_IMAGE_TAG) or __version__
     return f"{registry.rstrip('/')}/auscult-{image}:{tag}{'-' + variant if variant else ''}"
 
 

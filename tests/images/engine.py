@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = "localhost/auscult-test"
 
 
 @dataclass(frozen=True)
@@ -29,14 +31,21 @@ class Built:
 class ImageBuild:
     """The runtime and serving images (CPU variants on a base made from Debian's packages), built as `make images`
     builds them, in the background from the moment the tests that need them are collected: a cold build takes
-    minutes, which the other tests' run hides. Unchanged inputs are not rebuilt."""
+    minutes, which the other tests' run hides. Unchanged inputs are not rebuilt. They are named under a registry
+    of their own, so that they never replace what `make images` built."""
 
     def __init__(self, folder: Path):
         self.report, self.log = folder / "images.json", folder / "images.log"
         command = [sys.executable, str(ROOT / "scripts" / "images.py"), "build", "--base-image", "debootstrap"]
-        command += ["--variant", "cpu", "--only", "runtime", "serving", "--json", str(self.report)]
+        command += ["--registry", REGISTRY, "--variant", "cpu", "--only", "runtime", "serving"]
         with open(self.log, "w") as handle:
-            self.process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+            self.process = subprocess.Popen(
+                [*command, "--json", str(self.report)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,  # stop() ends the engine's build with it
+            )
 
     def wait(self) -> Built:
         if self.process.wait() != 0:
@@ -47,7 +56,7 @@ class ImageBuild:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=60)
 
 

@@ -1,6 +1,7 @@
 """The Dockerfiles and the build script, checked without an engine (test_containers.py builds and runs them):
-they parse, pin their public bases, copy files that exist, name no host path or download site, install the
-pinned set from a wheel folder and run as a non-root user."""
+they parse, pin their public bases, copy files that exist, name no host path, download nothing themselves
+(only images/python.sh does, on NVIDIA's Ubuntu base), install the pinned set from a wheel folder and run as
+a non-root user."""
 
 import importlib.util
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from auscult.serving import contract
-from scripts.images import builds, wheel_set
+from scripts.images import builds, wheel_listing, wheel_set
 from scripts.requirements import requirements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,7 @@ def test_runs_as_a_non_root_user(path):
 @pytest.mark.parametrize(("name", "extra"), [("pipeline-cpu", "pipeline"), ("serving-cpu", "serving")])
 def test_wheel_sets_are_the_pyproject_pins(name, extra):
     assert wheel_set(name) == sorted(requirements([extra]))
+    assert wheel_listing(name).splitlines()[1:] == wheel_set(name)
     gpu = wheel_set("serving-gpu")
     assert "onnxruntime-gpu==1.26.0" in gpu and not any(p.startswith("onnxruntime==") for p in gpu)
 
@@ -116,8 +118,12 @@ def test_requirements_are_the_pyproject_pins():
 
 def test_make_images_builds_with_one_registry_setting():
     makefile = (ROOT / "Makefile").read_text()
-    assert f"REGISTRY ?= {contract.IMAGE_REGISTRY}" in makefile and "TAG ?=" in makefile
-    assert "scripts/images.py build --registry $(REGISTRY) --tag $(TAG)" in makefile
+    assert "REGISTRY ?=\n" in makefile and "TAG ?=\n" in makefile  # empty: scripts/images.py's defaults
+    assert 'IMAGE_SETTINGS = --registry "$(REGISTRY)" --tag "$(TAG)"' in makefile
+    assert (
+        "scripts/images.py build $(IMAGE_SETTINGS)" in makefile
+        and "scripts/images.py push $(IMAGE_SETTINGS)" in makefile
+    )
 
 
 def test_the_serving_image_runs_the_serving_contract():
