@@ -25,6 +25,6 @@ def built() -> Built:
 
 @pytest.fixture(scope="session")
 def docker_api(built, tmp_path_factory):
-    api = DockerApi(built.engine, tmp_path_factory.mktemp("docker-api"))
+    api = DockerApi(built, tmp_path_factory.mktemp("docker-api"))
     yield api
     api.close()

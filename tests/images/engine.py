@@ -16,16 +16,28 @@ ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "localhost/auscult-test"
 
 
+def engine_environment(scratch: Path) -> dict[str, str]:
+    """The environment for the engine's commands. Its TMPDIR is one of the tests' own: Podman keeps temporary
+    files there, and a test that ran a local workspace may have left TMPDIR naming a folder since deleted."""
+    return {**os.environ, "TMPDIR": str(scratch)}
+
+
 @dataclass(frozen=True)
 class Built:
     engine: str  # podman or docker
     images: dict[str, dict]  # runtime/serving -> ref, id, build (digest of the build's inputs), seconds
+    scratch: Path
 
     def ref(self, image: str) -> str:
         return self.images[image]["ref"]
 
+    def environment(self) -> dict[str, str]:
+        return engine_environment(self.scratch)
+
     def run(self, *arguments: str, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run([self.engine, *arguments], capture_output=True, text=True, **kwargs)
+        return subprocess.run(
+            [self.engine, *arguments], capture_output=True, text=True, env=self.environment(), **kwargs
+        )
 
 
 class ImageBuild:
@@ -35,7 +47,8 @@ class ImageBuild:
     of their own, so that they never replace what `make images` built."""
 
     def __init__(self, folder: Path):
-        self.report, self.log = folder / "images.json", folder / "images.log"
+        self.report, self.log, self.scratch = folder / "images.json", folder / "images.log", folder / "scratch"
+        self.scratch.mkdir()
         command = [sys.executable, str(ROOT / "scripts" / "images.py"), "build", "--base-image", "debootstrap"]
         command += ["--registry", REGISTRY, "--variant", "cpu", "--only", "runtime", "serving"]
         with open(self.log, "w") as handle:
@@ -44,6 +57,7 @@ class ImageBuild:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
+                env=engine_environment(self.scratch),
                 start_new_session=True,  # stop() ends the engine's build with it
             )
 
@@ -52,7 +66,7 @@ class ImageBuild:
             tail = "\n".join(self.log.read_text().splitlines()[-40:])
             raise RuntimeError(f"building the images failed (exit {self.process.returncode}); the log's end:\n{tail}")
         found = json.loads(self.report.read_text())
-        return Built(found["engine"], {entry["image"]: entry for entry in found["images"]})
+        return Built(found["engine"], {entry["image"]: entry for entry in found["images"]}, self.scratch)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -63,9 +77,9 @@ class ImageBuild:
 class DockerApi:
     """Podman's Docker-compatible API on a unix socket (`podman system service`), or Docker's own."""
 
-    def __init__(self, engine: str, folder: Path):
+    def __init__(self, built: Built, folder: Path):
         self.process: subprocess.Popen | None = None
-        if engine == "docker":
+        if built.engine == "docker":
             self.host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
             return
         socket = folder / "podman.sock"
@@ -74,6 +88,7 @@ class DockerApi:
             ["podman", "system", "service", "--time=0", self.host],
             stdout=subprocess.DEVNULL,
             stderr=open(folder / "podman-service.log", "w"),
+            env=built.environment(),
         )
         deadline = time.monotonic() + 30
         while not socket.exists():

@@ -60,7 +60,7 @@ def pipeline_in_containers(built, docker_api, tmp_path_factory):
     cohort = folder / "cohort"
     synth.generate(cohort, synth.CohortSpec(participants=48, seed=1, effect=1.0, positive_fraction=0.5))
     environment = {
-        **os.environ,
+        **built.environment(),
         "DOCKER_HOST": docker_api.host,
         "AUSCULT_IMAGE": built.ref("runtime"),
         # The CPU runtime image trains as well: the CUDA training image cannot be built here.
