@@ -179,6 +179,38 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+
+    from auscult.serving import client
+    from auscult.task import CLASSES
+
+    try:
+        data = args.file.read_bytes()
+    except OSError as error:
+        print(f"auscult predict: cannot read {args.file}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    url = args.url.rstrip("/")
+    try:
+        answer = client.predict_file(url, data, dict(args.tag))
+    except client.ServingError as error:
+        print(f"auscult predict: the server refused {args.file}: {error}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        print(f"auscult predict: nothing answers at {url} ({reason}): start one with `auscult serve`", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    tags = answer["meta"]["tags"]
+    probabilities = answer["data"]["ndarray"][0]
+    print(", ".join(f"{name} {p:.3f}" for name, p in zip(CLASSES, probabilities, strict=True)))
+    print(f"model {tags['model_version']}, request {tags['request_id']}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from auscult.evaluate import evaluate, report_html, summary_lines
     from auscult.registry import Registry
@@ -645,6 +677,21 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--version", help="a registered version instead of the production one")
     serve.add_argument("--port", type=_port, default=contract.HTTP_PORT, help="HTTP port on 127.0.0.1")
     serve.set_defaults(handler=_serve)
+
+    predict = _command(
+        commands,
+        "predict",
+        "send an audio file to a running server and print its answer",
+        "POST the file (any format and size the server accepts) to the server's /api/v1.0/predictions as base64 "
+        "binData, and print the class probabilities, the model version and the request id the server gave it.",
+    )
+    predict.add_argument("file", type=Path, metavar="FILE", help="an audio file: wav, flac, ogg, mp3, webm, m4a, 3gp")
+    predict.add_argument("--url", default=f"http://127.0.0.1:{contract.HTTP_PORT}", help="the server's address")
+    predict.add_argument(
+        "--tag", action="append", default=[], type=_label, metavar="KEY=VALUE", help="a request tag; repeatable"
+    )
+    predict.add_argument("--json", action="store_true", help="print the server's whole answer as JSON")
+    predict.set_defaults(handler=_predict)
 
     evaluate = _command(
         commands,

@@ -15,7 +15,7 @@ def auscult(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor", "submit", "evaluate"])
+@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "predict", "monitor", "submit", "evaluate"])
 def test_help_explains_each_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -112,7 +112,7 @@ def test_readme_and_help_say_the_same():
         assert f"| `auscult {action.dest}` | {action.help} |" in readme, action.dest
 
 
-@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "monitor", "submit", "evaluate"])
+@pytest.mark.parametrize("command", ["run", "generate", "compile", "serve", "predict", "monitor", "submit", "evaluate"])
 def test_every_option_has_help_and_one_default(command):
     commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
     sub = commands.choices[command]

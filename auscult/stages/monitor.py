@@ -59,9 +59,14 @@ def monitor(registry: Registry, config: MonitorConfig = MonitorConfig()) -> Moni
         f"{version} was trained on data erased at {flag['at']} (erasure {flag['erasure']}): retrain without it"
         for flag in erasures
     ]
+    labelled = [
+        (CLASSES.index(truths[r["request_id"]]), r["probabilities"][1]) for r in records if r["request_id"] in truths
+    ]
     if len(records) < config.min_requests:
         reasons.append(f"only {len(records)} requests to {version} (fewer than {config.min_requests}): no decision yet")
-        return Monitoring(version, len(records), 0, drift, float("nan"), bool(erasures), reasons, current, reference)
+        return Monitoring(
+            version, len(records), len(labelled), drift, float("nan"), bool(erasures), reasons, current, reference
+        )
     if len(comparable) < config.min_requests:
         reasons.append(
             f"input drift not judged: {len(records) - len(comparable)} of {len(records)} requests have input "
@@ -77,9 +82,6 @@ def monitor(registry: Registry, config: MonitorConfig = MonitorConfig()) -> Moni
         if drifted:
             what = "predictions" if name == "prediction" else f"input {name}"
             reasons.append(f"{what} drifted: PSI {psi:.2f} >= {config.psi_threshold}, KS {ks:.2f} (p = {p_value:.1e})")
-    labelled = [
-        (CLASSES.index(truths[r["request_id"]]), r["probabilities"][1]) for r in records if r["request_id"] in truths
-    ]
     feedback_auroc = float("nan")
     if len(labelled) >= config.min_feedback:
         labels, scores = np.array(labelled).T

@@ -122,3 +122,57 @@ def test_a_server_that_cannot_start_says_why_and_leaves_nothing_running(tmp_path
     with pytest.raises(server.ServerFailed, match="no model to serve") as raised:
         server.start(store.root, tmp_path / "server.log", timeout_s=60)
     assert "server.log" in str(raised.value)
+
+
+@pytest.fixture(scope="module")
+def large_wav(tmp_path_factory):
+    """A 400 KB recording (12.5 s of 16-bit mono at 16 kHz): its base64 is longer than a command line may be."""
+    import soundfile
+
+    path = tmp_path_factory.mktemp("large") / "cough.wav"
+    wave = 0.2 * np.random.default_rng(3).standard_normal(200_000)
+    soundfile.write(path, wave, audio.SAMPLE_RATE, subtype="PCM_16")
+    assert path.stat().st_size > 400_000
+    return path
+
+
+def test_auscult_predict_sends_a_large_file(served, large_wav, capsys):
+    from pipelines.cli import main
+
+    running, _, version = served
+    assert main(["predict", str(large_wav), "--url", running.url, "--tag", "device=iphone"]) == 0
+    probabilities, model = capsys.readouterr().out.splitlines()
+    assert probabilities.startswith("negative ") and ", positive " in probabilities
+    assert model.startswith(f"model {version}, request ")
+
+
+def test_auscult_predict_says_what_went_wrong(served, tmp_path, capsys):
+    from pipelines.cli import main
+
+    running, _, _ = served
+    (tmp_path / "notes.txt").write_text("not audio")
+    assert main(["predict", str(tmp_path / "notes.txt"), "--url", running.url]) == 1
+    assert "the server refused" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "missing.wav"), "--url", running.url]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "notes.txt"), "--url", "http://127.0.0.1:9"]) == 1
+    assert "nothing answers at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_the_readmes_curl_example_works_with_a_large_file(served, large_wav):
+    """The README's two lines, run by bash as written, against the real server."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    running, _, version = served
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    lines = [line for line in readme.splitlines() if "request.json" in line and not line.startswith("#")]
+    assert len(lines) == 2
+    script = "\n".join(lines).replace("cough.wav", str(large_wav)).replace("localhost:9000", running.url)
+    done = subprocess.run(["bash", "-ec", script], cwd=large_wav.parent, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["meta"]["tags"]["model_version"] == version and re.fullmatch(
+        r"[0-9a-f-]+", answer["meta"]["tags"]["request_id"]
+    )

@@ -42,6 +42,7 @@ def test_too_little_traffic_decides_nothing(store):
     send(store, version, rng, 0.0, count=5)
     result = monitor(registry)
     assert not result.retrain and "only 5 requests" in result.reasons[0]
+    assert result.feedback == 5  # counted even when too few to judge
 
 
 def test_shifted_inputs_trigger_retraining_with_reasons(store):
