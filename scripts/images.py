@@ -228,11 +228,17 @@ def build_image(tool: str, build: Build, registry: str, tag: str) -> dict[str, s
     log(f"building {ref}" + (f" on {base_image}" if base_image else ""))
     started = time.monotonic()
     command = [tool, "build", "--file", str(ROOT / "images" / build.dockerfile), "--tag", ref]
+    identity = {"AUSCULT_CODE_VERSION": arguments["AUSCULT_CODE_VERSION"], "AUSCULT_IMAGE_REF": ref,
+                "AUSCULT_IMAGE_BUILD": digest}  # fmt: skip
     if tool == "podman":
         command.append("--layers")
         if build.base != CUDA_BASE:  # only NVIDIA's Ubuntu base needs the network (for Python 3.11)
             command.append("--network=none")
-    for name, value in {**arguments, "AUSCULT_IMAGE_BUILD": digest}.items():
+        # Buildah's layer cache ignores changed build arguments in ARG, LABEL and ENV steps: an image built after
+        # another from the same Dockerfile would carry the other's identity. Set it on the final image instead.
+        command += ["--label", f"io.auscult.build={digest}"]
+        command += [arg for name, value in identity.items() for arg in ("--env", f"{name}={value}")]
+    for name, value in {**arguments, **identity}.items():
         command += ["--build-arg", f"{name}={value}"]
     run(command + [str(ROOT)], stdout=sys.stderr)
     seconds = time.monotonic() - started

@@ -44,10 +44,10 @@ def test_the_images_run_as_uid_10001_with_a_read_only_root(built):
             built.ref(image),
             "python",
             "-c",
-            "import os, auscult; print(os.getuid(), os.environ['AUSCULT_IMAGE_BUILD'])",
+            "import os; print(os.getuid(), os.environ['AUSCULT_IMAGE_BUILD'], os.environ['AUSCULT_IMAGE_REF'])",
         )
         assert found.returncode == 0, found.stderr
-        assert found.stdout.split() == [str(USER), built.images[image]["build"]]
+        assert found.stdout.split() == [str(USER), built.images[image]["build"], built.ref(image)]
         label = built.run(
             "image", "inspect", "--format", '{{ index .Config.Labels "io.auscult.build" }}', built.ref(image)
         )
