@@ -11,4 +11,7 @@ MIN_AUROC = 0.80
 # ... and it beats recording properties alone (a model that never listened) by this much, at the lower bound of
 # the paired participant interval of the difference.
 MIN_MARGIN_OVER_METADATA = 0.05
+# ... and, with a model in production, its AUROC is no more than this below production's on the same test
+# participants, at the lower bound of the paired interval.
+MAX_REGRESSION = 0.02
 SPLITS = ("train", "validation", "test")  # prep splits by participant into these

@@ -12,6 +12,7 @@ def validate(
     min_auroc: float,
     min_participants_per_class: int,
     min_margin_over_metadata: float,
+    max_regression: float,
     run_id: str,
     run_name: str,
     onnx_model: Output[Model],
@@ -49,6 +50,7 @@ def validate(
                 min_auroc=min_auroc,
                 min_participants_per_class=min_participants_per_class,
                 min_margin_over_metadata=min_margin_over_metadata,
+                max_regression=max_regression,
             ),
         )
         # An undefined figure (NaN: an interval with too few participants) is left out: it is not a number.
@@ -73,6 +75,7 @@ def validate(
                 "min_auroc": min_auroc,
                 "min_participants_per_class": min_participants_per_class,
                 "min_margin_over_metadata": min_margin_over_metadata,
+                "max_regression": max_regression,
             },
             inputs=["train/model", "prep/prepared"],
             outputs={"onnx_model": onnx_model.path, "report": report.path},

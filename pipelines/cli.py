@@ -20,7 +20,7 @@ from pathlib import Path
 
 from auscult import __version__
 from auscult.serving import contract
-from auscult.task import MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
+from auscult.task import MAX_REGRESSION, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 
 DEFAULT_WORKDIR = Path(".auscult/run")
 LOGS = Path(".auscult/logs")  # where commands without a workdir keep the traceback of a failure
@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         min_auroc=args.min_auroc,
         min_participants_per_class=args.min_participants_per_class,
         min_margin_over_metadata=args.min_margin_over_metadata,
+        max_regression=args.max_regression,
         guard_channel=not args.no_channel_guard,
         retrain=not args.no_retrain,
         change_plan=args.change_plan,
@@ -576,6 +577,13 @@ def parser() -> argparse.ArgumentParser:
         default=MIN_MARGIN_OVER_METADATA,
         help="how much the model's AUROC must beat recording properties alone (a model that never listened) by, "
         "at the lower bound of the paired 95%% CI over participants",
+    )
+    run.add_argument(
+        "--max-regression",
+        type=float,
+        default=MAX_REGRESSION,
+        help="how far the model's AUROC may fall below the production model's on the same test participants, at "
+        "the lower bound of the paired 95%% CI over participants",
     )
     run.add_argument(
         "--no-channel-guard",

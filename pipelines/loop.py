@@ -20,7 +20,7 @@ from auscult.stages.curate import reason_counts
 from auscult.stages.label import DEFAULT_CLASS_MAP, invert
 from auscult.stages.validate import Verdict
 from auscult.store import open_store
-from auscult.task import MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
+from auscult.task import MAX_REGRESSION, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 from pipelines.console import Console, StageFailed
 from pipelines.local import RunResult, run_monitor, run_training
 from pipelines.workspace import Workspace
@@ -41,6 +41,7 @@ class LoopConfig:
     min_auroc: float = MIN_AUROC
     min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS
     min_margin_over_metadata: float = MIN_MARGIN_OVER_METADATA
+    max_regression: float = MAX_REGRESSION
     guard_channel: bool = True
     retrain: bool = True
     change_plan: Path | None = None  # a change-control plan to put in the store and apply (None: the default)
@@ -54,6 +55,7 @@ class LoopConfig:
             "min_auroc": self.min_auroc,
             "min_participants_per_class": self.min_participants_per_class,
             "min_margin_over_metadata": self.min_margin_over_metadata,
+            "max_regression": self.max_regression,
             "guard_channel": self.guard_channel,
         }
 

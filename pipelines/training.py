@@ -8,7 +8,7 @@ compiles for a cluster, where ``Placement`` puts training on GPU nodes and wires
 from kfp import dsl
 
 from auscult.stages.label import DEFAULT_CLASS_MAP
-from auscult.task import MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
+from auscult.task import MAX_REGRESSION, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 from components import curate, deploy, ingest, label, monitor, prep, train, validate
 from components.image import SERVING_IMAGE
 from pipelines.placement import Placement, on_gpu, sized, with_pseudonym_key, with_store
@@ -28,6 +28,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         min_auroc: float = MIN_AUROC,
         min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS,
         min_margin_over_metadata: float = MIN_MARGIN_OVER_METADATA,
+        max_regression: float = MAX_REGRESSION,
         guard_channel: bool = True,
         class_map: dict = DEFAULT_CLASS_MAP,
         serving_image: str = SERVING_IMAGE,
@@ -72,6 +73,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
             min_auroc=min_auroc,
             min_participants_per_class=min_participants_per_class,
             min_margin_over_metadata=min_margin_over_metadata,
+            max_regression=max_regression,
             **run,
         )
         # Validation compares with the production model, which changes between runs.

@@ -138,6 +138,7 @@ def test_run_s_defaults_are_the_loop_s():
         "min_auroc",
         "min_participants_per_class",
         "min_margin_over_metadata",
+        "max_regression",
     ):
         assert getattr(args, name) == getattr(defaults, name), name
     assert args.no_channel_guard != defaults.guard_channel

@@ -29,7 +29,14 @@ from auscult.serving.runtime import Predictor
 from auscult.stages.label import describe_rates, quarantine_bias, quarantine_rates
 from auscult.stages.prep import Prepared, SplitWindows
 from auscult.stages.train import TrainResult, per_recording
-from auscult.task import CLASSES, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS, SPLITS
+from auscult.task import (
+    CLASSES,
+    MAX_REGRESSION,
+    MIN_AUROC,
+    MIN_MARGIN_OVER_METADATA,
+    MIN_PARTICIPANTS_PER_CLASS,
+    SPLITS,
+)
 
 # Besides the target, operating points the report shows (thresholds chosen on validation participants too).
 OTHER_SPECIFICITIES = (0.80, 0.95)
@@ -41,7 +48,9 @@ class ValidateConfig:
     target_specificity: float = 0.90
     min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS  # in each of validation and test
     parity_tolerance: float = 1e-4
-    max_regression: float = 0.02  # lower bound of (candidate - production) AUROC on the same test participants
+    max_regression: float = (
+        MAX_REGRESSION  # lower bound of (candidate - production) AUROC on the same test participants
+    )
     # Lower bound of (candidate - recording properties alone) AUROC on the same test participants.
     min_margin_over_metadata: float = MIN_MARGIN_OVER_METADATA
     bootstrap: int = 1000

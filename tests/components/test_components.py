@@ -13,7 +13,8 @@ EXPECTED = {
     "prep": ({"table", "seed"} | RUN, {"prepared", "metrics", "audit"}),
     "train": ({"prepared", "epochs", "seed", "guard_channel"} | RUN, {"model", "metrics"}),
     "validate": (
-        {"model", "prepared", "min_auroc", "min_participants_per_class", "min_margin_over_metadata"} | RUN,
+        {"model", "prepared", "min_auroc", "min_participants_per_class", "min_margin_over_metadata", "max_regression"}
+        | RUN,
         {"onnx_model", "metrics", "classification", "report", "summary", "Output"},
     ),
     "deploy": (

@@ -42,6 +42,9 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys):
         effect=1.0,
         min_participants_per_class=3,
         min_margin_over_metadata=-1.0,
+        # Nor can the comparison with production: one test participant ranked otherwise moves the paired
+        # interval by more than 0.02, and floating point differs from one CPU to another (CI once fell below it).
+        max_regression=1.0,
         # Seed 1: both runs' models pass this small gate (seed 0's retraining run meets an age band that predicts
         # the label by chance among so few participants, and is rightly not blessed).
         seed=1,
