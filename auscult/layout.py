@@ -3,6 +3,7 @@
 ```
 lake/<id[:2]>/<id>.<format>                         recordings, content-addressed (ingest)
 quarantine/<id>.json                                why a recording is not used (curate)
+quarantine/uploads/<sha of key>.json                why an app upload is not read (ingest)
 models/<name>/versions/<version>/model.onnx         a registered model, its card and training reference
 models/<name>/versions/<version>/serving.json       how deploy would roll it out (approve replays it)
 models/<name>/versions/<version>/status/<seq>.json  awaiting approval, approved, rejected (append-only)
@@ -19,6 +20,7 @@ lineage/runs/<run>/<stage>.json                     the recording ids a run's st
 lineage/recordings/<id[:2]>/<id>.json               where a recording came from: source, original path, participant
 governance/plans/<name>/<seq>.yaml                  change-control plans, each change a new version
 governance/tombstones/<keyed hash>.json             erased recordings and participants, naming no one
+uploads/<any path>/<name>.<format> + <name>.json    the landing prefix: an app's recording and its sidecar
 ```
 
 Lineage events hold only content hashes, counts and pseudonyms by reference: the ids of a run's recordings are
@@ -30,6 +32,7 @@ registry version (:data:`ONNX_FILE`, :data:`REFERENCE_FILE`), so that deploy cop
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 LAKE = "lake/"
@@ -45,6 +48,7 @@ LINEAGE_RUNS = "lineage/runs/"
 LINEAGE_RECORDINGS = "lineage/recordings/"
 PLANS = "governance/plans/"
 TOMBSTONES = "governance/tombstones/"
+UPLOADS = "uploads/"
 
 ONNX_FILE = "model.onnx"
 MODEL_CARD_FILE = "model_card.json"
@@ -59,6 +63,10 @@ def lake(recording_id: str, extension: str) -> str:
 
 def quarantine(recording_id: str) -> str:
     return f"{QUARANTINE}{recording_id}.json"
+
+
+def upload_quarantine(upload_key: str) -> str:
+    return f"{QUARANTINE}uploads/{hashlib.sha256(upload_key.encode()).hexdigest()}.json"
 
 
 def model_versions(model: str) -> str:

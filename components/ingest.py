@@ -10,10 +10,12 @@ def ingest(sources: list, store_uri: str, run_id: str, run_name: str, table: Out
     import os
 
     from auscult import table as recording_table
+    from auscult.errors import InputError
     from auscult.lineage import Lineage, RunRef
     from auscult.progress import Note, emit, task
     from auscult.pseudonym import PSEUDONYM_KEY_ENV
     from auscult.stages.ingest import ingest as run
+    from auscult.stages.ingest import nothing_found
     from auscult.store import open_store
 
     with task("ingest", metrics):
@@ -21,6 +23,10 @@ def ingest(sources: list, store_uri: str, run_id: str, run_name: str, table: Out
         key = os.environ.get(PSEUDONYM_KEY_ENV, "").encode()
         store = open_store(store_uri)
         frame, report = run(list(sources), store, key)
+        for problem in report.missing + report.refused + report.conflicts + report.metadata_notes + report.duplicates:
+            emit(Note("ingest", problem))
+        if frame.empty:
+            raise InputError(nothing_found(list(sources), report))
         recording_table.write(frame, table.path, "ingest")
         run_ref, lineage = RunRef(run_id, run_name), Lineage(store)
         lineage.note_origins(frame.to_dict("records"))
@@ -32,8 +38,6 @@ def ingest(sources: list, store_uri: str, run_id: str, run_name: str, table: Out
             outputs={"table": table.path},
             run_facets={"auscult_membership": members},
         )
-        for problem in report.missing + report.refused + report.conflicts + report.metadata_notes + report.duplicates:
-            emit(Note("ingest", problem))
         metrics.log_metric("recordings", report.rows)
         metrics.log_metric("duplicates", len(report.duplicates))
         metrics.log_metric("conflicts", len(report.conflicts))

@@ -84,7 +84,7 @@ def test_a_missing_source_fails_at_once_with_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"auscult run: source '{tmp_path / 'no-such-dir'}' does not exist: "
-        "give a dataset folder, a .csv manifest or 'telemetry'"
+        "give a dataset folder, a .csv manifest, an s3://bucket/prefix holding either, 'uploads' or 'telemetry'"
     ]
     assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "w").exists(), "nothing starts before the sources are checked"

@@ -34,13 +34,16 @@ import io
 import json
 import math
 import os
+import posixpath
 import re
 import stat
 import unicodedata
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -51,7 +54,7 @@ from auscult.errors import InputError
 from auscult.progress import Note, emit
 from auscult.pseudonym import PSEUDONYM_KEY_ENV, TELEMETRY, is_pseudonym, participant_id
 from auscult.serving import telemetry
-from auscult.store import ObjectStore
+from auscult.store import ObjectStore, open_store
 from auscult.task import MAX_AGE
 
 MAX_FILE_BYTES = 256 * 2**20  # far above any recording or metadata file: a bigger one would only exhaust memory
@@ -75,6 +78,18 @@ MANIFEST_COLUMNS = {
     "device": "device",
     "raw_label": "label",
 }
+# The app-uploads source: an app backend drops each recording in the store's landing prefix (layout.UPLOADS) with
+# a JSON sidecar of the same name, e.g. ``uploads/2026/12/02/abc123.webm`` + ``uploads/2026/12/02/abc123.json``.
+UPLOADS = "uploads"
+UPLOAD_FIELDS = {
+    "participant": "participant",
+    "raw_label": "label",
+    "sound_type": "sound_type",
+    "age": "age",
+    "sex": "sex",
+    "device": "device",
+}
+MAX_SIDECAR_BYTES = 64 * 2**10
 TELEMETRY_TAGS = {"sound_type": "sound_type", "age": "age", "sex": "sex", "device": "device"}
 
 
@@ -147,9 +162,12 @@ class _Claim:
 
 
 def parse_source(spec: str) -> Source:
-    """Recognise a source from its spec: ``telemetry``, a CSV manifest, or a dataset folder."""
-    if spec == TELEMETRY:
-        return Source(TELEMETRY, "", TELEMETRY)
+    """Recognise a source from its spec: ``telemetry``, ``uploads``, a CSV manifest, or a dataset folder, each
+    of the last two a local path or an ``s3://bucket/prefix``."""
+    if spec in (TELEMETRY, UPLOADS):
+        return Source(spec, "", spec)
+    if spec.startswith("s3://"):
+        return _store_source(spec.rstrip("/"))
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix.lower() == ".csv":
         return Source("manifest", str(path.resolve()), path.stem)
@@ -158,11 +176,46 @@ def parse_source(spec: str) -> Source:
     if (path / "combined_data.csv").is_file():
         return Source("coswara", str(path.resolve()), path.resolve().name)
     if not path.exists():
-        raise InputError(f"source {spec!r} does not exist: give a dataset folder, a .csv manifest or 'telemetry'")
-    raise InputError(
-        f"cannot recognise source {spec!r}: expected 'telemetry', a .csv manifest, a folder with "
-        "combined_data.csv (Coswara layout) or metadata.json + raw/ (covid19-cough layout)"
-    )
+        raise InputError(f"source {spec!r} does not exist: give a dataset folder, a .csv manifest, {_KINDS}")
+    raise InputError(f"cannot recognise source {spec!r}: {_LAYOUTS}")
+
+
+_KINDS = "an s3://bucket/prefix holding either, 'uploads' or 'telemetry'"
+_LAYOUTS = (
+    "expected 'telemetry', 'uploads', a .csv manifest, or a folder (or s3://bucket/prefix) with combined_data.csv "
+    "(Coswara layout) or metadata.json + raw/ (covid19-cough layout)"
+)
+
+
+def _store_source(uri: str) -> Source:
+    """A manifest or dataset in an object store, recognised by its keys as a folder is by its files."""
+    name = posixpath.basename(urlparse(uri).path)
+    if not name:
+        raise InputError(f"source {uri!r} names a whole bucket: give the prefix that holds the dataset")
+    if uri.lower().endswith(".csv"):
+        folder, manifest = uri.rsplit("/", 1)
+        if manifest not in _listed(folder):
+            raise InputError(f"source {uri!r} does not exist: there is no such object")
+        return Source("manifest", uri, posixpath.splitext(name)[0])
+    keys = _listed(uri)
+    if not keys:
+        raise InputError(
+            f"source {uri!r} holds nothing: copy a dataset there first (auscult upload FOLDER {posixpath.dirname(uri)})"
+        )
+    if "metadata.json" in keys and any(key.startswith("raw/") for key in keys):
+        return Source("covid19-cough", uri, name)
+    if "combined_data.csv" in keys:
+        return Source("coswara", uri, name)
+    raise InputError(f"cannot recognise source {uri!r}: {_LAYOUTS}")
+
+
+def _listed(uri: str) -> list[str]:
+    try:
+        return open_store(uri).list()
+    except InputError:
+        raise
+    except Exception as error:  # an unreachable store, an unknown bucket, credentials refused: say which source
+        raise InputError(f"cannot list source {uri!r}: {error}") from None
 
 
 def age_band(age: int | None) -> str | None:
@@ -353,24 +406,140 @@ def _contained_folder(folder: Path, root: Path, where: str, report: IngestReport
     return False
 
 
-def _metadata_text(path: Path, root: Path) -> str:
-    """A metadata file's text; InputError, naming the file and what is wrong, when it is not UTF-8 text inside
-    ``root``."""
-    try:
-        data = _read_regular(_locate(path, root), root)
-    except _Refused as refused:
-        raise InputError(f"cannot read {path}: it {refused}") from None
+def _decoded(data: bytes, shown: str) -> str:
+    """A metadata file's bytes as text; InputError, naming the file and where it goes wrong, when not UTF-8."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise InputError(
-            f"cannot read {path}: it is not UTF-8 text (byte 0x{data[error.start]:02x} on line {line}); "
+            f"cannot read {shown}: it is not UTF-8 text (byte 0x{data[error.start]:02x} on line {line}); "
             "save it as UTF-8 (in a spreadsheet: CSV UTF-8)"
         ) from None
 
 
-def _csv_rows(path: Path, text: str, required: tuple[str, ...], notes: list[str]) -> list[tuple[str, dict[str, str]]]:
+class _Tree(ABC):
+    """A source's files, named by '/'-separated paths relative to its top (a folder, or a prefix in an object
+    store), and read only from inside it."""
+
+    @abstractmethod
+    def shown(self, relative: str) -> str:
+        """How reports and the recording table name ``relative``: its path or URI."""
+
+    @abstractmethod
+    def text(self, relative: str) -> str:
+        """A metadata file's text; InputError naming it when it is not UTF-8 text inside the source."""
+
+    @abstractmethod
+    def folders(self, relative: str, where: str, report: IngestReport) -> list[tuple[str, bool]]:
+        """The folders in folder ``relative``, each with whether it may be read (it is inside the source; when
+        not, why goes to ``report``)."""
+
+    @abstractmethod
+    def entries(self, relative: str, where: str, report: IngestReport) -> list[str]:
+        """The names in folder ``relative``, sorted."""
+
+    @abstractmethod
+    def recording(self, relative: str, where: str, report: IngestReport) -> tuple[str, bytes] | None:
+        """Where the audio file ``relative`` really is, and its bytes; None, with the reason in ``report``, when it
+        is not there, not inside the source, not a regular file, or not audio."""
+
+
+class _FolderTree(_Tree):
+    def __init__(self, root: Path):
+        self.root = root  # resolved
+
+    def shown(self, relative: str) -> str:
+        return str(self.root / relative)
+
+    def text(self, relative: str) -> str:
+        path = self.root / relative
+        try:
+            data = _read_regular(_locate(path, self.root), self.root)
+        except _Refused as refused:
+            raise InputError(f"cannot read {path}: it {refused}") from None
+        return _decoded(data, str(path))
+
+    def folders(self, relative: str, where: str, report: IngestReport) -> list[tuple[str, bool]]:
+        return [
+            (folder.relative_to(self.root).as_posix(), _contained_folder(folder, self.root, where, report))
+            for folder in _subfolders(self.root / relative, where, report)
+        ]
+
+    def entries(self, relative: str, where: str, report: IngestReport) -> list[str]:
+        return [path.name for path in _listing(self.root / relative, where, report)]
+
+    def recording(self, relative: str, where: str, report: IngestReport) -> tuple[str, bytes] | None:
+        found = _recording(self.root / relative, self.root, where, report)
+        return None if found is None else (str(found[0]), found[1])
+
+
+class _PrefixTree(_Tree):
+    """The objects under ``prefix`` in ``store``: listed once, read by key. An object store has no links and no
+    folders, so what stays inside is a matter of names: a path that leads above the prefix is refused."""
+
+    def __init__(self, store: ObjectStore, prefix: str = ""):
+        self.store, self.prefix = store, prefix
+        self.keys = {key[len(prefix) :] for key in store.list(prefix)}
+
+    def shown(self, relative: str) -> str:
+        return self.store.uri(self.prefix + relative)
+
+    def _inside(self, relative: str) -> str:
+        key = posixpath.normpath(relative)
+        if relative.startswith("/") or key == ".." or key.startswith("../"):
+            raise _Refused(f"leads outside {_shown(self.shown(''))}")
+        if any(unicodedata.category(c) in _CONTROL for c in relative):
+            raise _Refused("has control characters in its name")
+        return key
+
+    def _get(self, relative: str) -> bytes:
+        key = self._inside(relative)
+        if key not in self.keys:
+            raise _Missing("is not there")
+        try:
+            data = self.store.get(self.prefix + key)
+        except KeyError:
+            raise _Missing("is not there any more") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise _Refused(f"has {len(data)} bytes, more than ingest reads ({MAX_FILE_BYTES})")
+        return data
+
+    def text(self, relative: str) -> str:
+        try:
+            return _decoded(self._get(relative), self.shown(relative))
+        except _Refused as refused:
+            raise InputError(f"cannot read {self.shown(relative)}: it {refused}") from None
+
+    def _children(self, relative: str) -> dict[str, bool]:
+        """Each name directly in folder ``relative``, and whether it is a folder (has keys below it)."""
+        start = f"{relative.rstrip('/')}/" if relative else ""
+        children: dict[str, bool] = {}
+        for key in self.keys:
+            if key.startswith(start):
+                name, slash, _ = key[len(start) :].partition("/")
+                children[name] = children.get(name, False) or bool(slash)
+        return dict(sorted(children.items()))
+
+    def folders(self, relative: str, where: str, report: IngestReport) -> list[tuple[str, bool]]:
+        return [(posixpath.join(relative, name), True) for name, folder in self._children(relative).items() if folder]
+
+    def entries(self, relative: str, where: str, report: IngestReport) -> list[str]:
+        return list(self._children(relative))
+
+    def recording(self, relative: str, where: str, report: IngestReport) -> tuple[str, bytes] | None:
+        try:
+            if _extension(relative) not in FORMATS:
+                raise _Refused(f"is not a {'/'.join(FORMATS)} file")
+            return self.shown(self._inside(relative)), self._get(relative)
+        except _Missing as missing:
+            report.missing.append(f"{where}: {_shown(self.shown(relative))} {missing}")
+        except _Refused as refused:
+            report.refused.append(f"{where}: {_shown(self.shown(relative))} {refused}")
+        return None
+
+
+def _csv_rows(path: str, text: str, required: tuple[str, ...], notes: list[str]) -> list[tuple[str, dict[str, str]]]:
     """The rows of a metadata CSV that has ``required`` columns, each with where it is (file and line); InputError
     naming the file otherwise, or when its header names a column twice (which of the two is meant cannot be
     known). Fields beyond the header are dropped, with a note naming the row."""
@@ -396,7 +565,7 @@ def _csv_rows(path: Path, text: str, required: tuple[str, ...], notes: list[str]
         raise InputError(f"{path} lacks the column(s) {', '.join(missing)} (its header has: {_shown(header)})")
     located = []
     for line, row in enumerate(rows, start=2):
-        where = f"{path.name} line {line}"
+        where = f"{posixpath.basename(path)} line {line}"
         extra = row.pop(None, None)  # DictReader's key for fields past the header
         if extra is not None:
             notes.append(
@@ -441,35 +610,44 @@ def _one_entry_each(
     return found
 
 
+def _tree(source: Source) -> _Tree:
+    """The files of a dataset source, or of the folder (or prefix) that a manifest's paths start from."""
+    top = posixpath.dirname(source.location) if source.kind == "manifest" else source.location
+    return _PrefixTree(open_store(top)) if top.startswith("s3://") else _FolderTree(Path(top))
+
+
 def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
-    root = Path(source.location)
-    metadata = root / "combined_data.csv"
-    rows = _csv_rows(metadata, _metadata_text(metadata, root), ("id",), report.metadata_notes)
+    tree = _tree(source)
+    metadata = "combined_data.csv"
+    rows = _csv_rows(tree.shown(metadata), tree.text(metadata), ("id",), report.metadata_notes)
     people = _one_entry_each(
         ((row["id"], where, row) for where, row in rows), COSWARA_COLUMNS, "column", report.metadata_notes
     )
     seen = set()
-    for group in _subfolders(root, source.name, report):
-        if not _contained_folder(group, root, source.name, report):
+    for group, readable in tree.folders("", source.name, report):
+        if not readable:
             continue
-        for folder in _subfolders(group, source.name, report):
-            seen.add(folder.name)  # a refused folder is there: its participant is not "missing"
-            if not _contained_folder(folder, root, source.name, report):
+        for folder, readable in tree.folders(group, source.name, report):
+            name = posixpath.basename(folder)
+            seen.add(name)  # a refused folder is there: its participant is not "missing"
+            if not readable:
                 continue
-            person = people.get(folder.name, _Entry(metadata.name, {}))
+            person = people.get(name, _Entry(metadata, {}))
             fields = _metadata(person.values, COSWARA_COLUMNS, person.where, "column", report.metadata_notes)
-            for path in _listing(folder, source.name, report):
-                if _extension(path) not in FORMATS:
+            for file in tree.entries(folder, source.name, report):
+                if _extension(file) not in FORMATS:
                     continue
-                if (found := _recording(path, root, source.name, report)) is None:
+                path = posixpath.join(folder, file)
+                if (found := tree.recording(path, source.name, report)) is None:
                     continue
+                shown = tree.shown(path)
                 yield Candidate(
                     data=found[1],
-                    original_path=str(path),
-                    described_by=str(path),
-                    participant=folder.name,
-                    sound_type=_sound_type(path.stem),
-                    conflict=f"{path}: {person.conflict}" if person.conflict else None,
+                    original_path=shown,
+                    described_by=shown,
+                    participant=name,
+                    sound_type=_sound_type(posixpath.splitext(file)[0]),
+                    conflict=f"{shown}: {person.conflict}" if person.conflict else None,
                     **fields,
                 )
     report.missing += [
@@ -477,20 +655,21 @@ def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
     ]
 
 
-def _covid19_entries(path: Path, root: Path, notes: list[str]) -> dict[str, _Entry]:
+def _covid19_entries(tree: _Tree, name: str, notes: list[str]) -> dict[str, _Entry]:
     """metadata.json's entries by file name (see :func:`_one_entry_each`); InputError naming the file and what is
     wrong with it."""
+    shown = tree.shown(name)
     try:
-        entries = json.loads(_metadata_text(path, root))
+        entries = json.loads(tree.text(name))
     except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than the parser goes
-        raise InputError(f"cannot read {path} as JSON: {error}") from None
+        raise InputError(f"cannot read {shown} as JSON: {error}") from None
     if not isinstance(entries, list):
-        raise InputError(f"{path} is not a list of entries: its top level is {_shown(entries, 80)}")
+        raise InputError(f"{shown} is not a list of entries: its top level is {_shown(entries, 80)}")
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
-            raise InputError(f"{path}: entry {index} is not an object with a text 'filename': {_shown(entry, 80)}")
+            raise InputError(f"{shown}: entry {index} is not an object with a text 'filename': {_shown(entry, 80)}")
     return _one_entry_each(
-        ((entry["filename"], f"{path.name} entry {index}", entry) for index, entry in enumerate(entries)),
+        ((entry["filename"], f"{name} entry {index}", entry) for index, entry in enumerate(entries)),
         COVID19_COUGH_FIELDS,
         "field",
         notes,
@@ -498,56 +677,57 @@ def _covid19_entries(path: Path, root: Path, notes: list[str]) -> dict[str, _Ent
 
 
 def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
-    root = Path(source.location)
-    metadata = root / "metadata.json"
-    entries = _covid19_entries(metadata, root, report.metadata_notes)
-    raw = root / "raw"
-    listing = _listing(raw, source.name, report) if _contained_folder(raw, root, source.name, report) else []
-    for path in listing:
-        if _extension(path) not in FORMATS:
+    tree = _tree(source)
+    metadata = "metadata.json"
+    entries = _covid19_entries(tree, metadata, report.metadata_notes)
+    readable = dict(tree.folders("", source.name, report)).get("raw", False)
+    listing = tree.entries("raw", source.name, report) if readable else []
+    for file in listing:
+        if _extension(file) not in FORMATS:
             continue
-        if (found := _recording(path, root, source.name, report)) is None:
+        path = f"raw/{file}"
+        if (found := tree.recording(path, source.name, report)) is None:
             continue
-        where = f"{metadata.name} entry {_shown(path.name)}"
-        entry = entries.get(path.name, _Entry(where, {}))
+        where = f"{metadata} entry {_shown(file)}"
+        entry = entries.get(file, _Entry(where, {}))
+        shown = tree.shown(path)
         yield Candidate(
             data=found[1],
-            original_path=str(path),
-            described_by=str(path),
+            original_path=shown,
+            described_by=shown,
             # The dataset has no participant ids: each recording is its own participant.
-            participant=path.stem,
+            participant=posixpath.splitext(file)[0],
             participant_kind=PER_RECORDING,
             sound_type="cough",
-            conflict=f"{path}: {entry.conflict}" if entry.conflict else None,
+            conflict=f"{shown}: {entry.conflict}" if entry.conflict else None,
             **_metadata(entry.values, COVID19_COUGH_FIELDS, where, "field", report.metadata_notes),
         )
-    present = {p.name for p in listing}
     report.missing += [
-        f"{source.name}: {_shown(name)} is in metadata.json but not in raw/" for name in entries if name not in present
+        f"{source.name}: {_shown(name)} is in metadata.json but not in raw/" for name in entries if name not in listing
     ]
 
 
 def _manifest(source: Source, report: IngestReport) -> Iterator[Candidate]:
-    manifest = Path(source.location)
-    root = manifest.parent
-    rows = _csv_rows(manifest, _metadata_text(manifest, root), ("path",), report.metadata_notes)
+    tree, manifest = _tree(source), posixpath.basename(source.location)
+    rows = _csv_rows(tree.shown(manifest), tree.text(manifest), ("path",), report.metadata_notes)
     for where, row in rows:
         if not row.get("path"):
             report.missing.append(f"{where}: no path")
             continue
-        if (found := _recording(root / row["path"], root, where, report)) is None:
+        if (found := tree.recording(row["path"], where, report)) is None:
             continue
         real, data = found
         fields = _metadata(row, MANIFEST_COLUMNS, where, "column", report.metadata_notes)
         participant = fields.pop("participant")
         sound_type = fields.pop("sound_type")
+        stem = posixpath.splitext(posixpath.basename(real))[0]
         yield Candidate(
             data=data,
-            original_path=str(real),
+            original_path=real,
             described_by=f"{real} ({where})",
-            participant=str(participant or real.stem),
+            participant=str(participant or stem),
             participant_kind=GIVEN if participant else PER_RECORDING,
-            sound_type=str(sound_type or _sound_type(real.stem)),
+            sound_type=str(sound_type or _sound_type(stem)),
             **fields,
         )
 
@@ -595,9 +775,67 @@ def _telemetry(store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
         )
 
 
+def _sidecar(tree: _PrefixTree, name: str, report: IngestReport) -> dict[str, object]:
+    """The metadata of an upload from its sidecar ``name``; _Refused saying what is wrong with it."""
+    try:
+        data = tree._get(name)
+    except _Missing:
+        raise _Refused(f"has no sidecar {name!r} (an upload still under way is read on a later run)") from None
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise _Refused(f"has a sidecar of {len(data)} bytes, more than {MAX_SIDECAR_BYTES}")
+    try:
+        values = json.loads(data.decode("utf-8-sig"))
+    except (ValueError, RecursionError) as error:
+        raise _Refused(f"has a sidecar that is not JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise _Refused(f"has a sidecar that is not a JSON object (its top level is a {type(values).__name__})")
+    where = f"sidecar {tree.shown(name)}"
+    unknown = sorted(set(values) - set(UPLOAD_FIELDS.values()))
+    if unknown:
+        report.metadata_notes.append(f"{where}: field(s) {_shown(unknown, 120)} are not read")
+    fields = _metadata(values, UPLOAD_FIELDS, where, "field", report.metadata_notes)
+    if fields["participant"] is None:
+        raise _Refused("has a sidecar that names no participant (text in 'participant'): the split needs one")
+    return fields
+
+
+def _uploads(store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
+    """App uploads in the landing prefix: each recording with its sidecar. A recording whose sidecar is missing or
+    broken is not read, and its quarantine record (:func:`layout.upload_quarantine`) says why; a sidecar with no
+    recording is reported missing."""
+    tree = _PrefixTree(store, layout.UPLOADS)
+    sidecars = {key for key in tree.keys if key.endswith(".json")}
+    for key in sorted(tree.keys - sidecars):
+        sidecar = f"{posixpath.splitext(key)[0]}.json"
+        sidecars.discard(sidecar)
+        try:
+            if _extension(key) not in FORMATS:
+                raise _Refused(f"is not a {'/'.join(FORMATS)} file or a .json sidecar")
+            fields = _sidecar(tree, sidecar, report)
+        except _Refused as refused:
+            reason = f"upload {_shown(tree.shown(key))} {refused}"
+            report.refused.append(reason)
+            store.put_json(layout.upload_quarantine(layout.UPLOADS + key), {"upload": key, "reason": reason})
+            continue
+        if (found := tree.recording(key, UPLOADS, report)) is None:
+            continue
+        sound_type = fields.pop("sound_type")
+        yield Candidate(
+            data=found[1],
+            original_path=found[0],
+            described_by=f"{found[0]} ({sidecar})",
+            participant=str(fields.pop("participant")),
+            sound_type=str(sound_type or _sound_type(posixpath.basename(key))),
+            **fields,
+        )
+    report.missing += [f"sidecar {_shown(tree.shown(name))} has no recording beside it" for name in sorted(sidecars)]
+
+
 def _candidates(source: Source, store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
     if source.kind == TELEMETRY:
         return _telemetry(store, report)
+    if source.kind == UPLOADS:
+        return _uploads(store, report)
     readers: dict[str, Callable[[Source, IngestReport], Iterator[Candidate]]] = {
         "coswara": _coswara,
         "covid19-cough": _covid19_cough,
@@ -623,6 +861,20 @@ def _disagreement(first: _Claim, other: _Claim) -> str | None:
         return None
     what = " and ".join(differences)
     return f"{first.described_by} and {other.described_by} are byte-identical but name different {what}"
+
+
+def nothing_found(sources: list[str], report: IngestReport) -> str:
+    """Why a run that ingested no recordings cannot go on, and what to give it."""
+    problems = [
+        f"{len(found)} {what}" for found, what in ((report.refused, "refused"), (report.missing, "missing")) if found
+    ] + ([f"{report.erased} erased"] if report.erased else [])
+    why = f" ({', '.join(problems)}: the task's log names each and why)" if problems else ""
+    return (
+        f"no recordings in sources {sources}{why}. A first run needs data: copy a dataset to the store "
+        "(auscult upload FOLDER s3://BUCKET/datasets) and give the prefix it prints in the pipeline's 'sources', "
+        f"or have the app backend drop recordings with JSON sidecars under {layout.UPLOADS} in the store and give "
+        f"'{UPLOADS}'; '{TELEMETRY}' holds only what a served model has heard"
+    )
 
 
 def ingest(
@@ -680,7 +932,7 @@ def ingest(
                 "recording_id": recording_id,
                 "participant_id": pid,
                 "source": source.name,
-                "origin": "telemetry" if source.kind == TELEMETRY else "dataset",
+                "origin": source.kind if source.kind in (TELEMETRY, UPLOADS) else "dataset",
                 "uri": store.put(key, candidate.data) if is_new else store.uri(key),
                 "original_path": candidate.original_path,
                 "sound_type": candidate.sound_type,

@@ -1,5 +1,7 @@
 """External evaluation of a registered model on a source it has never seen."""
 
+import shutil
+
 import pytest
 
 from auscult.errors import InputError
@@ -55,7 +57,10 @@ def test_the_command_prints_the_figures_and_writes_a_report(registry, cohort, tm
 def test_a_source_with_one_class_cannot_be_evaluated(registry, cohort, tmp_path):
     manifest = tmp_path / "one-class.csv"
     files = sorted(cohort.glob("*/*/*.wav"))[:8]
-    manifest.write_text("path,label,participant\n" + "".join(f"{p},negative,{p.parent.name}\n" for p in files))
+    for file in files:
+        shutil.copy(file, tmp_path / f"{file.parent.name}-{file.name}")
+    rows = "".join(f"{p.parent.name}-{p.name},negative,{p.parent.name}\n" for p in files)
+    manifest.write_text("path,label,participant\n" + rows)
     with pytest.raises(InputError, match="positive: 0 participants"):
         evaluate(registry, [str(manifest)], progress=lambda _: None)
 
