@@ -128,11 +128,12 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from auscult.stages.ingest import DEFAULT_SOURCES
     from pipelines.submit import Submission, plan, submit
 
     if not args.upload_only and not args.store:
         raise SystemExit("auscult submit: --store is required to start a run (or pass --upload-only)")
-    arguments = {"store_uri": args.store, "sources": args.source or ["telemetry"], "epochs": args.epochs}
+    arguments = {"store_uri": args.store, "sources": args.source or list(DEFAULT_SOURCES), "epochs": args.epochs}
     if args.change_plan:
         arguments["change_plan"] = args.change_plan
     submission = Submission(
@@ -178,6 +179,20 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         running.stop()
     return 0
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from auscult.stages.ingest import upload
+
+    if not args.destination.startswith("s3://"):
+        print(f"auscult upload: {args.destination!r} is not an s3://bucket/prefix", file=sys.stderr)
+        return 2
+    done = upload(args.folder, args.destination, progress=lambda line: print(line, file=sys.stderr))
+    for reason in done.refused:
+        print(f"  not copied: {reason}")
+    print(f"{done.copied} files copied, {done.unchanged} already there, {len(done.refused)} not copied")
+    print(f"give the pipeline this source: {done.source}")
+    return 1 if done.refused else 0
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -545,8 +560,9 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATH",
-        help="a dataset folder (Coswara or covid19-cough layout) or a CSV manifest; repeatable. "
-        "Without it a synthetic cohort is generated, served and monitored.",
+        help="a dataset folder (Coswara or covid19-cough layout) or a CSV manifest, local or under "
+        "s3://bucket/prefix, or 'uploads' (the store's landing prefix); repeatable. Without it a synthetic cohort "
+        "is generated, served and monitored.",
     )
     run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="object store, pipeline root, logs, report")
     run.add_argument("--participants", type=_at_least(1), default=180, help="synthetic cohort size")
@@ -657,7 +673,12 @@ def parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--host", required=True, help="the KFP API, e.g. http://ml-pipeline.kubeflow:8888")
     submit.add_argument("--store", help="object store URI for the run, e.g. s3://auscult/prod (needed to start a run)")
-    submit.add_argument("--source", action="append", default=[], help="ingest source; repeatable (default: telemetry)")
+    submit.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        help="ingest source: s3://bucket/prefix, uploads, telemetry; repeatable (default: uploads, telemetry)",
+    )
     submit.add_argument("--epochs", type=_at_least(1), default=10, help="training epochs")
     submit.add_argument(
         "--change-plan",
@@ -700,6 +721,19 @@ def parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--json", action="store_true", help="print the server's whole answer as JSON")
     predict.set_defaults(handler=_predict)
+
+    upload = _command(
+        commands,
+        "upload",
+        "copy a local dataset to the object store, for a run on a cluster",
+        "Copy a dataset folder (Coswara or covid19-cough layout) to DESTINATION/<its name>/ in an S3-compatible "
+        "store, under the rules ingest reads by (only regular files inside the folder), and print the source URI "
+        "to give the pipeline. Files already there with the same bytes are not sent again. The endpoint and "
+        "credentials come from AUSCULT_S3_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+    )
+    upload.add_argument("folder", type=Path, metavar="FOLDER", help="a dataset folder")
+    upload.add_argument("destination", metavar="s3://BUCKET/PREFIX", help="where the dataset's folder goes")
+    upload.set_defaults(handler=_upload)
 
     evaluate = _command(
         commands,

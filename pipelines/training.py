@@ -7,6 +7,7 @@ compiles for a cluster, where ``Placement`` puts training on GPU nodes and wires
 
 from kfp import dsl
 
+from auscult.stages.ingest import DEFAULT_SOURCES
 from auscult.stages.label import DEFAULT_CLASS_MAP
 from auscult.task import MAX_REGRESSION, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 from components import curate, deploy, ingest, label, monitor, prep, train, validate
@@ -22,7 +23,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
     @dsl.pipeline(name=PIPELINE_NAME, description="Respiratory-sound screening: from recordings to a served model.")
     def training_pipeline(
         store_uri: str,
-        sources: list = ["telemetry"],  # noqa: B006 - KFP reads defaults from the signature
+        sources: list = list(DEFAULT_SOURCES),  # noqa: B006 - KFP reads defaults from the signature
         epochs: int = 10,
         seed: int = 0,
         min_auroc: float = MIN_AUROC,

@@ -105,6 +105,15 @@ def test_a_stage_that_fails_on_its_input_ends_the_run_with_one_line_naming_it(tm
     assert "executor_input" not in result.stdout
 
 
+def test_a_run_with_nothing_to_ingest_stops_saying_what_to_give(tmp_path):
+    """A first run on an empty store (no uploads, no telemetry) stops at ingest and says what to set."""
+    result = auscult("run", "--source", "uploads", "--source", "telemetry", "--workdir", tmp_path / "w")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("auscult run: ingest failed: no recordings in sources ['uploads', 'telemetry']")
+    assert "auscult upload FOLDER s3://" in line and "Traceback" not in result.stdout + result.stderr
+
+
 def test_readme_and_help_say_the_same():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))

@@ -51,7 +51,7 @@ from auscult import audio, layout, table
 from auscult.audio import FORMATS
 from auscult.erasure import is_erased, tombstones
 from auscult.errors import InputError
-from auscult.progress import Note, emit
+from auscult.progress import Note, Step, emit
 from auscult.pseudonym import PSEUDONYM_KEY_ENV, TELEMETRY, is_pseudonym, participant_id
 from auscult.serving import telemetry
 from auscult.store import ObjectStore, open_store
@@ -90,6 +90,8 @@ UPLOAD_FIELDS = {
     "device": "device",
 }
 MAX_SIDECAR_BYTES = 64 * 2**10
+# What a pipeline reads when its run names no sources: what apps uploaded, and what production heard.
+DEFAULT_SOURCES = (UPLOADS, TELEMETRY)
 TELEMETRY_TAGS = {"sound_type": "sound_type", "age": "age", "sex": "sex", "device": "device"}
 
 
@@ -950,3 +952,52 @@ def ingest(
     frame = pd.DataFrame(list(rows.values()), columns=list(table.INGEST_COLUMNS))
     report.rows = len(frame)
     return table.validate(frame, "ingest"), report
+
+
+@dataclass
+class Upload:
+    """What :func:`upload` copied: the source to give a run, and each file it did not copy, with why."""
+
+    source: str
+    copied: int = 0
+    unchanged: int = 0  # already there with the same bytes
+    refused: list[str] = field(default_factory=list)
+
+
+def upload(folder: Path, destination: str, progress: Callable[[str], None] = emit) -> Upload:
+    """Copy the dataset ``folder`` (Coswara or covid19-cough layout) to ``destination/<its name>/``, under the
+    rules ingest reads by: only regular files inside the folder, links followed only when they stay inside; what
+    is not copied is named with why. Returns the URI to give a run as its source."""
+    source = parse_source(str(folder))
+    if source.kind not in ("coswara", "covid19-cough"):
+        raise InputError(f"{folder} is not a dataset folder: {_LAYOUTS}")
+    root = Path(source.location)
+    tree, report = _FolderTree(root), IngestReport()
+    store = open_store(f"{destination.rstrip('/')}/{source.name}")
+    files: list[str] = []
+    pending = [""]
+    while pending:
+        folder_path = pending.pop()
+        inner = dict(tree.folders(folder_path, source.name, report))
+        pending += [path for path, readable in inner.items() if readable]
+        files += [
+            posixpath.join(folder_path, name)
+            for name in tree.entries(folder_path, source.name, report)
+            if posixpath.join(folder_path, name) not in inner
+        ]
+    result = Upload(source=store.root, refused=report.refused)
+    for done, relative in enumerate(sorted(files), start=1):
+        if done % 100 == 0 or done == len(files):
+            progress(str(Step("upload", done, len(files), "files")))
+        path = root / relative
+        try:
+            data = _read_regular(_locate(path, root), root)
+        except _Refused as refused:
+            result.refused.append(f"{_shown(str(path))} {refused}")
+            continue
+        if store.exists(relative) and store.get(relative) == data:
+            result.unchanged += 1
+        else:
+            store.put(relative, data)
+            result.copied += 1
+    return result
