@@ -62,6 +62,10 @@ class Registry:
         pointers = self._pointers()
         return self.store.get_json(pointers[-1]) if pointers else None
 
+    def served(self) -> list[str]:
+        """Every version the production pointer has named, oldest first."""
+        return [self.store.get_json(key)["version"] for key in self._pointers()]
+
     def promote(self, version: str, reason: str) -> dict:
         if version not in self.versions():
             raise KeyError(f"no registered version {version!r}")

@@ -326,8 +326,15 @@ def deploy(
     manifest = render(version, registry.store.root, spec)
     current = registry.production()
     if current and current["version"] == version:
-        return Deployment(version, current["previous"], manifest, None, False)
+        return Deployment(version, version, manifest, None, False, f"{version} is in production already")
     if held := _held(registry, version):
+        return Deployment(version, current and current["version"], manifest, None, False, held)
+    if not is_new and version in registry.served():
+        # A rerun on unchanged inputs trains the same weights again: it must not undo what happened since.
+        held = (
+            f"an earlier run registered these weights as {version}, and production has moved on from it; a run does "
+            "not bring it back (`auscult rollback` or `auscult approve` does)"
+        )
         return Deployment(version, current and current["version"], manifest, None, False, held)
     decision = classify(registry.card(version), registry.card(current["version"]) if current else None, plan)
     if not decision.automatic:

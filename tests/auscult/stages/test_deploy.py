@@ -94,6 +94,22 @@ def test_deploy_promotes_and_keeps_the_previous_version(store):
     assert registry.production()["version"] == second.version
     again = deploy(registry, b"onnx-2", {"metrics": {}}, {"input": {}})
     assert again.version == second.version and len(store.list(layout.production_pointers(MODEL_NAME))) == 2
+    assert again.notes() == [
+        f"not promoted: {second.version} is in production already; production stays {second.version}"
+    ]
+
+
+def test_a_rerun_that_trains_earlier_weights_again_moves_nothing(store):
+    """Rerunning on unchanged inputs retrains the first model bit for bit: production must not go back to it."""
+    registry = Registry(store)
+    first = deploy(registry, b"onnx-1", {"metrics": {}}, {"input": {}})
+    second = deploy(registry, b"onnx-2", {"metrics": {}}, {"input": {}})
+    events = len(store.list(layout.LINEAGE_EVENTS))
+    rerun = deploy(registry, b"onnx-1", {"metrics": {}}, {"input": {}})
+    assert rerun.version == first.version and not rerun.promoted and not rerun.awaits_approval
+    assert registry.production()["version"] == second.version and registry.versions() == [first.version, second.version]
+    assert "production has moved on from it" in rerun.notes()[0] and "auscult rollback" in rerun.notes()[0]
+    assert len(store.list(layout.LINEAGE_EVENTS)) == events, "nothing registered, nothing promoted"
 
 
 def test_rendered_seldon_deployment_passes_the_crd_schema():
