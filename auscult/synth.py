@@ -25,6 +25,8 @@ from auscult import table
 
 SOUNDS = ("cough-heavy", "cough-shallow", "breathing-deep", "breathing-shallow")
 METADATA_FILE = "combined_data.csv"
+# Beside the metadata: what makes ingest record the cohort's recordings as synthetic (origin "synthetic").
+MARKER_FILE = "SYNTHETIC.md"
 DATE_FOLDER = "20260101"
 
 
@@ -217,4 +219,8 @@ def generate(folder: str | Path, spec: CohortSpec = CohortSpec()) -> dict[str, i
             counts["files"] += 1
         counts["participants"] += 1
     table.write_csv(pd.DataFrame(rows, columns=["id", "covid_status", "a", "g", "device"]), root / METADATA_FILE)
+    (root / MARKER_FILE).write_text(
+        "Synthetic recordings written by `auscult generate`: tones and noise shaped like coughs and breaths. A model\n"
+        "trained on them has learnt nothing about real coughs.\n"
+    )
     return counts

@@ -15,7 +15,9 @@ INGEST_COLUMNS: dict[str, str] = {
     "recording_id": "string",  # sha256 of the file's bytes
     "participant_id": "string",  # keyed hash (HMAC-SHA256) of the source's participant id
     "source": "string",  # the source's name (a dataset folder or prefix, a manifest, "uploads", "telemetry")
-    "origin": "string",  # "dataset", "uploads" (an app's, through the landing prefix) or "telemetry"
+    # "dataset", "synthetic" (written by `auscult generate`), "uploads" (an app's, through the landing prefix) or
+    # "telemetry"
+    "origin": "string",
     "uri": "string",  # the copy in the data lake
     "original_path": "string",  # where the file came from, so that every reason can name it
     "sound_type": "string",  # cough, breathing, or unknown

@@ -158,6 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
     from auscult.errors import InputError
     from auscult.registry import Registry
     from auscult.serving import server
+    from auscult.stages.deploy import what_it_is
     from auscult.store import open_store
     from pipelines.workspace import Workspace
 
@@ -169,6 +170,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise InputError(f"{store_uri} has no version {args.version!r} (it has: {registry.versions() or 'none'})")
     if not args.version and registry.production() is None:
         raise InputError(f"{store_uri} has no production model: run `auscult run` first, or name a --version")
+    version = args.version or registry.production()["version"]
+    print("\n".join(what_it_is(registry.card(version))))
     running = server.start(store_uri, args.workdir / "logs" / "server.log", args.version, http_port=args.port)
     print(f"serving {store_uri} at {running.url}/api/v1.0/predictions (Ctrl-C stops it; log: {running.log_path})")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -17,6 +17,7 @@ from auscult.lineage import actor
 from auscult.registry import Registry
 from auscult.serving import client, server
 from auscult.stages.curate import reason_counts
+from auscult.stages.deploy import what_it_is
 from auscult.stages.label import DEFAULT_CLASS_MAP, invert
 from auscult.stages.validate import Verdict
 from auscult.store import open_store
@@ -79,6 +80,7 @@ class LoopResult:
     peak_rss_mib: float
     seconds: float
     erasures: list[dict] = field(default_factory=list)  # erasures of data the production model was trained on
+    production_is: list[str] = field(default_factory=list)  # what the production model was trained on, validated at
 
 
 def log_path(workdir: Path) -> Path:
@@ -230,6 +232,7 @@ def _loop(config: LoopConfig, console: Console) -> LoopResult:
         peak / 1024,
         time.perf_counter() - started,
         registry.erasures(final["version"]) if final else [],
+        what_it_is(registry.card(final["version"])) if final else [],
     )
     result.report_path.write_text(loop_report(result))
     return result
@@ -293,6 +296,7 @@ def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
         lines.append(f"  decision: {'RETRAIN' if retrain else 'keep the current model'}")
         lines += [f"    {reason}" for reason in str(result.monitoring.parameter("monitor", "reasons", "")).splitlines()]
     lines.append(f"Production model: {result.production or 'none'}")
+    lines += [f"  {line}" for line in result.production_is]
     lines += [
         f"  RETRAIN: it was trained on data erased at {flag['at']} (erasure {flag['erasure']})"
         for flag in result.erasures

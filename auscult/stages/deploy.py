@@ -141,7 +141,11 @@ def model_card(verdict: Verdict, table_bytes: bytes, run: RunRef | None = None) 
         "created_at": datetime.now(UTC).isoformat(),
         "code": code_version(),
         "model": {"family": MODEL_FAMILY},
-        "data": {"table_sha256": hashlib.sha256(table_bytes).hexdigest(), "sources": dict(verdict.sources)},
+        "data": {
+            "table_sha256": hashlib.sha256(table_bytes).hexdigest(),
+            "sources": dict(verdict.sources),
+            "origins": dict(verdict.origins),
+        },
         "metrics": metrics,
         # Where the model says "positive": chosen on validation participants for a target specificity.
         "operating_point": {
@@ -176,6 +180,35 @@ def model_card(verdict: Verdict, table_bytes: bytes, run: RunRef | None = None) 
         "input": {"name": "waveform", "sample_rate": SAMPLE_RATE, "channels": 1, "dtype": "float32"},
         "output": {"name": "probabilities", "classes": list(CLASSES)},
     }
+
+
+def what_it_is(card: dict) -> list[str]:
+    """What a registered version was trained on and how it did in validation: what a person should hear before
+    serving it. A version trained on synthetic recordings says so, loudly."""
+    data, metrics, point = card.get("data", {}), card.get("metrics", {}), card.get("operating_point", {})
+    sources = data.get("sources", {})
+    total = sum(sources.values())
+    lines = [
+        f"{card['version']}: trained on {total} recordings from "
+        + (", ".join(f"{name} ({count})" for name, count in sources.items()) or "sources its card does not name")
+    ]
+    if "auroc" in metrics:
+        lines.append(
+            f"  validated: test AUROC {metrics['auroc']:.3f} (95% CI over participants "
+            f"{metrics.get('auroc_ci_low', float('nan')):.3f}-{metrics.get('auroc_ci_high', float('nan')):.3f})"
+        )
+    if point.get("threshold") is not None:
+        lines.append(
+            f"  operating point: positive above {point['threshold']:.3f}, chosen on validation participants for "
+            f"specificity >= {point['target_specificity']:.2f}; on test participants sensitivity "
+            f"{point['sensitivity_at_target_specificity']:.2f}, specificity {point['specificity_at_threshold']:.2f}"
+        )
+    if synthetic := data.get("origins", {}).get("synthetic"):
+        lines.append(
+            f"  WARNING: {synthetic} of its {total} training recordings are synthetic (written by auscult generate): "
+            "its scores say nothing about real coughs; train on real recordings before anyone relies on it"
+        )
+    return lines
 
 
 def seldon_model(version: str, store_uri: str, spec: ServingSpec = ServingSpec()) -> dict:

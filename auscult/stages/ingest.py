@@ -47,7 +47,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from auscult import audio, layout, table
+from auscult import audio, layout, synth, table
 from auscult.audio import FORMATS
 from auscult.erasure import is_erased, tombstones
 from auscult.errors import InputError
@@ -833,6 +833,16 @@ def _uploads(store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
     report.missing += [f"sidecar {_shown(tree.shown(name))} has no recording beside it" for name in sorted(sidecars)]
 
 
+def _origin(source: Source) -> str:
+    """What the table records as a source's recordings' origin: "telemetry", "uploads", "synthetic" for a cohort
+    that ``auscult generate`` wrote (its marker file), "dataset" otherwise."""
+    if source.kind in (TELEMETRY, UPLOADS):
+        return source.kind
+    if source.kind == "manifest":
+        return "dataset"
+    return "synthetic" if synth.MARKER_FILE in _tree(source).entries("", source.name, IngestReport()) else "dataset"
+
+
 def _candidates(source: Source, store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
     if source.kind == TELEMETRY:
         return _telemetry(store, report)
@@ -896,6 +906,7 @@ def ingest(
     claims: dict[str, _Claim] = {}
     for spec in sources:
         source = parse_source(spec)
+        origin = _origin(source)
         count = 0
         for candidate in _candidates(source, store, report):
             recording_id = hashlib.sha256(candidate.data).hexdigest()
@@ -934,7 +945,7 @@ def ingest(
                 "recording_id": recording_id,
                 "participant_id": pid,
                 "source": source.name,
-                "origin": source.kind if source.kind in (TELEMETRY, UPLOADS) else "dataset",
+                "origin": origin,
                 "uri": store.put(key, candidate.data) if is_new else store.uri(key),
                 "original_path": candidate.original_path,
                 "sound_type": candidate.sound_type,

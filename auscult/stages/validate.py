@@ -73,6 +73,7 @@ class Verdict:
     # class (what the change-control plan compares with production's).
     subgroups: list[dict] = field(default_factory=list)
     sources: dict[str, int] = field(default_factory=dict)  # training recordings per source
+    origins: dict[str, int] = field(default_factory=dict)  # training recordings per origin (synthetic among them)
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -83,6 +84,7 @@ class Verdict:
             "metrics": self.metrics,
             "subgroups": self.subgroups,
             "sources": self.sources,
+            "origins": self.origins,
         }
         (folder / VERDICT_FILE).write_text(json.dumps(figures))
 
@@ -98,6 +100,7 @@ class Verdict:
             reference,
             figures.get("subgroups", []),  # a verdict saved before subgroups and sources were kept has neither
             figures.get("sources", {}),
+            figures.get("origins", {}),
         )
 
     @staticmethod
@@ -120,6 +123,7 @@ class Validation:
     reference: dict = field(default_factory=dict)  # what monitoring compares production traffic with
 
     sources: dict[str, int] = field(default_factory=dict)  # training recordings per source
+    origins: dict[str, int] = field(default_factory=dict)  # training recordings per origin
 
     @property
     def verdict(self) -> Verdict:
@@ -129,7 +133,7 @@ class Validation:
             {"attribute": r.attribute, "value": r.value, "auroc_ci_low": float(r.auroc_ci_low), "participants": int(n)}
             for r, n in zip(judged.itertuples(), fewest, strict=True)
         ]
-        return Verdict(self.blessed, self.reasons, self.metrics, self.reference, subgroups, self.sources)
+        return Verdict(self.blessed, self.reasons, self.metrics, self.reference, subgroups, self.sources, self.origins)
 
 
 def onnx_scores(predictor: Predictor, windows: SplitWindows, index: pd.DataFrame, batch: int = 64) -> pd.DataFrame:
@@ -285,6 +289,7 @@ def validate(
         strata=shortcuts.strata,
         reference=reference_of(prepared, scores),
         sources={str(k): int(v) for k, v in prepared.training_recordings["source"].value_counts().items()},
+        origins={str(k): int(v) for k, v in prepared.training_recordings["origin"].value_counts().items()},
     )
     validation.verdict.save(folder)
     return validation

@@ -9,7 +9,7 @@ from auscult.registry import Registry
 from auscult.serving import contract
 from auscult.serving.contract import MODEL_NAME
 from auscult.serving.telemetry import DEFAULT_SPOOL_MB
-from auscult.stages.deploy import KEY_FIELD, ServingSpec, deploy, seldon_deployment
+from auscult.stages.deploy import KEY_FIELD, ServingSpec, deploy, seldon_deployment, what_it_is
 from auscult.store import SECRET_KEYS
 
 UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -125,10 +125,11 @@ def test_model_card_records_data_code_lineage_and_interface():
     from auscult.stages.validate import Verdict
 
     subgroups = [{"attribute": "sex", "value": "female", "auroc_ci_low": 0.7, "participants": 12}]
-    verdict = Verdict(True, ["pass: x"], {"auroc": 0.9}, {}, subgroups, {"cohort": 120})
+    verdict = Verdict(True, ["pass: x"], {"auroc": 0.9}, {}, subgroups, {"cohort": 120}, {"synthetic": 120})
     run = RunRef("12345678", "auscult-training-2026-12-01")
     card = model_card(verdict, b"table bytes", run)
-    assert card["data"] == {"table_sha256": hashlib.sha256(b"table bytes").hexdigest(), "sources": {"cohort": 120}}
+    digest = hashlib.sha256(b"table bytes").hexdigest()
+    assert card["data"] == {"table_sha256": digest, "sources": {"cohort": 120}, "origins": {"synthetic": 120}}
     assert card["code"]["package"] == __version__ and card["metrics"] == {"auroc": 0.9}
     assert card["model"]["family"] and card["subgroups"] == subgroups
     assert card["lineage"]["run"] == run.name and card["lineage"]["run_id"] == run.run_id
@@ -247,3 +248,23 @@ def test_a_rejected_or_erasure_flagged_version_never_reaches_production(store):
         rollback(registry, PERSON, "back to the first")
     with pytest.raises(InputError, match="erased"):
         approve(registry, first.version, PERSON, "it was fine")
+
+
+def test_a_version_says_what_it_was_trained_on_and_warns_when_that_was_synthetic():
+    card = {
+        "version": "v0003-abc",
+        "data": {"sources": {"cohort": 300, "telemetry": 40}, "origins": {"synthetic": 300, "telemetry": 40}},
+        "metrics": {"auroc": 0.91, "auroc_ci_low": 0.84, "auroc_ci_high": 0.96},
+        "operating_point": {
+            "threshold": 0.42,
+            "target_specificity": 0.9,
+            "sensitivity_at_target_specificity": 0.71,
+            "specificity_at_threshold": 0.88,
+        },
+    }
+    said = "\n".join(what_it_is(card))
+    assert "v0003-abc: trained on 340 recordings from cohort (300), telemetry (40)" in said
+    assert "AUROC 0.910 (95% CI over participants 0.840-0.960)" in said and "positive above 0.420" in said
+    assert "WARNING: 300 of its 340 training recordings are synthetic" in said
+    card["data"]["origins"] = {"dataset": 340}
+    assert "WARNING" not in "\n".join(what_it_is(card))

@@ -34,7 +34,7 @@ def test_ingesting_twice_adds_nothing(cohort, store):
 def test_rows_carry_metadata_and_lake_uris(cohort, store):
     frame, _ = ingest([str(cohort)], store, KEY, **QUIET)
     row = frame.iloc[0]
-    assert row["origin"] == "dataset" and row["source"] == cohort.name
+    assert row["origin"] == "synthetic" and row["source"] == cohort.name, "auscult generate's marker says so"
     assert row["uri"].startswith("file://") and row["recording_id"] in row["uri"]
     assert set(frame["sound_type"]) == {"cough", "breathing"}
     assert frame["device"].notna().all() and frame["age_band"].notna().all()
