@@ -23,9 +23,11 @@ from auscult.stages.validate import Verdict
 from auscult.store import open_store
 from auscult.task import MAX_REGRESSION, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
 from pipelines.console import Console, StageFailed
-from pipelines.local import RunResult, run_monitor, run_training
+from pipelines.local import RunResult, read_run, run_monitor, run_training
 from pipelines.workspace import Workspace
 
+# In the shifted cohort's folder once production has heard it: a rerun does not send the same traffic again.
+SERVED_FILE = "served.json"
 STAGES = ("monitor", "ingest", "curate", "label", "prep", "train", "validate", "deploy")
 
 
@@ -115,6 +117,7 @@ def synthetic_sources(folder: Path, config: LoopConfig, console: Console) -> tup
         marker = target / "spec.json"
         if marker.exists() and marker.read_text() == json.dumps(spec.__dict__):
             continue
+        (target / SERVED_FILE).unlink(missing_ok=True)  # a new cohort has not been served yet
         counts = synth.generate(target, spec)
         marker.write_text(json.dumps(spec.__dict__))
         console.line(
@@ -202,13 +205,26 @@ def _loop(config: LoopConfig, console: Console) -> LoopResult:
     traffic, monitoring = None, None
     pointer = registry.production()
     if pointer and shifted is not None:
-        console.line(f"== serving {pointer['version']} with Seldon; sending the shifted cohort as production traffic")
-        with server.start(workspace.store_uri, config.workdir / "logs" / "server.log") as running:
-            traffic = send_traffic(running.url, shifted, console)
-        console.line(
-            f"  serve: {traffic.sent} answered, {traffic.rejected} rejected, {traffic.feedback} feedback labels; "
-            f"server stopped"
-        )
+        served = shifted / SERVED_FILE
+        if served.exists():
+            earlier = json.loads(served.read_text())
+            console.line(
+                f"== the shifted cohort was sent to {earlier['version']} at {earlier['at']} ({earlier['sent']} "
+                "requests): not sent twice"
+            )
+        else:
+            console.line(
+                f"== serving {pointer['version']} with Seldon; sending the shifted cohort as production traffic"
+            )
+            with server.start(workspace.store_uri, config.workdir / "logs" / "server.log") as running:
+                traffic = send_traffic(running.url, shifted, console)
+            served.write_text(
+                json.dumps({"version": pointer["version"], "at": datetime.now(UTC).isoformat(), "sent": traffic.sent})
+            )
+            console.line(
+                f"  serve: {traffic.sent} answered, {traffic.rejected} rejected, {traffic.feedback} feedback labels; "
+                f"server stopped"
+            )
         console.line("== monitoring production traffic")
         monitoring = run_monitor(workspace, console)
         if monitoring.parameter("monitor", "retrain") and config.retrain:
@@ -257,11 +273,45 @@ def verdict_lines(run: RunResult) -> list[str]:
     ]
 
 
+def _recordings(run: RunResult) -> tuple[set[str], set[str]] | None:
+    """The recording ids a run ingested and the names of its sources; None when its table is gone (erasure)."""
+    path = run.artifact("ingest", "table")
+    if not path or not Path(path).is_file():
+        return None
+    frame = table.read(path, "ingest")
+    return set(frame["recording_id"]), set(frame["source"])
+
+
+def what_changed(run: RunResult) -> str:
+    """How a run's inputs differ from the newest earlier run in the same workdir on the same sources."""
+    mine = _recordings(run)
+    if mine is None:
+        return "its ingest table is gone"
+    ids, sources = mine
+    earlier = sorted(p for p in run.folder.parent.glob("auscult-training-*") if p.name < run.folder.name)
+    for folder in reversed(earlier):
+        other = _recordings(RunResult(folder.name, folder, 0.0, read_run(folder)))
+        if other is not None and other[1] == sources:
+            new, gone = len(ids - other[0]), len(other[0] - ids)
+            if not new and not gone:
+                return f"{len(ids)} recordings from {', '.join(sorted(sources))}, unchanged since run {folder.name}"
+            return f"{len(ids)} recordings: {new} new and {gone} gone since run {folder.name}"
+    return f"{len(ids)} recordings from {', '.join(sorted(sources))}; no earlier run here read these sources"
+
+
+def deploy_notes(run: RunResult) -> list[str]:
+    """What the deploy task decided, as its summary artifact says it (its bold lines)."""
+    path = run.artifact("deploy", "summary")
+    text = Path(path).read_text() if path and Path(path).is_file() else ""
+    return [line.strip("*") for line in text.splitlines() if line.startswith("**") and line.endswith("**")]
+
+
 def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
     """The run's story; without ``stages``, less what the terminal has already shown stage by stage."""
     lines = []
     for number, run in enumerate(result.runs, start=1):
         lines.append(f"Training run {number} ({run.seconds:.0f} s, {run.folder})")
+        lines.append(f"  inputs: {what_changed(run)}")
         if stages:
             lines += stage_lines(run) + verdict_lines(run)
         if "curate" in run.tasks:
@@ -275,6 +325,8 @@ def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
                 f"  {version} AWAITS APPROVAL under the change-control plan; production did not move. "
                 f"`auscult approve {version} --reason ...` promotes it; why: {run.artifact('deploy', 'summary')}"
             )
+        elif run.tasks.get("deploy"):
+            lines += [f"  deploy: {note}" for note in deploy_notes(run)]
         if "prep" in run.tasks:
             lines.append(
                 f"  data audit (what recording properties alone say of the label): {run.artifact('prep', 'audit')}"
