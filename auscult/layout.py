@@ -21,6 +21,8 @@ lineage/recordings/<id[:2]>/<id>.json               where a recording came from:
 governance/plans/<name>/<seq>.yaml                  change-control plans, each change a new version
 governance/tombstones/<keyed hash>.json             erased recordings and participants, naming no one
 uploads/<any path>/<name>.<format> + <name>.json    the landing prefix: an app's recording and its sidecar
+reports/runs/<run>/<stage>-figures.json            a run's plots, by stage (aggregates: they name no one)
+reports/runs/<run>/report.html                      a run's report, whatever its end (the pipeline's last task)
 ```
 
 Lineage events hold only content hashes, counts and pseudonyms by reference: the ids of a run's recordings are
@@ -49,6 +51,7 @@ LINEAGE_RECORDINGS = "lineage/recordings/"
 PLANS = "governance/plans/"
 TOMBSTONES = "governance/tombstones/"
 UPLOADS = "uploads/"
+RUN_REPORTS = "reports/runs/"
 
 ONNX_FILE = "model.onnx"
 MODEL_CARD_FILE = "model_card.json"
@@ -67,6 +70,14 @@ def quarantine(recording_id: str) -> str:
 
 def upload_quarantine(upload_key: str) -> str:
     return f"{QUARANTINE}uploads/{hashlib.sha256(upload_key.encode()).hexdigest()}.json"
+
+
+def run_figures(run_id: str, stage: str) -> str:
+    return f"{RUN_REPORTS}{run_id}/{stage}-figures.json"
+
+
+def run_report(run_id: str) -> str:
+    return f"{RUN_REPORTS}{run_id}/report.html"
 
 
 def model_versions(model: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections.abc import Iterable, Sequence
 
 import matplotlib
@@ -29,6 +30,28 @@ def figure(fig: plt.Figure) -> str:
     plt.close(fig)
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return f'<img alt="plot" src="data:image/png;base64,{encoded}">'
+
+
+_HEADING = re.compile(r"<h2>(.*?)</h2>")
+_IMAGE = re.compile(r'<img alt="plot" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
+
+
+def figures_of(page_html: str) -> list[dict[str, str]]:
+    """The plots of a page that :func:`page` wrote, each with the heading it stands under: what a run report
+    shows of a stage without its tables, which may name files."""
+    found, heading = [], ""
+    for match in re.finditer(f"{_HEADING.pattern}|{_IMAGE.pattern}", page_html):
+        if match.group(1) is not None:
+            heading = html.unescape(match.group(1))
+        else:
+            found.append({"caption": heading, "png": match.group(2)})
+    return found
+
+
+def image(png_base64: str, caption: str) -> str:
+    return f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{png_base64}"><figcaption>' + (
+        f"{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

@@ -10,7 +10,8 @@ from components.ingest import ingest
 from components.label import label
 from components.monitor import monitor
 from components.prep import prep
+from components.report import run_report
 from components.train import train
 from components.validate import validate
 
-__all__ = ["ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"]
+__all__ = ["ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor", "run_report"]

@@ -18,6 +18,7 @@ def curate(
     from auscult import table as recording_table
     from auscult.lineage import Lineage, RunRef
     from auscult.progress import Note, emit, task
+    from auscult.run_report import keep_figures
     from auscult.stages.curate import curate as run
     from auscult.stages.curate import profile_html, quarantine_decisions, reason_counts
     from auscult.store import open_store
@@ -26,10 +27,12 @@ def curate(
         store = open_store(store_uri)
         frame, expectations = run(recording_table.read(table.path, "ingest"), store)
         recording_table.write(frame, curated.path, "curate")
+        page = profile_html(frame, expectations)
         with open(profile.path, "w") as handle:
-            handle.write(profile_html(frame, expectations))
+            handle.write(page)
         quarantined = int((frame["status"] == recording_table.QUARANTINED).sum())
         run_ref, lineage = RunRef(run_id, run_name), Lineage(store)
+        keep_figures(store, run_ref, "curate", page)
         decisions = quarantine_decisions(frame)
         lineage.task(
             run_ref,

@@ -31,6 +31,7 @@ def validate(
     from auscult.lineage import Lineage, RunRef, facet
     from auscult.progress import Note, emit, task
     from auscult.registry import Registry
+    from auscult.run_report import keep_figures
     from auscult.stages.prep import Prepared
     from auscult.stages.train import TrainResult
     from auscult.stages.validate import ValidateConfig, report_html, summary_markdown
@@ -61,8 +62,10 @@ def validate(
         fpr, tpr, thresholds = result.assessment.roc
         classification.log_roc_curve(fpr.tolist(), tpr.tolist(), [min(1.0, float(t)) for t in thresholds])
         classification.log_confusion_matrix(list(CLASSES), result.assessment.confusion.tolist())
+        page = report_html(result, trained.history)
         with open(report.path, "w") as handle:
-            handle.write(report_html(result, trained.history))
+            handle.write(page)
+        keep_figures(store, RunRef(run_id, run_name), "validate", page)
         with open(summary.path, "w") as handle:
             handle.write(summary_markdown(result))
         for reason in result.reasons:

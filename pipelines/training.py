@@ -1,4 +1,5 @@
-"""The lifecycle DAG: monitor -> ingest -> curate -> label -> prep -> train -> validate -> (blessed) deploy.
+"""The lifecycle DAG: monitor -> ingest -> curate -> label -> prep -> train -> validate -> (blessed) deploy, and the
+run report as its exit task.
 
 Monitor comes first: it reports on the model in production before this run can replace it, so a
 retraining run carries the evidence that started it. The same pipeline runs in KFP's local runner and
@@ -10,7 +11,7 @@ from kfp import dsl
 from auscult.stages.ingest import DEFAULT_SOURCES
 from auscult.stages.label import DEFAULT_CLASS_MAP
 from auscult.task import MAX_REGRESSION, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
-from components import curate, deploy, ingest, label, monitor, prep, train, validate
+from components import curate, deploy, ingest, label, monitor, prep, run_report, train, validate
 from components.image import SERVING_IMAGE
 from pipelines.placement import Placement, on_gpu, sized, with_pseudonym_key, with_store
 
@@ -41,64 +42,68 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
     ):
         # Every task names the run in the lineage record it writes.
         run = {"run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER, "run_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
-        watch = monitor(store_uri=store_uri).set_display_name("monitor (production before this run)")
-        with_store(sized(watch, "1", "2G"), placement).set_caching_options(False)
-        ingested = ingest(sources=sources, store_uri=store_uri, **run).after(watch)
-        # Caching ingest would miss new files behind the same source names.
-        with_pseudonym_key(with_store(sized(ingested, "1", "2G"), placement), placement).set_caching_options(False)
-        curated = curate(table=ingested.outputs["table"], store_uri=store_uri, **run)
-        with_store(sized(curated, "2", "4G"), placement)
-        labelled = label(
-            table=curated.outputs["curated"],
-            class_map=class_map,
-            min_participants_per_class=min_participants_per_class,
-            store_uri=store_uri,
-            **run,
-        )
-        with_store(sized(labelled, "1", "2G"), placement)
-        prepared = prep(table=labelled.outputs["labelled"], seed=seed, store_uri=store_uri, **run)
-        with_store(sized(prepared, "2", "8G"), placement)
-        trained = train(
-            prepared=prepared.outputs["prepared"],
-            epochs=epochs,
-            seed=seed,
-            guard_channel=guard_channel,
-            store_uri=store_uri,
-            **run,
-        )
-        with_store(on_gpu(sized(trained, "4", "16G"), placement), placement)
-        checked = validate(
-            model=trained.outputs["model"],
-            prepared=prepared.outputs["prepared"],
-            store_uri=store_uri,
-            min_auroc=min_auroc,
-            min_participants_per_class=min_participants_per_class,
-            min_margin_over_metadata=min_margin_over_metadata,
-            max_regression=max_regression,
-            **run,
-        )
-        # Validation compares with the production model, which changes between runs.
-        with_store(sized(checked, "2", "8G"), placement).set_caching_options(False)
-        with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 - a KFP condition
-            deployed = deploy(
-                onnx_model=checked.outputs["onnx_model"],
-                table=labelled.outputs["labelled"],
+        # The run's report is its exit task: it runs whatever happens to the tasks inside.
+        summary = run_report(store_uri=store_uri, **run).set_display_name("run report")
+        with_store(sized(summary, "1", "2G"), placement).set_caching_options(False)
+        with dsl.ExitHandler(summary, name="lifecycle"):
+            watch = monitor(store_uri=store_uri).set_display_name("monitor (production before this run)")
+            with_store(sized(watch, "1", "2G"), placement).set_caching_options(False)
+            ingested = ingest(sources=sources, store_uri=store_uri, **run).after(watch)
+            # Caching ingest would miss new files behind the same source names.
+            with_pseudonym_key(with_store(sized(ingested, "1", "2G"), placement), placement).set_caching_options(False)
+            curated = curate(table=ingested.outputs["table"], store_uri=store_uri, **run)
+            with_store(sized(curated, "2", "4G"), placement)
+            labelled = label(
+                table=curated.outputs["curated"],
+                class_map=class_map,
+                min_participants_per_class=min_participants_per_class,
                 store_uri=store_uri,
-                serving_image=serving_image,
-                gpus=serving_gpus,
-                node_selector=placement.gpu_node_selector,
-                tolerations=list(placement.gpu_tolerations),
-                store_secret=placement.store_secret,
-                pseudonym_secret=placement.pseudonym_secret,
-                feedback_secret=placement.feedback_secret,
-                service_account=placement.service_account,
-                serving=serving,
-                namespace=serving_namespace,
-                timeout_s=rollout_timeout_s,
-                change_plan=change_plan,
                 **run,
             )
-            with_store(sized(deployed, "1", "2G"), placement).set_caching_options(False)
+            with_store(sized(labelled, "1", "2G"), placement)
+            prepared = prep(table=labelled.outputs["labelled"], seed=seed, store_uri=store_uri, **run)
+            with_store(sized(prepared, "2", "8G"), placement)
+            trained = train(
+                prepared=prepared.outputs["prepared"],
+                epochs=epochs,
+                seed=seed,
+                guard_channel=guard_channel,
+                store_uri=store_uri,
+                **run,
+            )
+            with_store(on_gpu(sized(trained, "4", "16G"), placement), placement)
+            checked = validate(
+                model=trained.outputs["model"],
+                prepared=prepared.outputs["prepared"],
+                store_uri=store_uri,
+                min_auroc=min_auroc,
+                min_participants_per_class=min_participants_per_class,
+                min_margin_over_metadata=min_margin_over_metadata,
+                max_regression=max_regression,
+                **run,
+            )
+            # Validation compares with the production model, which changes between runs.
+            with_store(sized(checked, "2", "8G"), placement).set_caching_options(False)
+            with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 - a KFP condition
+                deployed = deploy(
+                    onnx_model=checked.outputs["onnx_model"],
+                    table=labelled.outputs["labelled"],
+                    store_uri=store_uri,
+                    serving_image=serving_image,
+                    gpus=serving_gpus,
+                    node_selector=placement.gpu_node_selector,
+                    tolerations=list(placement.gpu_tolerations),
+                    store_secret=placement.store_secret,
+                    pseudonym_secret=placement.pseudonym_secret,
+                    feedback_secret=placement.feedback_secret,
+                    service_account=placement.service_account,
+                    serving=serving,
+                    namespace=serving_namespace,
+                    timeout_s=rollout_timeout_s,
+                    change_plan=change_plan,
+                    **run,
+                )
+                with_store(sized(deployed, "1", "2G"), placement).set_caching_options(False)
 
     return training_pipeline
 

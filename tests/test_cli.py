@@ -103,6 +103,10 @@ def test_a_stage_that_fails_on_its_input_ends_the_run_with_one_line_naming_it(tm
     text = Path(log).read_text()
     assert text.count("Executing task 'ingest'") == 1, "no retry of a task that failed on its input"
     assert "executor_input" not in result.stdout
+    # The failed run has its report too: the pipeline's exit task wrote it, saying where and why it stopped.
+    (page,) = (tmp_path / "w" / "pipeline-root").glob("auscult-training-*/run-report/page")
+    said = page.read_text()
+    assert ": FAILED</title>" in said and "stopped before validation" in said and "ingest" in said
 
 
 def test_a_run_with_nothing_to_ingest_stops_saying_what_to_give(tmp_path):

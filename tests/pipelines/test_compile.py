@@ -29,19 +29,25 @@ def executors(platform):
     return platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
-def test_all_eight_stages_compile_into_one_pipeline(compiled):
+def test_all_eight_stages_compile_into_one_pipeline_with_its_report_as_exit_task(compiled):
     spec, _ = compiled["auscult-training.yaml"]
-    assert {name.removeprefix("exec-") for name in spec["deploymentSpec"]["executors"]} == STAGES
+    assert {name.removeprefix("exec-") for name in spec["deploymentSpec"]["executors"]} == STAGES | {"run-report"}
     root_tasks = spec["root"]["dag"]["tasks"]
-    assert set(root_tasks) == STAGES - {"deploy"} | {"condition-1"}
-    assert root_tasks["ingest"]["dependentTasks"] == ["monitor"]
+    assert set(root_tasks) == {"exit-handler-1", "run-report"}
+    # The report runs whatever the tasks inside did: a failed run gets one too.
+    assert root_tasks["run-report"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert root_tasks["run-report"]["dependentTasks"] == ["exit-handler-1"]
+    assert "status" in root_tasks["run-report"]["inputs"]["parameters"]
+    inner = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    assert set(inner) == STAGES - {"deploy"} | {"condition-2"}
+    assert inner["ingest"]["dependentTasks"] == ["monitor"]
 
 
 def test_deploy_runs_only_when_blessed(compiled):
     spec, _ = compiled["auscult-training.yaml"]
-    condition = spec["root"]["dag"]["tasks"]["condition-1"]["triggerPolicy"]["condition"]
+    condition = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]["condition-2"]["triggerPolicy"]["condition"]
     assert "validate-Output" in condition and "== true" in condition
-    assert set(spec["components"]["comp-condition-1"]["dag"]["tasks"]) == {"deploy"}
+    assert set(spec["components"]["comp-condition-2"]["dag"]["tasks"]) == {"deploy"}
 
 
 def test_training_runs_on_a_gpu_node(compiled):
@@ -62,7 +68,7 @@ def test_serving_is_placed_on_gpu_nodes_by_default(compiled):
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["serving_gpus"]["defaultValue"] == 1
     assert parameters["serving"]["defaultValue"] == "seldon-v1"
-    deploy_inputs = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
+    deploy_inputs = spec["components"]["comp-condition-2"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
     assert deploy_inputs["node_selector"]["runtimeValue"]["constant"] == {"nvidia.com/gpu.present": "true"}
     assert deploy_inputs["tolerations"]["runtimeValue"]["constant"][0]["key"] == "nvidia.com/gpu"
 
@@ -94,7 +100,7 @@ def test_the_store_secret_reaches_the_rendered_serving_manifest(tmp_path):
         "team-store",
         placement.pseudonym_secret,
     }
-    inputs = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
+    inputs = spec["components"]["comp-condition-2"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
     names = ("store_secret", "pseudonym_secret", "feedback_secret", "service_account")
     constant = {name: inputs[name]["runtimeValue"]["constant"] for name in names}
     assert constant == {
@@ -146,10 +152,14 @@ def test_every_task_has_requests_and_limits_and_no_task_retries(compiled):
         resources = executor["container"]["resources"]
         for field in ("resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"):
             assert field in resources, (name, field)
-    tasks = {**spec["root"]["dag"]["tasks"], **spec["components"]["comp-condition-1"]["dag"]["tasks"]}
+    tasks = {
+        **spec["root"]["dag"]["tasks"],
+        **spec["components"]["comp-exit-handler-1"]["dag"]["tasks"],
+        **spec["components"]["comp-condition-2"]["dag"]["tasks"],
+    }
     # A task that failed on its input fails the same way again: the store layer retries what is transient.
     assert not [name for name, task in tasks.items() if "retryPolicy" in task]
-    for uncached in ("monitor", "ingest", "validate", "deploy"):
+    for uncached in ("monitor", "ingest", "validate", "deploy", "run-report"):
         assert tasks[uncached]["cachingOptions"] == {}, uncached
     assert tasks["train"]["cachingOptions"] == {"enableCache": True}
 
