@@ -72,8 +72,8 @@ def page(store: ObjectStore, run: RunRef, state: str, error: str = "") -> str:
             sections.append((f"{stage}: {what}", "".join(report.image(p["png"], p["caption"]) for p in plots)))
     if len(tasks) > 1:
         sections.append(("Time per stage", _timeline(tasks)))
-    sections.append(("Lineage", _lineage(tasks)))
-    sections.append(("Stage reports", _where_reports_are(tasks)))
+    if tasks:
+        sections += [("Lineage", _lineage(tasks)), ("Stage reports", _where_reports_are(tasks))]
     title = f"auscult run {run.name}: {state}"
     return report.page(title, sections)
 

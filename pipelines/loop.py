@@ -4,6 +4,7 @@ monitor it, and retrain on what production heard when monitoring says so."""
 from __future__ import annotations
 
 import csv
+import html
 import json
 import resource
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from auscult import progress, report, synth, table
 from auscult.change_control import put_plan
-from auscult.lineage import actor
+from auscult.lineage import Lineage, actor, who
 from auscult.registry import Registry
 from auscult.serving import client, server
 from auscult.stages.curate import reason_counts
@@ -358,10 +359,88 @@ def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
     return lines
 
 
+# The stage reports a run report links to, as pages of their own: (task, artifact).
+STAGE_REPORTS = (
+    ("curate", "profile"),
+    ("prep", "audit"),
+    ("validate", "report"),
+    ("validate", "summary"),
+    ("deploy", "summary"),
+    ("monitor", "report"),
+    ("run-report", "page"),
+)
+
+
+def publish(run: RunResult, folder: Path) -> dict[tuple[str, str], Path]:
+    """Copies of a run's reports under ``folder`` with the extension a browser needs (KFP's artifact files have
+    none); Markdown ones wrapped in a page. Returns where each went."""
+    folder.mkdir(parents=True, exist_ok=True)
+    published = {}
+    for task, name in STAGE_REPORTS:
+        source = run.artifact(task, name)
+        if not source or not Path(source).is_file():
+            continue
+        text, target = Path(source).read_text(), folder / f"{task}-{name}.html"
+        if not text.lstrip().lower().startswith("<!doctype html"):
+            text = report.page(f"{run.folder.name}: {task} {name}", [("", f"<pre>{html.escape(text)}</pre>")])
+        target.write_text(text)
+        published[(task, name)] = target
+    return published
+
+
 def loop_report(result: LoopResult) -> str:
+    """The local loop's page: the verdict and what production is at the top, then each run's plots, serving and
+    monitoring, time per stage, the approvals, and every stage report as a page of its own (relative links)."""
     import matplotlib.pyplot as plt
 
-    sections = [("Summary", "<pre>" + "\n".join(summary_lines(result)) + "</pre>")]
+    home = result.report_path.parent
+    workspace = Workspace(home)
+    store = open_store(workspace.store_uri)
+    # Inside the pipeline root, where erasure edits every text file: a stage report may name a participant's file.
+    pages = workspace.pipeline_root / "reports"
+    top = [report.verdict(result.production is not None, f"Production model: {result.production or 'none'}")]
+    top += [
+        report.verdict(False, line.strip()) if "WARNING" in line else f"<p>{html.escape(line.strip())}</p>"
+        for line in result.production_is
+    ]
+    for number, run in enumerate(result.runs, start=1):
+        top.append(f"<p><b>Training run {number}</b> ({html.escape(what_changed(run))}):</p>")
+        top.append(report.bullets(line.strip() for line in verdict_lines(run) + deploy_notes(run)))
+    sections = [("Verdict", "".join(top))]
+    for number, run in enumerate(result.runs, start=1):
+        published = publish(run, pages / run.folder.name)
+        plots = []
+        for stage in ("curate", "validate"):
+            path = run.artifact(stage, "profile" if stage == "curate" else "report")
+            if path and Path(path).is_file():
+                plots += [
+                    report.image(f["png"], f"{stage}: {f['caption']}")
+                    for f in report.figures_of(Path(path).read_text())
+                ]
+        links = [
+            f'<li><a href="{target.relative_to(home).as_posix()}">{task}: {name}</a></li>'
+            for (task, name), target in published.items()
+        ]
+        body = "".join(plots) + "<p>Its reports, each a page:</p><ul>" + "".join(links) + "</ul>"
+        sections.append((f"Training run {number}: {run.folder.name}", body))
+    if result.traffic or result.monitoring:
+        parts = []
+        if result.traffic:
+            t = result.traffic
+            parts.append(
+                f"<p>{t.sent} requests answered over HTTP, {t.rejected} rejected, {t.feedback} feedback labels.</p>"
+            )
+        if result.monitoring:
+            published = publish(result.monitoring, pages / result.monitoring.folder.name)
+            if ("monitor", "report") in published:
+                page_html = published[("monitor", "report")].read_text()
+                parts += [report.image(f["png"], f"monitoring: {f['caption']}") for f in report.figures_of(page_html)]
+                href = published[("monitor", "report")].relative_to(home).as_posix()
+                parts.append(f'<p><a href="{href}">the monitoring report</a></p>')
+            parts.append(
+                report.bullets(line.strip() for line in summary_lines(result) if "PSI" in line or "decision" in line)
+            )
+        sections.append(("Serving and monitoring", "".join(parts)))
     fig, axis = plt.subplots(figsize=(8, 3))
     width = 0.8 / max(1, len(result.runs))
     for number, run in enumerate(result.runs):
@@ -371,14 +450,10 @@ def loop_report(result: LoopResult) -> str:
     axis.set_ylabel("seconds")
     axis.legend()
     sections.append(("Time per stage", report.figure(fig)))
-    links = []
-    for number, run in enumerate(result.runs, start=1):
-        for task, name in (("curate", "profile"), ("prep", "audit"), ("validate", "report"), ("monitor", "report")):
-            path = run.artifact(task, name)
-            if path:
-                links.append(f'<li><a href="{Path(path).resolve().as_uri()}">run {number}: {task} {name}</a></li>')
-    if result.monitoring and result.monitoring.artifact("monitor", "report"):
-        uri = Path(result.monitoring.artifact("monitor", "report")).resolve().as_uri()
-        links.append(f'<li><a href="{uri}">monitoring of production traffic</a></li>')
-    sections.append(("Stage reports", "<ul>" + "".join(links) + "</ul>"))
+    trail = Lineage(store).audit_trail()[-20:]
+    rows = [(a["time"][:19], a["action"], a["subject"].get("version", ""), who(a["actor"]), a["reason"]) for a in trail]
+    sections.append(
+        ("Approvals and other governance acts (newest 20)", report.table(["time", "act", "version", "by", "why"], rows))
+    )
+    sections.append(("The whole summary", "<pre>" + html.escape("\n".join(summary_lines(result))) + "</pre>"))
     return report.page("auscult: one turn of the lifecycle", sections)

@@ -99,3 +99,13 @@ def trained(prepared):
     from auscult.stages.train import TrainConfig, train
 
     return train(prepared, TrainConfig(epochs=4), progress=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium, installed by scripts/browser.sh where missing."""
+    from tests.browser import Browser
+
+    opened = Browser()
+    yield opened
+    opened.close()

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -26,7 +27,7 @@ spec: {automatic: [first-model, retraining], knownSources: []}
 
 
 @pytest.mark.slow
-def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys):
+def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys, browser):
     # A fixed key fixes the participant split; 48 participants and 10 epochs learn the synthetic difference
     # reliably (AUROC 1.0 under four different keys), 36 and 6 did not.
     monkeypatch.setenv(PSEUDONYM_KEY_ENV, "e2e-test-key")
@@ -57,7 +58,17 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys):
 
     assert len(result.runs) == 2, "the shifted traffic should have triggered a retraining run"
     first, second = result.runs
-    assert set(first.tasks) == {"monitor", "ingest", "curate", "label", "prep", "train", "validate", "deploy"}
+    assert set(first.tasks) == {
+        "monitor",
+        "ingest",
+        "curate",
+        "label",
+        "prep",
+        "train",
+        "validate",
+        "deploy",
+        "run-report",
+    }
     assert first.tasks["curate"].metrics["quarantined"] > 0
     assert result.traffic.sent == 48 and result.traffic.rejected == 0
     assert result.traffic.feedback > 0
@@ -80,10 +91,23 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys):
     assert result.production == first.parameter("deploy", "Output") != waiting
     summary = "\n".join(summary_lines(result))
     assert "AUROC" in summary and "decision: RETRAIN" in summary
+    assert "WARNING: " in summary and "training recordings are synthetic" in summary
+    assert "inputs: " in summary and "no earlier run here read these sources" in summary
     assert f"{waiting} AWAITS APPROVAL" in summary
     assert "quarantined: " in summary
     html = result.report_path.read_text()
-    assert "data:image/png;base64" in html
+    assert "data:image/png;base64" in html and "WARNING" in html, (
+        "it says the production model learnt from synthetic data"
+    )
+    # The reports open in a browser with every plot and every link: the loop's page, and the KFP run report.
+    shown = browser.open(result.report_path, tmp_path / "report.png")
+    assert shown.images >= 6 and not shown.broken_images and not shown.broken_links, shown
+    assert len([link for link in shown.links if link.endswith(".html")]) >= 10, "each stage report is a page"
+    kfp_page = Path(first.artifact("run-report", "page"))
+    shown = browser.open(kfp_page, tmp_path / "run-report.png")
+    assert shown.title.endswith(": SUCCEEDED") and shown.images >= 3 and not shown.broken_images, shown
+    said = kfp_page.read_text()
+    assert "The model was BLESSED." in said and "promote" in said and "Time per stage" in said
     assert Verdict.load(first.artifact("validate", "onnx_model")).blessed, "the first run's model was served"
 
     # The terminal got a line per stage and no KFP output; the log file got all of it.
