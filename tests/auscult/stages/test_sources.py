@@ -143,3 +143,13 @@ def test_a_run_with_nothing_to_ingest_says_what_to_give(store):
     message = nothing_found(["telemetry", "uploads"], report)
     assert "no recordings in sources ['telemetry', 'uploads']" in message
     assert "auscult upload FOLDER s3://" in message and "uploads/" in message
+
+
+def test_the_upload_command_prints_the_source_to_give(covid19_cough, bucket, capsys):
+    from pipelines.cli import main
+
+    assert main(["upload", str(covid19_cough), f"{bucket}/datasets"]) == 1, "a file was not copied: it says so"
+    out = capsys.readouterr().out
+    assert "7 files copied, 0 already there, 1 not copied" in out and "9999.wav" in out
+    assert f"give the pipeline this source: {bucket}/datasets/covid19-cough" in out
+    assert main(["upload", str(covid19_cough), "/tmp/not-a-bucket"]) == 2
