@@ -18,7 +18,7 @@ SUCCEEDED = "SUCCEEDED"
 # The tasks that record their completion in the lineage, in the order the pipeline runs them.
 RECORDED = ("ingest", "curate", "label", "prep", "train", "validate", "deploy")
 # The stages whose plots the page shows, in the order a reader wants them, and what their figures show.
-PLOTTED = {"curate": "data profile", "validate": "validation"}
+PLOTTED = {"monitor": "production before this run", "curate": "data profile", "validate": "validation"}
 # Where each stage's full report is in the KFP UI: its task's artifacts.
 STAGE_ARTIFACTS = {
     "curate": "profile (HTML)",

@@ -7,15 +7,18 @@ from components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def monitor(store_uri: str, metrics: Output[Metrics], report: Output[HTML]) -> NamedTuple(
-    "Decision", [("retrain", bool), ("reasons", str)]
-):
-    """Drift and feedback performance of the production model; retrain or not, and why."""
+def monitor(
+    store_uri: str, metrics: Output[Metrics], report: Output[HTML], run_id: str = "", run_name: str = ""
+) -> NamedTuple("Decision", [("retrain", bool), ("reasons", str)]):
+    """Drift and feedback performance of the production model; retrain or not, and why. Inside a training run
+    (``run_id``), its drift plots are kept for the run report."""
     import math
     from collections import namedtuple
 
+    from auscult.lineage import RunRef
     from auscult.progress import Note, emit, task
     from auscult.registry import Registry
+    from auscult.run_report import keep_figures
     from auscult.stages.monitor import monitor as run
     from auscult.stages.monitor import record_decision, report_html
     from auscult.store import open_store
@@ -24,8 +27,11 @@ def monitor(store_uri: str, metrics: Output[Metrics], report: Output[HTML]) -> N
         registry = Registry(open_store(store_uri))
         result = run(registry)
         record_decision(registry, result)
+        page = report_html(result)
         with open(report.path, "w") as handle:
-            handle.write(report_html(result))
+            handle.write(page)
+        if run_id:
+            keep_figures(registry.store, RunRef(run_id, run_name), "monitor", page)
         metrics.log_metric("requests", result.requests)
         metrics.log_metric("feedback_labels", result.feedback)
         if not math.isnan(result.feedback_auroc):

@@ -46,7 +46,7 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         summary = run_report(store_uri=store_uri, **run).set_display_name("run report")
         with_store(sized(summary, "1", "2G"), placement).set_caching_options(False)
         with dsl.ExitHandler(summary, name="lifecycle"):
-            watch = monitor(store_uri=store_uri).set_display_name("monitor (production before this run)")
+            watch = monitor(store_uri=store_uri, **run).set_display_name("monitor (production before this run)")
             with_store(sized(watch, "1", "2G"), placement).set_caching_options(False)
             ingested = ingest(sources=sources, store_uri=store_uri, **run).after(watch)
             # Caching ingest would miss new files behind the same source names.

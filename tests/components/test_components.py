@@ -38,7 +38,7 @@ EXPECTED = {
         | RUN,
         {"serving_manifest", "summary", "metrics", "Output"},
     ),
-    "monitor": ({"store_uri"}, {"metrics", "report", "retrain", "reasons"}),
+    "monitor": ({"store_uri"} | RUN, {"metrics", "report", "retrain", "reasons"}),
 }
 ARTIFACT_TYPES = {
     ("curate", "profile"): "system.HTML",
