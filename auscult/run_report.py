@@ -64,7 +64,11 @@ def page(store: ObjectStore, run: RunRef, state: str, error: str = "") -> str:
     sections = [("Verdict", _verdict(state, error, verdict, acts, tasks))]
     if verdict:
         figures = verdict.get("figures", {})
-        rows = [(label, figures[name]) for name, label in FIGURES if name in figures]
+        rows = [
+            (label, f"{figures[name]:.1e}" if name == "onnx_max_abs_difference" else f"{figures[name]:.3f}")
+            for name, label in FIGURES
+            if name in figures
+        ]
         sections.append(("Key figures (test participants)", report.table(["figure", "value"], rows)))
     for stage, what in PLOTTED.items():
         plots = _figures(store, run, stage)

@@ -103,7 +103,9 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys, browser):
     shown = browser.open(result.report_path, tmp_path / "report.png")
     assert shown.images >= 6 and not shown.broken_images and not shown.broken_links, shown
     assert len([link for link in shown.links if link.endswith(".html")]) >= 10, "each stage report is a page"
-    kfp_page = Path(first.artifact("run-report", "page"))
+    # KFP's artifact file has no extension (the KFP UI renders it as HTML all the same); a browser needs one.
+    kfp_page = tmp_path / "run-report.html"
+    kfp_page.write_bytes(Path(first.artifact("run-report", "page")).read_bytes())
     shown = browser.open(kfp_page, tmp_path / "run-report.png")
     assert shown.title.endswith(": SUCCEEDED") and shown.images >= 3 and not shown.broken_images, shown
     said = kfp_page.read_text()
