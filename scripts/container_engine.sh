@@ -11,17 +11,8 @@
 # image or a cluster.
 set -euo pipefail
 
-log() { echo "container engine: $*" >&2; }
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else log "'$*' needs root: run it as root, or install podman, runc and debootstrap yourself"; exit 1; fi
-}
-install_packages() {
-  log "installing $* from Debian's packages"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 \
-    || { as_root apt-get update -qq >&2 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2; }
-}
+WHAT="container engine" NEEDS="podman, runc and debootstrap"
+source "$(dirname "${BASH_SOURCE[0]}")/debian.sh"
 
 docker_runs=false
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then docker_runs=true; fi
