@@ -16,7 +16,8 @@ from auscult.store import ObjectStore
 
 SUCCEEDED = "SUCCEEDED"
 # The tasks that record their completion in the lineage, in the order the pipeline runs them.
-RECORDED = ("ingest", "curate", "label", "prep", "train", "validate", "deploy")
+# Deploy records acts (register, promote, await approval) rather than a completion: it is judged apart.
+RECORDED = ("monitor", "ingest", "curate", "label", "prep", "train", "validate")
 # The stages whose plots the page shows, in the order a reader wants them, and what their figures show.
 PLOTTED = {"monitor": "production before this run", "curate": "data profile", "validate": "validation"}
 # Where each stage's full report is in the KFP UI: its task's artifacts.
@@ -88,7 +89,9 @@ def _verdict(state: str, error: str, verdict: dict | None, acts: list[dict], tas
         parts.append(f"<pre>{html.escape(error)}</pre>")
     if state != SUCCEEDED:
         stopped = next((task for task in RECORDED if task not in tasks), None)
-        if stopped and not (stopped == "deploy" and verdict and not verdict.get("blessed")):
+        if stopped is None and verdict and verdict.get("blessed"):
+            stopped = "deploy"
+        if stopped:
             parts.append(
                 f"<p>It stopped at <b>{stopped}</b>, the first task that did not complete: that task's log in the KFP "
                 "UI (or the run's log file) ends with the line that says why.</p>"
@@ -107,8 +110,11 @@ def _verdict(state: str, error: str, verdict: dict | None, acts: list[dict], tas
                 for act in acts
             )
         )
-    elif verdict and verdict.get("blessed"):
-        parts.append("<p>Deploy recorded nothing: it did not finish.</p>")
+    elif verdict and verdict.get("blessed") and state == SUCCEEDED:
+        parts.append(
+            "<p>Deploy registered nothing new and moved nothing (these weights were registered before): its summary "
+            "artifact says why.</p>"
+        )
     return "".join(parts)
 
 

@@ -15,7 +15,7 @@ def monitor(
     import math
     from collections import namedtuple
 
-    from auscult.lineage import RunRef
+    from auscult.lineage import Lineage, RunRef
     from auscult.progress import Note, emit, task
     from auscult.registry import Registry
     from auscult.run_report import keep_figures
@@ -30,8 +30,14 @@ def monitor(
         page = report_html(result)
         with open(report.path, "w") as handle:
             handle.write(page)
-        if run_id:
+        if run_id:  # inside a training run: its report shows what production did before it
             keep_figures(registry.store, RunRef(run_id, run_name), "monitor", page)
+            Lineage(registry.store).task(
+                RunRef(run_id, run_name),
+                "monitor",
+                parameters={"requests": result.requests, "retrain": result.retrain},
+                outputs={"report": report.path},
+            )
         metrics.log_metric("requests", result.requests)
         metrics.log_metric("feedback_labels", result.feedback)
         if not math.isnan(result.feedback_auroc):

@@ -16,7 +16,12 @@ def run_report(store_uri: str, run_id: str, run_name: str, status: PipelineTaskF
 
     store = open_store(store_uri)
     run = RunRef(run_id, run_name)
-    html = build(store, run, status.state, status.error_message or "")
+    try:
+        html = build(store, run, status.state, status.error_message or "")
+    except Exception as error:  # the report must not turn a good run into a failed one
+        html = f"<!doctype html><title>{status.state}</title><p>The run {status.state.lower()}.</p>"
+        html += f"<p>Its report could not be drawn: {type(error).__name__}: {error}</p>"
+        emit(Note("report", f"the report could not be drawn: {error!r}"))
     with open(page.path, "w") as handle:
         handle.write(html)
     store.put(layout.run_report(run.run_id), html.encode())

@@ -76,7 +76,7 @@ class Console:
         filled = round(BAR_WIDTH * step.done / max(step.total, 1))
         label = f" {step.label}" if step.label else ""
         text = (
-            f"  {step.stage:<9} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {step.done}/{step.total} {step.unit}"
+            f"  {step.stage:<10} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {step.done}/{step.total} {step.unit}"
             f"{label}  {seconds:.0f} s{'  ' + note if note else ''}"
         )
         self.terminal.write("\r\x1b[2K" + text)

@@ -46,7 +46,7 @@ class TaskResult:
         """The stage's line on the terminal and in the summary: its time and its counts."""
         seconds = self.metrics.get("wall_s", seconds if seconds is not None else float("nan"))
         counts = ", ".join(f"{k} {v:g}" for k, v in self.metrics.items() if k in COUNT_KEYS)
-        return f"  {self.name:<9} {seconds:>6.1f} s  {counts}".rstrip()
+        return f"  {self.name:<10} {seconds:>6.1f} s  {counts}".rstrip()
 
 
 @dataclass

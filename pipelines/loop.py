@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from auscult import progress, report, synth, table
 from auscult.change_control import put_plan
 from auscult.lineage import Lineage, actor, who
@@ -219,9 +221,9 @@ def _loop(config: LoopConfig, console: Console) -> LoopResult:
             )
             with server.start(workspace.store_uri, config.workdir / "logs" / "server.log") as running:
                 traffic = send_traffic(running.url, shifted, console)
-            served.write_text(
-                json.dumps({"version": pointer["version"], "at": datetime.now(UTC).isoformat(), "sent": traffic.sent})
-            )
+            if traffic.sent:  # a cohort the server refused whole has not been heard: the next run sends it again
+                sent = {"version": pointer["version"], "at": datetime.now(UTC).isoformat(), "sent": traffic.sent}
+                served.write_text(json.dumps(sent))
             console.line(
                 f"  serve: {traffic.sent} answered, {traffic.rejected} rejected, {traffic.feedback} feedback labels; "
                 f"server stopped"
@@ -256,7 +258,7 @@ def _loop(config: LoopConfig, console: Console) -> LoopResult:
 
 
 def stage_lines(run: RunResult) -> list[str]:
-    return [run.tasks[stage].line() if stage in run.tasks else f"  {stage:<9}      - s  skipped" for stage in STAGES]
+    return [run.tasks[stage].line() if stage in run.tasks else f"  {stage:<10}      - s  skipped" for stage in STAGES]
 
 
 def verdict_lines(run: RunResult) -> list[str]:
@@ -277,9 +279,10 @@ def verdict_lines(run: RunResult) -> list[str]:
 def _recordings(run: RunResult) -> tuple[set[str], set[str]] | None:
     """The recording ids a run ingested and the names of its sources; None when its table is gone (erasure)."""
     path = run.artifact("ingest", "table")
-    if not path or not Path(path).is_file():
+    try:
+        frame = pd.read_parquet(path, columns=["recording_id", "source"])
+    except (OSError, TypeError, ValueError):  # no table, or one an older version wrote otherwise
         return None
-    frame = table.read(path, "ingest")
     return set(frame["recording_id"]), set(frame["source"])
 
 
@@ -341,7 +344,8 @@ def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
     if result.monitoring:
         monitor = result.monitoring.tasks["monitor"]
         drift = ", ".join(f"{k[4:]} {v:.2f}" for k, v in monitor.metrics.items() if k.startswith("psi_"))
-        lines.append(f"Monitoring {monitor.metrics.get('requests', 0):g} requests: PSI {drift}")
+        requests = monitor.metrics.get("requests", 0)
+        lines.append(f"Monitoring {requests:g} requests" + (f": PSI {drift}" if drift else ""))
         if "feedback_auroc" in monitor.metrics:
             labels, auroc = monitor.metrics["feedback_labels"], monitor.metrics["feedback_auroc"]
             lines.append(f"  AUROC on {labels:g} feedback labels: {auroc:.3f}")

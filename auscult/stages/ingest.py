@@ -442,6 +442,10 @@ class _Tree(ABC):
         """The names in folder ``relative``, sorted."""
 
     @abstractmethod
+    def readable(self, relative: str, where: str, report: IngestReport) -> bool:
+        """Whether folder ``relative`` is there and inside the source; when it is outside, why goes to ``report``."""
+
+    @abstractmethod
     def recording(self, relative: str, where: str, report: IngestReport) -> tuple[str, bytes] | None:
         """Where the audio file ``relative`` really is, and its bytes; None, with the reason in ``report``, when it
         is not there, not inside the source, not a regular file, or not audio."""
@@ -471,6 +475,10 @@ class _FolderTree(_Tree):
     def entries(self, relative: str, where: str, report: IngestReport) -> list[str]:
         return [path.name for path in _listing(self.root / relative, where, report)]
 
+    def readable(self, relative: str, where: str, report: IngestReport) -> bool:
+        folder = self.root / relative
+        return folder.is_dir() and _contained_folder(folder, self.root, where, report)
+
     def recording(self, relative: str, where: str, report: IngestReport) -> tuple[str, bytes] | None:
         found = _recording(self.root / relative, self.root, where, report)
         return None if found is None else (str(found[0]), found[1])
@@ -483,6 +491,13 @@ class _PrefixTree(_Tree):
     def __init__(self, store: ObjectStore, prefix: str = ""):
         self.store, self.prefix = store, prefix
         self.keys = {key[len(prefix) :] for key in store.list(prefix)}
+        # Folder -> each name directly in it, and whether that is a folder (has keys below it): built once.
+        self.tree: dict[str, dict[str, bool]] = {}
+        for key in self.keys:
+            parts = key.split("/")
+            for depth, name in enumerate(parts):
+                folder = self.tree.setdefault("/".join(parts[:depth]), {})
+                folder[name] = folder.get(name, False) or depth < len(parts) - 1
 
     def shown(self, relative: str) -> str:
         return self.store.uri(self.prefix + relative)
@@ -514,20 +529,17 @@ class _PrefixTree(_Tree):
             raise InputError(f"cannot read {self.shown(relative)}: it {refused}") from None
 
     def _children(self, relative: str) -> dict[str, bool]:
-        """Each name directly in folder ``relative``, and whether it is a folder (has keys below it)."""
-        start = f"{relative.rstrip('/')}/" if relative else ""
-        children: dict[str, bool] = {}
-        for key in self.keys:
-            if key.startswith(start):
-                name, slash, _ = key[len(start) :].partition("/")
-                children[name] = children.get(name, False) or bool(slash)
-        return dict(sorted(children.items()))
+        """Each name directly in folder ``relative``, and whether it is a folder."""
+        return dict(sorted(self.tree.get(relative.strip("/"), {}).items()))
 
     def folders(self, relative: str, where: str, report: IngestReport) -> list[tuple[str, bool]]:
         return [(posixpath.join(relative, name), True) for name, folder in self._children(relative).items() if folder]
 
     def entries(self, relative: str, where: str, report: IngestReport) -> list[str]:
         return list(self._children(relative))
+
+    def readable(self, relative: str, where: str, report: IngestReport) -> bool:
+        return relative.strip("/") in self.tree
 
     def recording(self, relative: str, where: str, report: IngestReport) -> tuple[str, bytes] | None:
         try:
@@ -682,8 +694,7 @@ def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
     tree = _tree(source)
     metadata = "metadata.json"
     entries = _covid19_entries(tree, metadata, report.metadata_notes)
-    readable = dict(tree.folders("", source.name, report)).get("raw", False)
-    listing = tree.entries("raw", source.name, report) if readable else []
+    listing = tree.entries("raw", source.name, report) if tree.readable("raw", source.name, report) else []
     for file in listing:
         if _extension(file) not in FORMATS:
             continue
@@ -704,8 +715,9 @@ def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
             conflict=f"{shown}: {entry.conflict}" if entry.conflict else None,
             **_metadata(entry.values, COVID19_COUGH_FIELDS, where, "field", report.metadata_notes),
         )
+    present = set(listing)
     report.missing += [
-        f"{source.name}: {_shown(name)} is in metadata.json but not in raw/" for name in entries if name not in listing
+        f"{source.name}: {_shown(name)} is in metadata.json but not in raw/" for name in entries if name not in present
     ]
 
 
@@ -796,7 +808,7 @@ def _sidecar(tree: _PrefixTree, name: str, report: IngestReport) -> dict[str, ob
     if unknown:
         report.metadata_notes.append(f"{where}: field(s) {_shown(unknown, 120)} are not read")
     fields = _metadata(values, UPLOAD_FIELDS, where, "field", report.metadata_notes)
-    if fields["participant"] is None:
+    if not isinstance(values.get("participant"), str) or fields["participant"] is None:
         raise _Refused("has a sidecar that names no participant (text in 'participant'): the split needs one")
     return fields
 
@@ -986,11 +998,17 @@ def upload(folder: Path, destination: str, progress: Callable[[str], None] = emi
     tree, report = _FolderTree(root), IngestReport()
     store = open_store(f"{destination.rstrip('/')}/{source.name}")
     files: list[str] = []
-    pending = [""]
+    pending, visited = [""], {root}
     while pending:
         folder_path = pending.pop()
         inner = dict(tree.folders(folder_path, source.name, report))
-        pending += [path for path, readable in inner.items() if readable]
+        for path, readable in inner.items():
+            real = (root / path).resolve()
+            if readable and real in visited:  # a link back to a folder on the way: copied once, not forever
+                report.refused.append(f"{_shown(str(root / path))} leads to {_shown(str(real))}, copied already")
+            elif readable:
+                visited.add(real)
+                pending.append(path)
         files += [
             posixpath.join(folder_path, name)
             for name in tree.entries(folder_path, source.name, report)

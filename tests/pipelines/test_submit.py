@@ -34,7 +34,7 @@ def test_first_submission_uploads_the_pipeline_and_starts_a_run(kfp_api):
     assert len(api.calls("POST", "/apis/v2beta1/pipelines/upload")) == 1
     upload = api.calls("POST", "/apis/v2beta1/pipelines/upload")[0]
     assert upload.query["name"] == ["auscult-training"]
-    assert "train" in json.dumps(uploaded_spec(upload)["root"]["dag"]["tasks"])
+    assert "exec-train" in uploaded_spec(upload)["deploymentSpec"]["executors"]
     (run,) = api.calls("POST", "/apis/v2beta1/runs")
     body = json.loads(run.body)
     assert body["pipeline_version_reference"] == {

@@ -153,3 +153,10 @@ def test_the_upload_command_prints_the_source_to_give(covid19_cough, bucket, cap
     assert "7 files copied, 0 already there, 1 not copied" in out and "9999.wav" in out
     assert f"give the pipeline this source: {bucket}/datasets/covid19-cough" in out
     assert main(["upload", str(covid19_cough), "/tmp/not-a-bucket"]) == 2
+
+
+def test_an_upload_copies_a_folder_reached_twice_once(covid19_cough, bucket):
+    (covid19_cough / "raw" / "again").symlink_to("..", target_is_directory=True)  # a link back up the tree
+    (covid19_cough / "raw" / "twice").symlink_to("..", target_is_directory=True)
+    done = upload(covid19_cough, f"{bucket}/datasets", **QUIET)
+    assert done.copied == 7 and sum("copied already" in reason for reason in done.refused) == 2
