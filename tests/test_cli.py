@@ -90,7 +90,7 @@ def test_a_missing_source_fails_at_once_with_one_line(tmp_path):
     assert not (tmp_path / "w").exists(), "nothing starts before the sources are checked"
 
 
-def test_a_stage_that_fails_on_its_input_ends_the_run_with_one_line_naming_it(tmp_path):
+def test_a_stage_that_fails_on_its_input_ends_the_run_with_one_line_naming_it(tmp_path, browser):
     """An unreadable manifest fails inside the ingest task, once, and the run says so in one line."""
     manifest = tmp_path / "manifest.csv"
     manifest.write_bytes(b"\xff\xfe not a CSV")
@@ -106,7 +106,10 @@ def test_a_stage_that_fails_on_its_input_ends_the_run_with_one_line_naming_it(tm
     # The failed run has its report too: the pipeline's exit task wrote it, saying where and why it stopped.
     (page,) = (tmp_path / "w" / "pipeline-root").glob("auscult-training-*/run-report/page")
     said = page.read_text()
-    assert ": FAILED</title>" in said and "stopped before validation" in said and "ingest" in said
+    assert ": FAILED</title>" in said and "stopped before validation" in said and "stopped at <b>ingest</b>" in said
+    (tmp_path / "failed.html").write_text(said)
+    shown = browser.open(tmp_path / "failed.html", tmp_path / "failed.png")
+    assert shown.title.endswith(": FAILED") and not shown.broken_images and not shown.broken_links, shown
 
 
 def test_a_run_with_nothing_to_ingest_stops_saying_what_to_give(tmp_path):
