@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -29,8 +31,14 @@ class Browser:
             ["bash", str(ROOT / "scripts" / "browser.sh")], capture_output=True, text=True, check=True
         ).stdout.split()
         chromium, chromedriver = found
+        # A folder of its own for the browser's profile and temporary files: a test may leave TMPDIR naming a
+        # folder that is gone (a workspace's), and Chromium then cannot start.
+        scratch = ROOT / ".auscult" / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.scratch = Path(tempfile.mkdtemp(prefix="browser-", dir=scratch))
         options = webdriver.ChromeOptions()
         options.binary_location = chromium
+        options.add_argument(f"--user-data-dir={self.scratch / 'profile'}")
         for argument in (
             "--headless=new",
             "--no-sandbox",  # the tests run as root, where Chromium's sandbox cannot start
@@ -41,7 +49,8 @@ class Browser:
         ):
             options.add_argument(argument)
         os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
-        self.driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+        service = Service(chromedriver, env={**os.environ, "TMPDIR": str(self.scratch)})
+        self.driver = webdriver.Chrome(service=service, options=options)
 
     def open(self, page: Path, screenshot: Path) -> Opened:
         """Open ``page``, wait for its images, save a screenshot of the whole page, and check what it shows."""
@@ -77,3 +86,4 @@ class Browser:
 
     def close(self) -> None:
         self.driver.quit()
+        shutil.rmtree(self.scratch, ignore_errors=True)
