@@ -86,6 +86,7 @@ class LoopResult:
     seconds: float
     erasures: list[dict] = field(default_factory=list)  # erasures of data the production model was trained on
     production_is: list[str] = field(default_factory=list)  # what the production model was trained on, validated at
+    inputs: list[str] = field(default_factory=list)  # per training run: how its inputs differ from the run before
 
 
 def log_path(workdir: Path) -> Path:
@@ -252,6 +253,7 @@ def _loop(config: LoopConfig, console: Console) -> LoopResult:
         time.perf_counter() - started,
         registry.erasures(final["version"]) if final else [],
         what_it_is(registry.card(final["version"])) if final else [],
+        [what_changed(run) for run in runs],
     )
     result.report_path.write_text(loop_report(result))
     return result
@@ -310,12 +312,26 @@ def deploy_notes(run: RunResult) -> list[str]:
     return [line.strip("*") for line in text.splitlines() if line.startswith("**") and line.endswith("**")]
 
 
+def monitoring_lines(monitoring: RunResult) -> list[str]:
+    """What monitoring of production traffic found: drift, feedback AUROC, and its decision with the reasons."""
+    monitor = monitoring.tasks["monitor"]
+    drift = ", ".join(f"{k[4:]} {v:.2f}" for k, v in monitor.metrics.items() if k.startswith("psi_"))
+    requests = monitor.metrics.get("requests", 0)
+    lines = [f"Monitoring {requests:g} requests" + (f": PSI {drift}" if drift else "")]
+    if "feedback_auroc" in monitor.metrics:
+        labels, auroc = monitor.metrics["feedback_labels"], monitor.metrics["feedback_auroc"]
+        lines.append(f"  AUROC on {labels:g} feedback labels: {auroc:.3f}")
+    retrain = monitoring.parameter("monitor", "retrain")
+    lines.append(f"  decision: {'RETRAIN' if retrain else 'keep the current model'}")
+    return lines + [f"    {reason}" for reason in str(monitoring.parameter("monitor", "reasons", "")).splitlines()]
+
+
 def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
     """The run's story; without ``stages``, less what the terminal has already shown stage by stage."""
     lines = []
     for number, run in enumerate(result.runs, start=1):
         lines.append(f"Training run {number} ({run.seconds:.0f} s, {run.folder})")
-        lines.append(f"  inputs: {what_changed(run)}")
+        lines.append(f"  inputs: {result.inputs[number - 1]}")
         if stages:
             lines += stage_lines(run) + verdict_lines(run)
         if "curate" in run.tasks:
@@ -342,16 +358,7 @@ def summary_lines(result: LoopResult, stages: bool = True) -> list[str]:
             f"{t.rejected} rejected, {t.feedback} feedback labels"
         )
     if result.monitoring:
-        monitor = result.monitoring.tasks["monitor"]
-        drift = ", ".join(f"{k[4:]} {v:.2f}" for k, v in monitor.metrics.items() if k.startswith("psi_"))
-        requests = monitor.metrics.get("requests", 0)
-        lines.append(f"Monitoring {requests:g} requests" + (f": PSI {drift}" if drift else ""))
-        if "feedback_auroc" in monitor.metrics:
-            labels, auroc = monitor.metrics["feedback_labels"], monitor.metrics["feedback_auroc"]
-            lines.append(f"  AUROC on {labels:g} feedback labels: {auroc:.3f}")
-        retrain = result.monitoring.parameter("monitor", "retrain")
-        lines.append(f"  decision: {'RETRAIN' if retrain else 'keep the current model'}")
-        lines += [f"    {reason}" for reason in str(result.monitoring.parameter("monitor", "reasons", "")).splitlines()]
+        lines += monitoring_lines(result.monitoring)
     lines.append(f"Production model: {result.production or 'none'}")
     lines += [f"  {line}" for line in result.production_is]
     lines += [
@@ -408,7 +415,7 @@ def loop_report(result: LoopResult) -> str:
         for line in result.production_is
     ]
     for number, run in enumerate(result.runs, start=1):
-        top.append(f"<p><b>Training run {number}</b> ({html.escape(what_changed(run))}):</p>")
+        top.append(f"<p><b>Training run {number}</b> ({html.escape(result.inputs[number - 1])}):</p>")
         top.append(report.bullets(line.strip() for line in verdict_lines(run) + deploy_notes(run)))
     sections = [("Verdict", "".join(top))]
     for number, run in enumerate(result.runs, start=1):
@@ -441,9 +448,7 @@ def loop_report(result: LoopResult) -> str:
                 parts += [report.image(f["png"], f"monitoring: {f['caption']}") for f in report.figures_of(page_html)]
                 href = published[("monitor", "report")].relative_to(home).as_posix()
                 parts.append(f'<p><a href="{href}">the monitoring report</a></p>')
-            parts.append(
-                report.bullets(line.strip() for line in summary_lines(result) if "PSI" in line or "decision" in line)
-            )
+            parts.append(report.bullets(line.strip() for line in monitoring_lines(result.monitoring)))
         sections.append(("Serving and monitoring", "".join(parts)))
     fig, axis = plt.subplots(figsize=(8, 3))
     width = 0.8 / max(1, len(result.runs))

@@ -630,8 +630,7 @@ def _tree(source: Source) -> _Tree:
     return _PrefixTree(open_store(top)) if top.startswith("s3://") else _FolderTree(Path(top))
 
 
-def _coswara(source: Source, report: IngestReport) -> Iterator[Candidate]:
-    tree = _tree(source)
+def _coswara(source: Source, tree: _Tree, report: IngestReport) -> Iterator[Candidate]:
     metadata = "combined_data.csv"
     rows = _csv_rows(tree.shown(metadata), tree.text(metadata), ("id",), report.metadata_notes)
     people = _one_entry_each(
@@ -690,8 +689,7 @@ def _covid19_entries(tree: _Tree, name: str, notes: list[str]) -> dict[str, _Ent
     )
 
 
-def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
-    tree = _tree(source)
+def _covid19_cough(source: Source, tree: _Tree, report: IngestReport) -> Iterator[Candidate]:
     metadata = "metadata.json"
     entries = _covid19_entries(tree, metadata, report.metadata_notes)
     listing = tree.entries("raw", source.name, report) if tree.readable("raw", source.name, report) else []
@@ -721,8 +719,8 @@ def _covid19_cough(source: Source, report: IngestReport) -> Iterator[Candidate]:
     ]
 
 
-def _manifest(source: Source, report: IngestReport) -> Iterator[Candidate]:
-    tree, manifest = _tree(source), posixpath.basename(source.location)
+def _manifest(source: Source, tree: _Tree, report: IngestReport) -> Iterator[Candidate]:
+    manifest = posixpath.basename(source.location)
     rows = _csv_rows(tree.shown(manifest), tree.text(manifest), ("path",), report.metadata_notes)
     for where, row in rows:
         if not row.get("path"):
@@ -845,27 +843,21 @@ def _uploads(store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
     report.missing += [f"sidecar {_shown(tree.shown(name))} has no recording beside it" for name in sorted(sidecars)]
 
 
-def _origin(source: Source) -> str:
-    """What the table records as a source's recordings' origin: "telemetry", "uploads", "synthetic" for a cohort
-    that ``auscult generate`` wrote (its marker file), "dataset" otherwise."""
-    if source.kind in (TELEMETRY, UPLOADS):
-        return source.kind
-    if source.kind == "manifest":
-        return "dataset"
-    return "synthetic" if synth.MARKER_FILE in _tree(source).entries("", source.name, IngestReport()) else "dataset"
-
-
-def _candidates(source: Source, store: ObjectStore, report: IngestReport) -> Iterator[Candidate]:
+def _candidates(source: Source, store: ObjectStore, report: IngestReport) -> tuple[str, Iterator[Candidate]]:
+    """A source's recordings, and the origin the table records for them: "telemetry", "uploads", "synthetic" for
+    a cohort that ``auscult generate`` wrote (its marker file), "dataset" otherwise."""
     if source.kind == TELEMETRY:
-        return _telemetry(store, report)
+        return TELEMETRY, _telemetry(store, report)
     if source.kind == UPLOADS:
-        return _uploads(store, report)
-    readers: dict[str, Callable[[Source, IngestReport], Iterator[Candidate]]] = {
+        return UPLOADS, _uploads(store, report)
+    readers: dict[str, Callable[[Source, _Tree, IngestReport], Iterator[Candidate]]] = {
         "coswara": _coswara,
         "covid19-cough": _covid19_cough,
         "manifest": _manifest,
     }
-    return readers[source.kind](source, report)
+    tree = _tree(source)  # an object-store source is listed once, here
+    made = source.kind != "manifest" and synth.MARKER_FILE in tree.entries("", source.name, IngestReport())
+    return ("synthetic" if made else "dataset"), readers[source.kind](source, tree, report)
 
 
 def _same_label(one: object, other: object) -> bool:
@@ -918,9 +910,9 @@ def ingest(
     claims: dict[str, _Claim] = {}
     for spec in sources:
         source = parse_source(spec)
-        origin = _origin(source)
         count = 0
-        for candidate in _candidates(source, store, report):
+        origin, candidates = _candidates(source, store, report)
+        for candidate in candidates:
             recording_id = hashlib.sha256(candidate.data).hexdigest()
             pid = (
                 candidate.participant
@@ -1024,7 +1016,11 @@ def upload(folder: Path, destination: str, progress: Callable[[str], None] = emi
         except _Refused as refused:
             result.refused.append(f"{_shown(str(path))} {refused}")
             continue
-        if store.exists(relative) and store.get(relative) == data:
+        try:
+            there = store.get(relative)
+        except KeyError:
+            there = None
+        if there == data:
             result.unchanged += 1
         else:
             store.put(relative, data)
