@@ -1,5 +1,6 @@
 """Roll a serving resource out on Kubernetes: server-side apply, wait until Seldon reports it available,
-and roll back to the previous production version when it does not become available in time."""
+and roll back to the previous production version when it does not become available in time. The same
+calls launch training jobs (auscult.training_job)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ from typing import Any
 
 FIELD_MANAGER = "auscult"
 POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-# apiVersion -> the resource's plural, for the Seldon kinds we deploy.
-PLURALS = {"machinelearning.seldon.io/v1": "seldondeployments", "mlops.seldon.io/v1alpha1": "models"}
+# apiVersion -> the resource's plural: the Seldon kinds we deploy, the Kubeflow training jobs we launch.
+PLURALS = {
+    "machinelearning.seldon.io/v1": "seldondeployments",
+    "mlops.seldon.io/v1alpha1": "models",
+    "trainer.kubeflow.org/v1alpha1": "trainjobs",
+    "kubeflow.org/v1": "pytorchjobs",
+}
 
 
 class RolloutError(RuntimeError):
@@ -42,13 +48,17 @@ class Cluster:
         api_version = manifest["apiVersion"]
         return f"/apis/{api_version}/namespaces/{self.namespace}/{PLURALS[api_version]}/{manifest['metadata']['name']}"
 
-    def apply(self, manifest: dict) -> dict:
-        """Server-side apply (the API server merges, we own our fields)."""
+    def apply(self, manifest: dict, strict: bool = False) -> dict:
+        """Server-side apply (the API server merges, we own our fields). ``strict``: refuse fields the
+        resource's schema does not know instead of dropping them, as an older operator's CRD would."""
         body = {**manifest, "metadata": {**manifest["metadata"], "namespace": self.namespace}}
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        if strict:
+            query.append(("fieldValidation", "Strict"))
         return self.api_client.call_api(
             self._path(manifest),
             "PATCH",
-            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query_params=query,
             header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
             body=body,
             response_type="object",
@@ -65,6 +75,26 @@ class Cluster:
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
         )
+
+    def delete(self, manifest: dict) -> bool:
+        """Delete the object and, in the background, what it owns (a job's pods); False if it was already gone."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.api_client.call_api(
+                self._path(manifest),
+                "DELETE",
+                query_params=[("propagationPolicy", "Background")],
+                header_params={"Accept": "application/json"},
+                response_type="object",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
 
 def is_available(obj: dict) -> bool:

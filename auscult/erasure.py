@@ -33,8 +33,7 @@ from auscult.store import ObjectStore, json_bytes
 
 # Objects erasure deletes rather than edits, and those it never reads (audio: named by its hash).
 DELETED_PREFIXES = (layout.LAKE, layout.QUARANTINE, layout.LINEAGE_RECORDINGS, layout.TELEMETRY_AUDIO)
-# A window file is edited through the index beside it; model weights and images name no one.
-WINDOWS_INDEX, WINDOWS = "windows.parquet", "windows.npy"
+# A window file is edited through the index beside it (prep.drop_windows); model weights and images name no one.
 BINARY_SUFFIXES = (".npy", ".onnx", ".pt", ".png", ".wav")
 PARQUET_MAGIC = b"PAR1"  # a KFP artifact has no file extension: a table is known by its bytes
 
@@ -176,24 +175,15 @@ def scrub(data: bytes, pattern: re.Pattern) -> bytes | None:
 
 
 def _scrub_pipeline_root(root: Path, pattern: re.Pattern, report: ErasureReport) -> None:
-    import numpy as np
+    from auscult.stages.prep import INDEX_FILE, SHARDS_FILE, drop_windows
 
     for path in _data_files(root):
         data = path.read_bytes()
-        if path.name == WINDOWS_INDEX and (path.parent / WINDOWS).is_file():
+        if path.name == INDEX_FILE and (path.parent / SHARDS_FILE).is_file():
             edited, hit = _scrub_table(data, pattern)
             if edited is None:
                 continue
-            # The index first: a window file that outlives it still holds only windows someone may keep.
-            windows = np.load(path.parent / WINDOWS, mmap_mode="r")
-            kept = np.ascontiguousarray(windows[~hit.to_numpy()])
-            del windows
-            path.write_bytes(edited)
-            partial = path.parent / f".erasing-{WINDOWS}"
-            with open(partial, "wb") as handle:
-                np.save(handle, kept)
-            partial.replace(path.parent / WINDOWS)
-            report.edited_files += [str(path), str(path.parent / WINDOWS)]
+            report.edited_files += [str(p) for p in drop_windows(path.parent, ~hit.to_numpy())]
             continue
         edited = scrub(data, pattern)
         if edited is None:
@@ -235,7 +225,7 @@ def erase(
     for record_key, record in recorded.records.items():
         if record.get("tags", {}).get("participant") == pseudonym:
             report.telemetry_requests += 1
-            doomed |= {record_key, record["audio_key"], layout.telemetry_feedback(record["request_id"])}
+            doomed |= {record_key, record["audio_key"], *recorded.feedback_keys.get(record["request_id"], [])}
             ids.add(record["audio_key"].rpartition("/")[2].removesuffix(".wav"))
     if not ids and store.exists(layout.tombstone(tombstone_hash(key, pseudonym))):
         erased = store.get_json(layout.tombstone(tombstone_hash(key, pseudonym)))
@@ -269,6 +259,8 @@ def erase(
                 names = kept["run"]
                 if stage == "prep":
                     used_by[run_id] = kept["run"]
+                    # The run's working data (its windows) is derived from every recording it used: it goes whole.
+                    doomed |= set(store.list(layout.run_work(run_id)))
         if names:
             report.runs.append(names)
     for version in registry.versions():

@@ -12,7 +12,7 @@ models/<name>/production/<seq>.json                 the append-only production p
 models/<name>/triton/<version>/1/model.onnx         Triton's repository layout (Seldon Core v2)
 telemetry/records/<yyyy/mm/dd>/<request id>.json    one record per answered request (serving)
 telemetry/audio/<sha[:2]>/<sha>.wav                 the prepared audio a request carried
-telemetry/feedback/<request id>.json                a request's true class, when it is known
+telemetry/feedback/<yyyy/mm/dd>/<request id>-<time>.json  a request's true class, by the day it arrived
 monitor/decisions/<time>.json                       each monitoring decision
 monitor/reports/<time>.html                         each monitoring report of `auscult monitor`
 lineage/events/<yyyy/mm/dd>/<time>-<uuid>.json      OpenLineage run events: every task, every governance act
@@ -21,8 +21,12 @@ lineage/recordings/<id[:2]>/<id>.json               where a recording came from:
 governance/plans/<name>/<seq>.yaml                  change-control plans, each change a new version
 governance/tombstones/<keyed hash>.json             erased recordings and participants, naming no one
 uploads/<any path>/<name>.<format> + <name>.json    the landing prefix: an app's recording and its sidecar
+ingest/index/<sha of source>.parquet                what ingest learnt from a source's files (keyed names)
 reports/runs/<run>/<stage>-figures.json            a run's plots, by stage (aggregates: they name no one)
 reports/runs/<run>/report.html                      a run's report, whatever its end (the pipeline's last task)
+work/<run>/started.json                             a run's working data: when it began (auscult.working)
+work/<run>/windows/<shard>-of-<count>.npy           a prep shard's model windows, read by train and validate
+work/<run>/train/input/ , work/<run>/train/output/  what a training job's workers read and write
 ```
 
 Lineage events hold only content hashes, counts and pseudonyms by reference: the ids of a run's recordings are
@@ -35,7 +39,7 @@ registry version (:data:`ONNX_FILE`, :data:`REFERENCE_FILE`), so that deploy cop
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 
 LAKE = "lake/"
 QUARANTINE = "quarantine/"
@@ -51,7 +55,9 @@ LINEAGE_RECORDINGS = "lineage/recordings/"
 PLANS = "governance/plans/"
 TOMBSTONES = "governance/tombstones/"
 UPLOADS = "uploads/"
+INGEST_INDEX = "ingest/index/"
 RUN_REPORTS = "reports/runs/"
+WORK = "work/"
 
 ONNX_FILE = "model.onnx"
 MODEL_CARD_FILE = "model_card.json"
@@ -78,6 +84,27 @@ def run_figures(run_id: str, stage: str) -> str:
 
 def run_report(run_id: str) -> str:
     return f"{RUN_REPORTS}{run_id}/report.html"
+
+
+def run_work(run_id: str) -> str:
+    """A run's working data: deleted when the run ends, or by the retention rule (:mod:`auscult.working`)."""
+    return f"{WORK}{run_id}/"
+
+
+def run_work_started(run_id: str) -> str:
+    return f"{run_work(run_id)}started.json"
+
+
+def run_windows(run_id: str, shard: int, count: int) -> str:
+    return f"{run_work(run_id)}windows/{shard:05d}-of-{count:05d}.npy"
+
+
+def training_input(run_id: str) -> str:
+    return f"{run_work(run_id)}train/input/"
+
+
+def training_output(run_id: str) -> str:
+    return f"{run_work(run_id)}train/output/"
 
 
 def model_versions(model: str) -> str:
@@ -119,8 +146,32 @@ def telemetry_audio(sha256: str) -> str:
     return f"{TELEMETRY_AUDIO}{sha256[:2]}/{sha256}.wav"
 
 
-def telemetry_feedback(request_id: str) -> str:
-    return f"{TELEMETRY_FEEDBACK}{request_id}.json"
+def telemetry_feedback(request_id: str, received_at: datetime) -> str:
+    """By the day it arrived, not the day of its request: a reader from a watermark sees a late label. Each label
+    has a key of its own (nothing is overwritten); a request's newest label sorts last."""
+    return f"{TELEMETRY_FEEDBACK}{received_at:%Y/%m/%d}/{request_id}-{received_at:%H%M%S%f}.json"
+
+
+def telemetry_from(prefix: str, day: date) -> str:
+    """What to list ``prefix`` (records or feedback) after to find the keys of ``day`` and later: keys are
+    date-partitioned, so their order is the order of days."""
+    return f"{prefix}{day:%Y/%m/%d}"
+
+
+def telemetry_day(key: str) -> date | None:
+    """The day a telemetry record or label key is filed under; None for a key of another shape."""
+    for prefix in (TELEMETRY_RECORDS, TELEMETRY_FEEDBACK):
+        if key.startswith(prefix):
+            try:
+                return datetime.strptime(key[len(prefix) : len(prefix) + 10], "%Y/%m/%d").date()
+            except ValueError:
+                return None
+    return None
+
+
+def ingest_index(source_digest: str) -> str:
+    """One source's ingest index (:mod:`auscult.stages.ingest`), named by a hash of the source."""
+    return f"{INGEST_INDEX}{source_digest}.parquet"
 
 
 def monitor_decision(decided_at: datetime) -> str:

@@ -47,9 +47,9 @@ class Registry:
         digest = hashlib.sha256(onnx).hexdigest()
         version = f"v{len(self.versions()) + 1:04d}-{digest[:12]}"
         # Card and reference first: a version is visible only once its ONNX model exists.
-        self.store.put_json(
-            self._key(version, layout.MODEL_CARD_FILE), {**card, "version": version, "onnx_sha256": digest}
-        )
+        # When it was registered: no request can name it before, so monitoring reads telemetry from that day on.
+        registered = {"version": version, "onnx_sha256": digest, "registered_at": datetime.now(UTC).isoformat()}
+        self.store.put_json(self._key(version, layout.MODEL_CARD_FILE), {**card, **registered})
         self.store.put_json(self._key(version, layout.REFERENCE_FILE), reference)
         self.store.put(self._key(version, layout.ONNX_FILE), onnx)
         return version

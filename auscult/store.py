@@ -21,10 +21,13 @@ import io
 import json
 import logging
 import os
+import shutil
+import stat
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +51,16 @@ log = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One object as a listing names it: its key, its size, and a ``version`` that changes whenever its bytes may
+    have (S3's ETag; a file's modification time, change time and inode, since every put renames a new file in)."""
+
+    key: str
+    size: int
+    version: str
+
+
 def json_bytes(value: Any) -> bytes:
     """How every JSON object in the store is written."""
     return json.dumps(value, indent=1, sort_keys=True).encode()
@@ -63,15 +76,25 @@ class ObjectStore(ABC):
         """Write ``data`` at ``key``; return the object's URI."""
 
     @abstractmethod
+    def put_file(self, key: str, path: Path) -> str:
+        """Write the file at ``path`` to ``key`` without reading it into memory; return the object's URI."""
+
+    @abstractmethod
     def get(self, key: str) -> bytes:
         """Read the object at ``key``; raise ``KeyError`` when there is none."""
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
+    def list(self, prefix: str = "", start_after: str = "") -> list[str]:
+        """Keys under ``prefix``, sorted; with ``start_after``, only the keys after it (a watermark: keys that sort
+        in time order, as telemetry's date-partitioned ones do, are listed from a day on without the days before)."""
+        return [found.key for found in self.listing(prefix, start_after)]
+
     @abstractmethod
-    def list(self, prefix: str = "") -> list[str]:
-        """Keys under ``prefix``, sorted."""
+    def listing(self, prefix: str = "", start_after: str = "") -> list[Listed]:
+        """What :meth:`list` names, with each object's size and version: what ingest compares with its index to
+        tell an object it has read before without reading it again."""
 
     def uri(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{key}"
@@ -84,7 +107,8 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None:
-        """Remove the object at ``key`` if there is one. Only erasure deletes (:mod:`auscult.erasure`)."""
+        """Remove the object at ``key`` if there is one. Only erasure (:mod:`auscult.erasure`) and the end of a run's
+        working data (:mod:`auscult.working`) delete."""
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         """Content-addressed writes: the same key always holds the same bytes, so skip what is there."""
@@ -115,6 +139,14 @@ class FileStore(ObjectStore):
         os.replace(partial, target)
         return self.uri(key)
 
+    def put_file(self, key: str, path: Path) -> str:
+        target = self._file(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".tmp-{os.getpid()}-{threading.get_native_id()}-{target.name}")
+        shutil.copyfile(path, partial)
+        os.replace(partial, target)
+        return self.uri(key)
+
     def get(self, key: str) -> bytes:
         try:
             return self._file(key).read_bytes()
@@ -127,13 +159,40 @@ class FileStore(ObjectStore):
     def delete(self, key: str) -> None:
         self._file(key).unlink(missing_ok=True)
 
-    def list(self, prefix: str = "") -> list[str]:
+    def listing(self, prefix: str = "", start_after: str = "") -> list[Listed]:
         base = self.path / prefix
         start = base if base.is_dir() else base.parent
         if not start.is_dir():
             return []
-        keys = (p.relative_to(self.path).as_posix() for p in start.rglob("*") if p.is_file())
-        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith(".tmp-"))
+        found: list[Listed] = []
+        self._walk(start, prefix, start_after, found)
+        return sorted(found, key=lambda listed: listed.key)
+
+    def _walk(self, folder: Path, prefix: str, start_after: str, found: list[Listed]) -> None:
+        """Every file below ``folder`` whose key is under ``prefix`` and after ``start_after``. A folder whose keys all
+        sort before ``start_after`` is not entered: listing from a watermark costs what lies after it. Links to
+        files are followed, links to folders are not (as ``Path.rglob`` does)."""
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):  # removed while listed
+            return
+        for entry in entries:
+            key = Path(entry.path).relative_to(self.path).as_posix()
+            if entry.is_dir(follow_symlinks=False):
+                inner = f"{key}/"
+                # Every key below sorts before start_after when the folder's own prefix does and is not a prefix of it.
+                passed = inner < start_after and not start_after.startswith(inner)
+                if not passed and (inner.startswith(prefix) or prefix.startswith(inner)):
+                    self._walk(Path(entry.path), prefix, start_after, found)
+                continue
+            if not key.startswith(prefix) or key <= start_after or entry.name.startswith(".tmp-"):
+                continue
+            try:
+                info = entry.stat()
+            except FileNotFoundError:  # removed while listed, or a link to nothing
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append(Listed(key, info.st_size, f"{info.st_mtime_ns}-{info.st_ctime_ns}-{info.st_ino}"))
 
 
 def is_transient(error: BaseException) -> bool:
@@ -186,6 +245,11 @@ class S3Store(ObjectStore):
         self._retrying(put_object)
         return self.uri(key)
 
+    def put_file(self, key: str, path: Path) -> str:
+        # The client sends a large file in parts, never whole in memory.
+        self._retrying(self.client.fput_object, self.bucket, self._key(key), str(path))
+        return self.uri(key)
+
     def get(self, key: str) -> bytes:
         from minio.error import S3Error
 
@@ -227,14 +291,15 @@ class S3Store(ObjectStore):
 
         self._retrying(remove_every_version)
 
-    def list(self, prefix: str = "") -> list[str]:
+    def listing(self, prefix: str = "", start_after: str = "") -> list[Listed]:
         strip = len(self.prefix) + 1 if self.prefix else 0
+        after = self._key(start_after) if start_after else None
 
-        def list_objects() -> list[str]:
-            objects = self.client.list_objects(self.bucket, prefix=self._key(prefix), recursive=True)
-            return [obj.object_name[strip:] for obj in objects]
+        def list_objects() -> list[Listed]:
+            objects = self.client.list_objects(self.bucket, prefix=self._key(prefix), recursive=True, start_after=after)
+            return [Listed(obj.object_name[strip:], int(obj.size or 0), str(obj.etag)) for obj in objects]
 
-        return sorted(self._retrying(list_objects))
+        return sorted(self._retrying(list_objects), key=lambda listed: listed.key)
 
 
 def s3_client_from_env() -> Any:
@@ -286,6 +351,20 @@ def read_uri(uri: str) -> bytes:
     if parsed.scheme == "s3":
         return _bucket(parsed.netloc).get(parsed.path.lstrip("/"))
     raise ValueError(f"unsupported object URI {uri!r}")
+
+
+def copy_to_file(uri: str, path: Path) -> None:
+    """Copy the object named by its full URI to ``path`` without holding it in memory."""
+    parsed = urlparse(uri)
+    partial = path.with_name(f".tmp-{os.getpid()}-{threading.get_native_id()}-{path.name}")
+    if parsed.scheme == "file":
+        shutil.copyfile(unquote(parsed.path), partial)
+    elif parsed.scheme == "s3":
+        store = _bucket(parsed.netloc)
+        store._retrying(store.client.fget_object, parsed.netloc, parsed.path.lstrip("/"), str(partial))
+    else:
+        raise ValueError(f"unsupported object URI {uri!r}")
+    os.replace(partial, path)
 
 
 @cache

@@ -50,8 +50,10 @@ LABEL_COLUMNS: dict[str, str] = {
     "label_status": "string",  # "labelled", "unlabelled" or "review"
     "label_note": "string",
 }
-PREP_COLUMNS: dict[str, str] = {
+SPLIT_COLUMNS: dict[str, str] = {
     "split": "string",  # "train", "validation", "test", or missing when not used
+}
+PREP_COLUMNS: dict[str, str] = {
     "windows": "Int64",  # how many model windows were cut from the recording
     # Statistics of the prepared 16 kHz waveform: the training reference that monitoring compares with.
     "input_duration_s": "Float64",
@@ -64,7 +66,8 @@ STAGE_COLUMNS: dict[str, dict[str, str]] = {
     "ingest": INGEST_COLUMNS,
     "curate": INGEST_COLUMNS | CURATE_COLUMNS,
     "label": INGEST_COLUMNS | CURATE_COLUMNS | LABEL_COLUMNS,
-    "prep": INGEST_COLUMNS | CURATE_COLUMNS | LABEL_COLUMNS | PREP_COLUMNS,
+    "split": INGEST_COLUMNS | CURATE_COLUMNS | LABEL_COLUMNS | SPLIT_COLUMNS,
+    "prep": INGEST_COLUMNS | CURATE_COLUMNS | LABEL_COLUMNS | SPLIT_COLUMNS | PREP_COLUMNS,
 }
 
 OK = "ok"

@@ -9,6 +9,7 @@ def label(
     table: Input[Dataset],
     class_map: dict,
     min_participants_per_class: int,
+    seed: int,
     store_uri: str,
     run_id: str,
     run_name: str,
@@ -16,7 +17,8 @@ def label(
     review_queue: Output[Dataset],
     metrics: Output[Metrics],
 ):
-    """Map source labels to the task's classes; queue what has no usable label for a person to review.
+    """Map source labels to the task's classes; queue what has no usable label for a person to review; split the
+    participants into train, validation and test (for the whole table, before prep fans out over shards).
 
     Stops the run when the data cannot support a model: too few participants of a class for the split.
     """
@@ -26,12 +28,12 @@ def label(
     from auscult.stages.label import DEFAULT_CLASS_MAP, LABELLED, quarantine_bias, quarantine_rates
     from auscult.stages.label import label as run
     from auscult.stages.label import review_queue as queue
-    from auscult.stages.prep import PrepConfig, participants_by_class, require_enough_participants
+    from auscult.stages.split import SplitConfig, participants_by_class, require_enough_participants, split
     from auscult.store import open_store
 
     with task("label", metrics):
         frame = run(recording_table.read(table.path, "curate"), dict(class_map) or DEFAULT_CLASS_MAP)
-        recording_table.write(frame, labelled.path, "label")
+        config = SplitConfig(seed=seed, min_participants_per_class=min_participants_per_class)
         pending = queue(frame)
         recording_table.write_csv(pending, review_queue.path)
         usable = frame["status"] == recording_table.OK
@@ -50,8 +52,16 @@ def label(
         Lineage(open_store(store_uri)).task(
             RunRef(run_id, run_name),
             "label",
-            parameters={"class_map": dict(class_map), "min_participants_per_class": min_participants_per_class},
+            parameters={
+                "class_map": dict(class_map),
+                "min_participants_per_class": min_participants_per_class,
+                "seed": seed,
+            },
             inputs=["curate/curated"],
             outputs={"labelled": labelled.path, "review_queue": review_queue.path},
         )
-        require_enough_participants(frame, PrepConfig(min_participants_per_class=min_participants_per_class))
+        require_enough_participants(frame, config)
+        frame = split(frame, config)
+        recording_table.write(frame, labelled.path, "split")
+        for name, group in frame.groupby("split"):
+            metrics.log_metric(f"{name}_participants", int(group["participant_id"].nunique()))

@@ -5,8 +5,43 @@ from components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
+def prep_shard(
+    table: Input[Dataset],
+    shard: int,
+    count: int,
+    store_uri: str,
+    run_id: str,
+    run_name: str,
+    part: Output[Dataset],
+    metrics: Output[Metrics],
+):
+    """16 kHz mono windows of one shard's usable, labelled recordings, streamed to a file that goes to the run's
+    working data in the object store; the artifact keeps their index."""
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    from auscult import layout, working
+    from auscult import table as recording_table
+    from auscult.lineage import RunRef
+    from auscult.progress import task
+    from auscult.stages.prep import prep_shard as run
+    from auscult.store import open_store
+
+    with task("prep", metrics), tempfile.TemporaryDirectory() as scratch:
+        local = Path(scratch) / "windows.npy"
+        result = run(recording_table.read(table.path, "split"), shard, count, local)
+        run = RunRef(run_id, run_name).run_id
+        where = working.publish(open_store(store_uri), run, layout.run_windows(run, shard, count), local)
+        dataclasses.replace(result, windows=where).save(part.path)
+        metrics.log_metric("recordings", len(result.recordings))
+        metrics.log_metric("windows", len(result.index))
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def prep(
     table: Input[Dataset],
+    parts: Input[list[Dataset]],
     seed: int,
     store_uri: str,
     run_id: str,
@@ -15,24 +50,26 @@ def prep(
     metrics: Output[Metrics],
     audit: Output[Markdown],
 ):
-    """16 kHz mono windows; train/validation/test split by participant, stratified by label; and the audit:
-    how well each recording property alone predicts the label on the training participants."""
+    """The shards' windows indexed as one (in the table's order, whatever the sharding), and the audit: how well
+    each recording property alone predicts the label on the training participants."""
     import math
 
     from auscult import audit as recording_audit
     from auscult import table as recording_table
     from auscult.lineage import Lineage, RunRef
     from auscult.progress import Note, emit, task
-    from auscult.stages.prep import PrepConfig, audit_markdown, split_members
-    from auscult.stages.prep import prep as run
+    from auscult.stages.prep import PreparedShard, PrepConfig, audit_markdown, merge
+    from auscult.stages.split import split_members
     from auscult.store import open_store
 
     with task("prep", metrics):
-        result = run(recording_table.read(table.path, "label"), prepared.path, PrepConfig(seed=seed))
+        shards = [PreparedShard.load(part.path) for part in parts]
+        result = merge(recording_table.read(table.path, "split"), shards, prepared.path, PrepConfig(seed=seed))
         for split, group in result.index.groupby("split"):
             metrics.log_metric(f"{split}_windows", len(group))
             metrics.log_metric(f"{split}_participants", int(group["participant_id"].nunique()))
-        metrics.log_metric("recordings", int(result.table["split"].notna().sum()))
+        metrics.log_metric("recordings", int(result.table["windows"].notna().sum()))
+        metrics.log_metric("shards", len(shards))
         for row in result.audit.itertuples():
             if math.isfinite(row.auroc):
                 metrics.log_metric(f"property_auroc_{row.property}", round(row.auroc, 4))
@@ -42,7 +79,7 @@ def prep(
         lineage.task(
             run_ref,
             "prep",
-            parameters={"seed": seed},
+            parameters={"seed": seed, "shards": len(shards)},
             inputs=["label/labelled"],
             outputs={"prepared": prepared.path, "audit": audit.path},
             run_facets={"auscult_membership": lineage.record_members(run_ref, "prep", split_members(result.table))},

@@ -15,7 +15,7 @@ def run_report(
 ):
     """The run's story on one page, whatever its end: verdict and reasons, key figures and plots, time per stage,
     lineage and approvals. The pipeline's exit task: it runs after a failed run too."""
-    from auscult import layout
+    from auscult import layout, working
     from auscult.lineage import RunRef
     from auscult.progress import Note, emit, task
     from auscult.run_report import page as build
@@ -35,3 +35,9 @@ def run_report(
         store.put(layout.run_report(run.run_id), html.encode())
         where = store.uri(layout.run_report(run.run_id))
         emit(Note("report", f"the run {status.state.lower()}; its report: {where}"))
+        # No task after this one needs the run's working data (its windows): it goes now, and any a dead run
+        # left behind goes once past the retention period.
+        released, stale = working.release(store, run.run_id), working.sweep(store)
+        metrics.log_metric("working_objects_released", released)
+        if stale:
+            emit(Note("report", f"deleted the working data of {len(stale)} older run(s) that never reached their end"))

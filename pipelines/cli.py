@@ -48,6 +48,8 @@ def _run(args: argparse.Namespace) -> int:
         effect=args.effect,
         epochs=args.epochs,
         seed=args.seed,
+        shards=args.shards,
+        train_workers=args.train_workers,
         min_auroc=args.min_auroc,
         min_participants_per_class=args.min_participants_per_class,
         min_margin_over_metadata=args.min_margin_over_metadata,
@@ -109,6 +111,10 @@ def _placement(args: argparse.Namespace):
         pseudonym_secret=args.pseudonym_secret,
         feedback_secret=args.feedback_secret,
         service_account=args.service_account,
+        shard_parallelism=args.shard_parallelism,
+        training_operator=args.training_operator or "",
+        training_gpus_per_worker=args.training_gpus_per_worker,
+        training_service_account=args.training_service_account,
     )
 
 
@@ -486,6 +492,7 @@ def _command(commands, name: str, summary: str, description: str) -> argparse.Ar
 def _add_build_options(command: argparse.ArgumentParser) -> None:
     """Images and placement: what a cluster needs of a compiled pipeline."""
     from auscult.pseudonym import PSEUDONYM_SECRET
+    from auscult.training_job import TRAINER_SERVICE_ACCOUNT
 
     command.add_argument(
         "--image",
@@ -539,6 +546,31 @@ def _add_build_options(command: argparse.ArgumentParser) -> None:
         default=contract.PREDICTOR_SERVICE_ACCOUNT,
         help="service account of the predictor's pod (its own: no Role, no token mounted)",
     )
+    command.add_argument(
+        "--shard-parallelism",
+        type=_at_least(1),
+        default=8,
+        help="at most this many shard tasks of curate and of prep at once (the run parameters shards and "
+        "shard_size say how many shards there are)",
+    )
+    command.add_argument(
+        "--training-operator",
+        choices=["trainjob", "pytorchjob"],
+        help="launch training as a job on the cluster's operator: a Kubeflow Trainer TrainJob (torch-distributed "
+        "runtime) or a training-operator PyTorchJob, of train_workers pods; the train task then asks for no GPU "
+        "(default: train inside the train task's pod)",
+    )
+    command.add_argument(
+        "--training-gpus-per-worker",
+        type=_at_least(0),
+        default=1,
+        help="GPUs of each training worker pod, with --training-operator (0: CPU workers, gloo)",
+    )
+    command.add_argument(
+        "--training-service-account",
+        default=TRAINER_SERVICE_ACCOUNT,
+        help="service account of the training workers' pods, with --training-operator (no Role, no token mounted)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -577,6 +609,19 @@ def parser() -> argparse.ArgumentParser:
         "--epochs", type=_at_least(1), default=10, help="training epochs (the best one on validation is kept)"
     )
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic cohort, the split and training")
+    run.add_argument(
+        "--shards",
+        type=_at_least(1),
+        default=1,
+        help="shards of the recording table that curate and prep fan out over (one task each; the answer is the "
+        "same for any count, and each local task costs about a second)",
+    )
+    run.add_argument(
+        "--train-workers",
+        type=_at_least(1),
+        default=1,
+        help="data-parallel training processes (DistributedDataParallel over gloo), sharing this machine's cores",
+    )
     run.add_argument(
         "--min-auroc",
         type=float,

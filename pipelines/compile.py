@@ -50,6 +50,9 @@ def compile_pipelines(
             parameters = spec["root"].get("inputDefinitions", {}).get("parameters", {})
             if images.serving and "serving_image" in parameters:
                 parameters["serving_image"]["defaultValue"] = images.serving
+            # The training job's workers run the train task's image.
+            if images.training and "training_image" in parameters:
+                parameters["training_image"]["defaultValue"] = images.training
             target.write_text(yaml.safe_dump_all([spec, platform] if platform else [spec], sort_keys=False))
         written.append(target)
     return written

@@ -44,6 +44,8 @@ class LoopConfig:
     effect: float = synth.CohortSpec.effect  # how different the classes sound in the synthetic cohort
     epochs: int = 10
     seed: int = 0
+    shards: int = 1
+    train_workers: int = 1
     min_auroc: float = MIN_AUROC
     min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS
     min_margin_over_metadata: float = MIN_MARGIN_OVER_METADATA
@@ -58,6 +60,8 @@ class LoopConfig:
         return {
             "epochs": self.epochs,
             "seed": self.seed,
+            "shards": self.shards,
+            "train_workers": self.train_workers,
             "min_auroc": self.min_auroc,
             "min_participants_per_class": self.min_participants_per_class,
             "min_margin_over_metadata": self.min_margin_over_metadata,

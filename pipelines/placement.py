@@ -13,6 +13,7 @@ from kfp import dsl, kubernetes
 from auscult.pseudonym import PSEUDONYM_KEY_ENV, PSEUDONYM_SECRET
 from auscult.serving import contract
 from auscult.store import SECRET_KEYS as STORE_SECRET_KEYS
+from auscult.training_job import TRAINER_SERVICE_ACCOUNT
 
 PSEUDONYM_SECRET_KEYS = {"key": PSEUDONYM_KEY_ENV}
 
@@ -25,6 +26,28 @@ class Placement:
     pseudonym_secret: str = PSEUDONYM_SECRET
     feedback_secret: str = contract.FEEDBACK_SECRET  # the predictor's
     service_account: str = contract.PREDICTOR_SERVICE_ACCOUNT  # the predictor's
+    # At most this many shard tasks of a stage run at once (KFP fixes it when the pipeline is compiled).
+    shard_parallelism: int = 8
+    # "" trains in the train task's pod; "trainjob" (Kubeflow Trainer) or "pytorchjob" (the older training
+    # operator) launches the training workers as a job of their own, which the train task watches.
+    training_operator: str = ""
+    training_service_account: str = TRAINER_SERVICE_ACCOUNT  # the chart's <serviceAccount>-trainer
+    training_gpus_per_worker: int = 1
+    training_timeout_s: int = 6 * 3600
+
+    def launch(self) -> dict:
+        """The train task's ``launch`` parameter: how it starts its workers on the cluster."""
+        if not self.training_operator:
+            return {"operator": ""}
+        return {
+            "operator": self.training_operator,
+            "service_account": self.training_service_account,
+            "store_secret": self.store_secret,
+            "gpus_per_worker": self.training_gpus_per_worker,
+            "node_selector": dict(self.gpu_node_selector) if self.training_gpus_per_worker else {},
+            "tolerations": list(self.gpu_tolerations) if self.training_gpus_per_worker else [],
+            "timeout_s": self.training_timeout_s,
+        }
 
 
 def on_gpu(task: dsl.PipelineTask, placement: Placement, gpus: int = 1) -> dsl.PipelineTask:

@@ -11,8 +11,21 @@ from kfp import dsl
 from auscult.stages.ingest import DEFAULT_SOURCES
 from auscult.stages.label import DEFAULT_CLASS_MAP
 from auscult.task import MAX_REGRESSION, MIN_AUROC, MIN_MARGIN_OVER_METADATA, MIN_PARTICIPANTS_PER_CLASS
-from components import curate, deploy, ingest, label, monitor, prep, run_report, train, validate
-from components.image import SERVING_IMAGE
+from components import (
+    curate,
+    deploy,
+    ingest,
+    label,
+    measure,
+    monitor,
+    plan_shards,
+    prep,
+    prep_shard,
+    run_report,
+    train,
+    validate,
+)
+from components.image import SERVING_IMAGE, TRAINING_IMAGE
 from pipelines.placement import Placement, on_gpu, sized, with_pseudonym_key, with_store
 
 PIPELINE_NAME = "auscult-training"
@@ -27,6 +40,10 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
         sources: list = list(DEFAULT_SOURCES),  # noqa: B006 - KFP reads defaults from the signature
         epochs: int = 10,
         seed: int = 0,
+        shards: int = 1,  # curate and prep fan out over this many shards of the recording table
+        shard_size: int = 0,  # or, above 0, over as many as keep each near this many recordings
+        train_workers: int = 1,  # data-parallel training processes (pods, with a training operator)
+        training_image: str = TRAINING_IMAGE,
         min_auroc: float = MIN_AUROC,
         min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS,
         min_margin_over_metadata: float = MIN_MARGIN_OVER_METADATA,
@@ -51,27 +68,63 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
             ingested = ingest(sources=sources, store_uri=store_uri, **run).after(watch)
             # Caching ingest would miss new files behind the same source names.
             with_pseudonym_key(with_store(sized(ingested, "1", "2G"), placement), placement).set_caching_options(False)
-            curated = curate(table=ingested.outputs["table"], store_uri=store_uri, **run)
-            with_store(sized(curated, "2", "4G"), placement)
+            # One plan for both fan-outs: a recording's shard is a function of its id and the count.
+            plan = plan_shards(table=ingested.outputs["table"], shards=shards, shard_size=shard_size)
+            sized(plan.set_display_name("plan shards"), "1", "1G")
+            with dsl.ParallelFor(plan.output, parallelism=placement.shard_parallelism) as shard:
+                measured = measure(table=ingested.outputs["table"], shard=shard.shard, count=shard.count)
+                sized(measured.set_display_name("curate shard"), "2", "4G")
+            curated = curate(
+                table=ingested.outputs["table"],
+                measured=dsl.Collected(measured.outputs["measured"]),
+                store_uri=store_uri,
+                **run,
+            )
+            with_store(sized(curated, "1", "4G"), placement)
+            # The split is global: label assigns it to the whole table before prep fans out.
             labelled = label(
                 table=curated.outputs["curated"],
                 class_map=class_map,
                 min_participants_per_class=min_participants_per_class,
+                seed=seed,
                 store_uri=store_uri,
                 **run,
             )
             with_store(sized(labelled, "1", "2G"), placement)
-            prepared = prep(table=labelled.outputs["labelled"], seed=seed, store_uri=store_uri, **run)
-            with_store(sized(prepared, "2", "8G"), placement)
+            with dsl.ParallelFor(plan.output, parallelism=placement.shard_parallelism) as shard:
+                part = prep_shard(
+                    table=labelled.outputs["labelled"],
+                    shard=shard.shard,
+                    count=shard.count,
+                    store_uri=store_uri,
+                    **run,
+                )
+                # Its windows go to the run's working data, which the run's end deletes: never reuse a cached one.
+                with_store(sized(part.set_display_name("prep shard"), "2", "8G"), placement).set_caching_options(False)
+            prepared = prep(
+                table=labelled.outputs["labelled"],
+                parts=dsl.Collected(part.outputs["part"]),
+                seed=seed,
+                store_uri=store_uri,
+                **run,
+            )
+            with_store(sized(prepared, "1", "4G"), placement).set_caching_options(False)
             trained = train(
                 prepared=prepared.outputs["prepared"],
                 epochs=epochs,
                 seed=seed,
                 guard_channel=guard_channel,
+                workers=train_workers,
+                launch=placement.launch(),
+                training_image=training_image,
                 store_uri=store_uri,
                 **run,
             )
-            with_store(on_gpu(sized(trained, "4", "16G"), placement), placement)
+            if placement.training_operator:
+                # The workers are the job's pods; this task only launches and watches them.
+                with_store(sized(trained, "1", "2G"), placement)
+            else:
+                with_store(on_gpu(sized(trained, "4", "16G"), placement), placement)
             checked = validate(
                 model=trained.outputs["model"],
                 prepared=prepared.outputs["prepared"],

@@ -90,8 +90,9 @@ def labelled(cohort: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def prepared(labelled, tmp_path_factory):
     from auscult.stages.prep import prep
+    from auscult.stages.split import split
 
-    return prep(labelled, tmp_path_factory.mktemp("prepared"), progress=lambda _: None)
+    return prep(split(labelled), tmp_path_factory.mktemp("prepared"), progress=lambda _: None)
 
 
 @pytest.fixture(scope="session")

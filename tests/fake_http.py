@@ -30,7 +30,7 @@ def serve(handle: Handle) -> tuple[ThreadingHTTPServer, str]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = _reply  # noqa: N815 - the http.server API
+        do_GET = do_POST = do_PATCH = do_DELETE = _reply  # noqa: N815 - the http.server API
 
         def log_message(self, *args: object) -> None:
             pass

@@ -213,3 +213,27 @@ def test_a_path_the_command_cannot_write_is_one_line_naming_it(tmp_path, capsys)
     assert main(["generate", str(blocker / "cohort"), "--participants", "2"]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("auscult generate: ") and str(blocker) in line
+
+
+@pytest.mark.slow
+def test_a_second_run_on_unchanged_sources_reads_no_recording_again(tmp_path):
+    """Counted by inotify on the cohort's folder, so that the reads of every process a run starts (each KFP task is
+    one) are seen: the first run reads every recording, the second none; each reads the small metadata file."""
+    from auscult.audio import FORMATS
+    from tests.file_opens import FileOpens
+
+    # Small enough for a few minutes a run; the gate's minimum is lowered so that the run goes to its end.
+    run = ["run", "--workdir", tmp_path / "w", "--participants", 40, "--traffic-participants", 2, "--epochs", 1]
+    run += ["--min-participants-per-class", 2, "--no-retrain"]
+    first = auscult(*run)
+    assert first.returncode == 0, first.stderr
+    cohort = tmp_path / "w" / "data" / "cohort"
+    with FileOpens(cohort) as opens:
+        second = auscult(*run)
+        opened = opens.opened()
+    assert second.returncode == 0, second.stderr
+    assert not [path for path in opened if path.rsplit(".", 1)[-1] in FORMATS], opened
+    assert "combined_data.csv" in opened
+    assert "unchanged since run" in second.stdout
+    *_, log = sorted((tmp_path / "w" / "logs").glob("run-*.log"))  # the second run's: named by when it began
+    assert "cohort (coswara): 157 recordings; 0 files read, 160 unchanged since an earlier run" in log.read_text()

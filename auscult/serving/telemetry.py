@@ -7,7 +7,8 @@ and return; a background thread uploads the spool to the store, retrying with ba
 away, and entries left by a process that died (SIGKILL included) are adopted and uploaded by the next one.
 Only when the spool is full, or the store has refused writes for longer than ``max_outage_s``, are requests
 refused (:class:`TelemetryUnavailable`, a 503): never a 200 without a record. :func:`read` gives back what
-was written: the monitor stage and the ingest stage's telemetry source read it through that one function.
+was written: the monitor stage and the ingest stage's telemetry source read it through that one function, from a
+day on (records and labels are filed by day, :mod:`auscult.layout`), so that neither reads all that was ever served.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -91,8 +93,9 @@ class TelemetryWriter:
         return key
 
     def feedback(self, request_id: str, truth: str) -> str:
-        key = layout.telemetry_feedback(request_id)
-        entry = {"request_id": request_id, "truth": truth, "received_at": datetime.now(UTC).isoformat()}
+        now = datetime.now(UTC)
+        key = layout.telemetry_feedback(request_id, now)
+        entry = {"request_id": request_id, "truth": truth, "received_at": now.isoformat()}
         self._spool([Write(key, json_bytes(entry))])
         return key
 
@@ -228,7 +231,9 @@ class Telemetry:
     objects under the telemetry prefixes that are not records this project wrote (key -> why)."""
 
     records: dict[str, dict] = field(default_factory=dict)
-    feedback: dict[str, str] = field(default_factory=dict)  # request id -> true class
+    feedback: dict[str, str] = field(default_factory=dict)  # request id -> true class (its newest label)
+    # Request id -> the key of every label read for it, oldest first: the last gave ``feedback``.
+    feedback_keys: dict[str, list[str]] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
 
     def for_model(self, version: str) -> list[dict]:
@@ -238,18 +243,37 @@ class Telemetry:
 RECORD_FIELDS = {"request_id": str, "model_version": str, "audio_key": str, "stats": dict, "tags": dict}
 
 
-def read(store: ObjectStore) -> Telemetry:
-    """Every request record and feedback label in ``store``; anything else there is named, not trusted."""
+def read(store: ObjectStore, since: date | None = None, known: Container[str] = frozenset()) -> Telemetry:
+    """The request records and feedback labels in ``store`` filed on day ``since`` or later (every one when None),
+    less those whose keys are ``known`` (a caller that read them before: they are not read again); anything else
+    there is named, not trusted. A label is filed by the day it arrived, so a late label for an earlier request is
+    read with the day it came."""
     telemetry = Telemetry()
-    for key in store.list(layout.TELEMETRY_FEEDBACK):
+
+    def keys(prefix: str) -> list[str]:
+        after = "" if since is None else layout.telemetry_from(prefix, since)
+        return [key for key in store.list(prefix, start_after=after) if key not in known]
+
+    for key in keys(layout.TELEMETRY_FEEDBACK):  # in key order: a request's newer label comes later and wins
         entry = _object(store, key, {"request_id": str, "truth": str}, telemetry)
         if entry is not None:
             telemetry.feedback[entry["request_id"]] = entry["truth"]
-    for key in store.list(layout.TELEMETRY_RECORDS):
+            telemetry.feedback_keys.setdefault(entry["request_id"], []).append(key)
+    for key in keys(layout.TELEMETRY_RECORDS):
         record = _object(store, key, RECORD_FIELDS, telemetry)
         if record is not None:
             telemetry.records[key] = record
     return telemetry
+
+
+def feedback_keys(store: ObjectStore, request_id: str) -> list[str]:
+    """The key of every label given for ``request_id``, oldest first (any day: it reads every label)."""
+    found = Telemetry()
+    for key in store.list(layout.TELEMETRY_FEEDBACK):
+        entry = _object(store, key, {"request_id": str, "truth": str}, found)
+        if entry is not None and entry["request_id"] == request_id:
+            found.feedback_keys.setdefault(request_id, []).append(key)
+    return found.feedback_keys.get(request_id, [])
 
 
 def _object(store: ObjectStore, key: str, fields: dict[str, type], telemetry: Telemetry) -> dict | None:

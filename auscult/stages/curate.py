@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from auscult import audio, layout, report, table
+from auscult import audio, layout, report, shards, table
 from auscult.parallel import ordered_map
 from auscult.progress import Note, Tracker, emit
 from auscult.store import ObjectStore, read_uri
@@ -139,22 +139,24 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({c: frame[c].astype(object).where(frame[c].notna(), None) for c in frame.columns})
 
 
-def curate(
+def measure_shard(
     frame: pd.DataFrame,
-    store: ObjectStore,
+    shard: int = 0,
+    count: int = 1,
     rules: QualityRules = QualityRules(),
     progress: Callable[[str], None] = emit,
     workers: int | None = None,
-) -> tuple[pd.DataFrame, list[dict]]:
-    """Measure and judge every recording (on ``workers`` threads, default one per core); return the curated
-    table and the expectation results."""
-    frame = table.validate(frame, "ingest")
+) -> pd.DataFrame:
+    """Measure and judge every recording of ``shard`` (of ``count``) on ``workers`` threads (default one per
+    core): its recording ids with the curate columns. Nothing is written anywhere: :func:`check` decides on the
+    whole table."""
+    frame = shards.select(table.validate(frame, "ingest"), shard, count)
     measured, misnamed = [], []
     results = ordered_map(
         partial(_measure_and_judge, rules=rules),
         list(frame["uri"]),
         workers,
-        Tracker("curate", len(frame), "recordings", progress),
+        Tracker("curate", len(frame), "recordings", progress, label=f"shard {shard + 1}/{count}" if count > 1 else ""),
     )
     for row, (measures, reason) in zip(frame.itertuples(index=False), results, strict=True):
         sniffed = measures.pop("format", None)
@@ -162,6 +164,7 @@ def curate(
             misnamed.append(f"{row.original_path} is {sniffed}")
         measured.append(
             {
+                "recording_id": row.recording_id,
                 **measures,
                 "status": table.QUARANTINED if reason else table.OK,
                 "reason": f"{row.original_path}: {reason}" if reason else None,
@@ -171,8 +174,18 @@ def curate(
         # Not a defect: the bytes decide how a file is decoded. The table's format still comes from the name.
         listed = "; ".join(misnamed[:10]) + ("; ..." if len(misnamed) > 10 else "")
         progress(str(Note("curate", f"{len(misnamed)} file(s) are not the format their name says: {listed}")))
-    curated = pd.concat([frame, pd.DataFrame(measured, columns=list(table.CURATE_COLUMNS))], axis=1)
-    curated = table.conform(curated, "curate")
+    return pd.DataFrame(measured, columns=["recording_id", *table.CURATE_COLUMNS])
+
+
+def check(
+    frame: pd.DataFrame, parts: list[pd.DataFrame], store: ObjectStore, rules: QualityRules = QualityRules()
+) -> tuple[pd.DataFrame, list[dict]]:
+    """The curated table from the measured shards (``parts``, in any order): the Great Expectations suite on the
+    whole, quarantine records written for what fails; return the table in ``frame``'s order and the expectation
+    results."""
+    frame = table.validate(frame, "ingest")
+    measured = shards.in_table_order(frame[["recording_id"]], parts).drop(columns="recording_id")
+    curated = table.conform(pd.concat([frame, measured], axis=1), "curate")
     expectations = run_expectations(curated, rules)
     for result in expectations:
         for index in result["failing_rows"]:
@@ -189,6 +202,20 @@ def curate(
                 key, {"recording_id": row.recording_id, "uri": row.uri, "reason": row.reason, "rules": asdict(rules)}
             )
     return table.validate(curated, "curate"), expectations
+
+
+def curate(
+    frame: pd.DataFrame,
+    store: ObjectStore,
+    rules: QualityRules = QualityRules(),
+    progress: Callable[[str], None] = emit,
+    workers: int | None = None,
+    count: int = 1,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Every shard (``count`` of them) measured one after the other, then checked as a whole: what the pipeline
+    does across pods, in one process. The answer does not depend on ``count``."""
+    parts = [measure_shard(frame, shard, count, rules, progress, workers) for shard in range(count)]
+    return check(frame, parts, store, rules)
 
 
 def quarantine_decisions(frame: pd.DataFrame) -> dict[str, str]:

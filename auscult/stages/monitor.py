@@ -1,11 +1,16 @@
 """monitor: compare what production hears with what the model was trained on, measure performance on
 feedback labels, and decide whether to retrain, saying why. The telemetry becomes the next ingest source.
+
+Monitoring reads the telemetry of its window, not all that was ever served: records (and labels) filed from the day
+before the production version was registered (no request can name a version before it exists; the day before
+allows for a server's clock that is behind), or from ``window_days`` ago when that is later. Telemetry is filed
+by day (:mod:`auscult.layout`), so the days before the window are not even listed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
@@ -22,6 +27,7 @@ class MonitorConfig:
     ks_p_value: float = 0.01
     min_feedback: int = 20
     min_feedback_auroc: float = 0.80
+    window_days: int | None = None  # only the requests of the last days (None: all since the version was registered)
 
 
 @dataclass
@@ -42,7 +48,7 @@ def monitor(registry: Registry, config: MonitorConfig = MonitorConfig()) -> Moni
     if not pointer:
         return Monitoring(None, 0, 0, [], float("nan"), False, ["no model in production: nothing to monitor"])
     version = pointer["version"]
-    recorded = telemetry.read(registry.store)
+    recorded = telemetry.read(registry.store, since=window_start(registry, version, config))
     records, truths = recorded.for_model(version), recorded.feedback
     reference_data = registry.reference(version)
     reference = {**reference_data["input"], "prediction": reference_data["prediction"]}
@@ -94,6 +100,16 @@ def monitor(registry: Registry, config: MonitorConfig = MonitorConfig()) -> Moni
     if not retrain:
         reasons.append(f"no drift and no performance drop over {len(records)} requests")
     return Monitoring(version, len(records), len(labelled), drift, feedback_auroc, retrain, reasons, current, reference)
+
+
+def window_start(registry: Registry, version: str, config: MonitorConfig) -> date | None:
+    """The first day of telemetry that can concern ``version`` (see the module's docstring); None: every day."""
+    card = registry.card(version)
+    registered = card.get("registered_at") or card.get("created_at")  # a version registered before the field
+    days = [datetime.fromisoformat(registered).date() - timedelta(days=1)] if registered else []
+    if config.window_days is not None:
+        days.append(datetime.now(UTC).date() - timedelta(days=config.window_days))
+    return max(days, default=None)
 
 
 def record_decision(registry: Registry, result: Monitoring) -> str:

@@ -1,14 +1,16 @@
-"""prep: 16 kHz mono windows for the model, and a train/validation/test split grouped by participant.
+"""prep: 16 kHz mono windows for the model, one shard of the recording table at a time, and their merge.
 
-Only usable, labelled recordings are prepared. The split assigns whole participants, stratified by their
-label, so the same person never appears on both sides of an evaluation. It is a function of the recordings
-and the seed alone, not of the pseudonymisation key: the same data splits the same way in any workspace.
+Only usable, labelled recordings of a split are prepared (the split itself is global and comes before, from
+:mod:`auscult.stages.split`). Each shard's windows stream into a file of their own; the merge keeps only an
+index of them (which file, which row), so no task ever has to hold or copy every window: on a cluster the shard
+files live in the object store and each training worker reads the parts it needs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
+import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -17,44 +19,94 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auscult import audio, audit, report, table
-from auscult.errors import InputError
+from auscult import audio, audit, report, shards, table
 from auscult.parallel import ordered_map
 from auscult.progress import Tracker, emit
-from auscult.stages.label import LABELLED, quarantine_bias, quarantine_rates
-from auscult.store import read_uri
-from auscult.task import CLASSES, MIN_PARTICIPANTS_PER_CLASS, SPLITS
+from auscult.stages.label import quarantine_bias, quarantine_rates
+from auscult.stages.split import usable
+from auscult.store import copy_to_file, read_uri
+from auscult.task import CLASSES
 
 
 @dataclass(frozen=True)
 class PrepConfig:
     window_s: float = audio.WINDOW_S
     max_windows: int = audio.MAX_WINDOWS
-    validation_fraction: float = 0.15
-    test_fraction: float = 0.15
-    seed: int = 0
-    # Validation and test each need this many participants of each class for a verdict to mean anything.
-    min_participants_per_class: int = MIN_PARTICIPANTS_PER_CLASS
+    seed: int = 0  # of the recording-property audit's bootstrap
 
     @property
-    def participants_needed_per_class(self) -> int:
-        """Enough participants of a class that validation and test each get the minimum, and training more."""
-        smallest = min(self.validation_fraction, self.test_fraction)
-        floor = 3 * self.min_participants_per_class
-        return max(floor, math.ceil(self.min_participants_per_class / smallest - 1e-9)) if smallest > 0 else floor
+    def samples(self) -> int:
+        return int(audio.SAMPLE_RATE * self.window_s)
 
 
-WINDOWS_FILE = "windows.npy"
 TABLE_FILE = "recordings.parquet"
 INDEX_FILE = "windows.parquet"
 AUDIT_FILE = "audit.parquet"
+SHARDS_FILE = "shards.json"  # where each shard's windows are (a file name in the folder, a path or a store URI)
+SHARD_FILE = "shard.json"  # a shard task's: which shard it is and where its windows are
+INDEX_COLUMNS = ["recording_id", "participant_id", "split", "label", "window", "shard", "row"]
+
+
+class ShardedWindows:
+    """Every window of every shard, indexed as one ``(windows, samples)`` array in the index's order. A shard's
+    file is opened (memory-mapped; fetched first when it is in an object store) when a window of it is first
+    read, and rows are read only when indexed: the windows never have to fit in memory."""
+
+    def __init__(self, locations: list[str], shard: np.ndarray, row: np.ndarray, samples: int):
+        self.locations, self.shard, self.row, self.samples = locations, shard, row, samples
+        self._open: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.shard)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self), self.samples)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    def __getstate__(self) -> dict:
+        # A training worker in another process opens the files itself: a memory map is not to be pickled.
+        return {**self.__dict__, "_open": {}}
+
+    def part(self, shard: int) -> np.ndarray:
+        if shard not in self._open:
+            self._open[shard] = np.load(_local(self.locations[shard]), mmap_mode="r")
+        return self._open[shard]
+
+    def __getitem__(self, key: int | slice | np.ndarray) -> np.ndarray:
+        if isinstance(key, int | np.integer):
+            return np.asarray(self.part(int(self.shard[key]))[self.row[key]])
+        positions = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
+        out = np.empty((len(positions), self.samples), dtype=np.float32)
+        wanted_shards, wanted_rows = self.shard[positions], self.row[positions]
+        for shard in np.unique(wanted_shards):
+            mask = wanted_shards == shard
+            out[mask] = self.part(int(shard))[wanted_rows[mask]]
+        return out
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        return self[:] if dtype is None else self[:].astype(dtype)
+
+
+def _local(location: str) -> Path:
+    """A shard file on this machine: the path itself, or a copy of a store object fetched once per process."""
+    if "://" not in location or location.startswith("file://"):
+        return Path(location.removeprefix("file://"))
+    cached = Path(tempfile.gettempdir()) / "auscult-windows" / hashlib.sha256(location.encode()).hexdigest()
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        copy_to_file(location, cached)
+    return cached
 
 
 class SplitWindows:
-    """One split's windows, read from the memory-mapped file only when indexed: a split never has to fit in
-    memory. Indexing (an int, a slice, or positions) works as on the array of the split's rows."""
+    """One split's windows, read only when indexed: a split never has to fit in memory. Indexing (an int, a
+    slice, or positions) works as on the array of the split's rows."""
 
-    def __init__(self, windows: np.ndarray, rows: np.ndarray):
+    def __init__(self, windows: ShardedWindows | np.ndarray, rows: np.ndarray):
         self.windows, self.rows = windows, rows
 
     def __len__(self) -> int:
@@ -70,12 +122,12 @@ class SplitWindows:
 
 @dataclass
 class Prepared:
-    """The recording table (with splits), the model windows, which recording each window came from, and the
-    recording-property audit of the training participants."""
+    """The recording table (with splits), the model windows, which recording each window came from (and where it
+    is), and the recording-property audit of the training participants."""
 
     table: pd.DataFrame
-    windows: np.ndarray  # float32 (n_windows, samples), memory-mapped from the prep folder
-    index: pd.DataFrame  # per window: recording_id, participant_id, split, label (class index)
+    windows: ShardedWindows | np.ndarray  # float32 (n_windows, samples), read lazily
+    index: pd.DataFrame  # per window: INDEX_COLUMNS (label is the class index)
     audit: pd.DataFrame  # per recording property: how well it alone predicts the label (audit.property_audit)
 
     @property
@@ -89,11 +141,44 @@ class Prepared:
     @classmethod
     def load(cls, folder: str | Path) -> Prepared:
         folder = Path(folder)
+        where = json.loads((folder / SHARDS_FILE).read_text())
+        index = pd.read_parquet(folder / INDEX_FILE)
+        locations = [entry if "://" in entry else str(folder / entry) for entry in where["windows"]]
+        windows = ShardedWindows(
+            locations, index["shard"].to_numpy(np.int64), index["row"].to_numpy(np.int64), where["samples"]
+        )
+        return cls(table.read(folder / TABLE_FILE, "prep"), windows, index, pd.read_parquet(folder / AUDIT_FILE))
+
+
+@dataclass
+class PreparedShard:
+    """What prep made of one shard: its recordings' prep columns, its windows' index rows and where its window
+    file is. Saved as a small folder (the KFP artifact of a shard task); the windows are not in it."""
+
+    shard: int
+    shards: int
+    recordings: pd.DataFrame  # recording_id and the prep columns
+    index: pd.DataFrame  # INDEX_COLUMNS but shard
+    windows: str  # the window file: a path, or a store URI once published
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.recordings.to_parquet(folder / TABLE_FILE, index=False)
+        self.index.to_parquet(folder / INDEX_FILE, index=False)
+        where = {"shard": self.shard, "shards": self.shards, "windows": self.windows}
+        (folder / SHARD_FILE).write_text(json.dumps(where))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PreparedShard:
+        folder = Path(folder)
+        where = json.loads((folder / SHARD_FILE).read_text())
         return cls(
-            table.read(folder / TABLE_FILE, "prep"),
-            np.load(folder / WINDOWS_FILE, mmap_mode="r"),
+            where["shard"],
+            where["shards"],
+            pd.read_parquet(folder / TABLE_FILE),
             pd.read_parquet(folder / INDEX_FILE),
-            pd.read_parquet(folder / AUDIT_FILE),
+            where["windows"],
         )
 
 
@@ -131,53 +216,92 @@ class WindowWriter:
         return self.handle.tell()
 
 
-def participants_by_class(frame: pd.DataFrame) -> dict[str, int]:
-    """How many participants have usable, labelled recordings, per class (every class, zeros included)."""
-    frame = frame[(frame["status"] == table.OK) & (frame["label_status"] == LABELLED)]
-    counts = frame.groupby("label")["participant_id"].nunique()
-    return {cls: int(counts.get(cls, 0)) for cls in CLASSES}
+def prep_shard(
+    frame: pd.DataFrame,
+    shard: int,
+    count: int,
+    windows_file: str | Path,
+    config: PrepConfig = PrepConfig(),
+    progress: Callable[[str], None] = emit,
+    workers: int | None = None,
+) -> PreparedShard:
+    """Window the usable, labelled recordings of ``shard`` (of ``count``) into ``windows_file``.
 
-
-def require_enough_participants(frame: pd.DataFrame, config: PrepConfig = PrepConfig()) -> dict[str, int]:
-    """Participants per class, or an InputError saying the data cannot support a model, with the counts."""
-    counts = participants_by_class(frame)
-    needed = config.participants_needed_per_class
-    if min(counts.values()) < needed:
-        have = ", ".join(f"{cls}: {count} participants" for cls, count in counts.items())
-        usable = frame["status"] == table.OK
-        where = (
-            f"of {len(frame)} recordings, {int((~usable).sum())} are quarantined, "
-            f"{int((usable & (frame['label_status'] == LABELLED)).sum())} labelled, "
-            f"{int((usable & (frame['label_status'] != LABELLED)).sum())} without a usable label (review queue)"
-        )
-        raise InputError(
-            f"{have}; training needs at least {needed} of each (validation and test each need "
-            f"{config.min_participants_per_class} per class and take {config.validation_fraction:.0%} and "
-            f"{config.test_fraction:.0%}); {where}. Add labelled recordings, or lower "
-            "--min-participants-per-class (pipeline parameter min_participants_per_class)"
-        )
-    return counts
-
-
-def split_participants(frame: pd.DataFrame, config: PrepConfig) -> dict[str, str]:
-    """participant -> split, stratified by label, for the usable labelled rows of ``frame``.
-
-    Participants are ordered by a hash of the seed and their first recording's id (a content hash), so the
-    split follows the data and the seed, not the keyed pseudonyms.
+    Decoding and resampling run on ``workers`` threads (default: one per core) and windows stream to disk:
+    memory does not grow with the shard.
     """
-    people = frame.groupby("participant_id").agg(label=("label", "first"), first=("recording_id", "min"))
-    people["order"] = [hashlib.sha256(f"{config.seed}:{first}".encode()).hexdigest() for first in people["first"]]
-    assignment: dict[str, str] = {}
-    for cls in sorted(people["label"].unique()):
-        members = list(people[people["label"] == cls].sort_values("order").index)
-        count = len(members)
-        n_test = int(round(count * config.test_fraction)) if count >= 3 else 0
-        n_validation = int(round(count * config.validation_fraction)) if count >= 3 else 0
-        for position, person in enumerate(members):
-            assignment[person] = (
-                "test" if position < n_test else "validation" if position < n_test + n_validation else "train"
+    frame = table.validate(frame, "split")
+    chosen = shards.select(frame[usable(frame) & frame["split"].notna()], shard, count)
+    index_rows: list[tuple] = []
+    recordings: list[dict] = []
+    results = ordered_map(
+        partial(_window, config=config),
+        list(chosen["uri"]),
+        workers,
+        Tracker("prep", len(chosen), "recordings", progress, label=f"shard {shard + 1}/{count}" if count > 1 else ""),
+    )
+    with WindowWriter(Path(windows_file), config.samples) as writer:
+        for row, (cut, stats) in zip(chosen.itertuples(index=False), results, strict=True):
+            first = writer.rows
+            writer.append(cut)
+            label = CLASSES.index(row.label)
+            index_rows += [
+                (row.recording_id, row.participant_id, row.split, label, w, first + w) for w in range(len(cut))
+            ]
+            recordings.append(
+                {"recording_id": row.recording_id, "windows": len(cut)}
+                | {f"input_{name}": value for name, value in stats.items()}
             )
-    return assignment
+    columns = ["recording_id", *table.PREP_COLUMNS]
+    index_columns = [c for c in INDEX_COLUMNS if c != "shard"]
+    return PreparedShard(
+        shard,
+        count,
+        pd.DataFrame(recordings, columns=columns),
+        pd.DataFrame(index_rows, columns=index_columns),
+        str(windows_file),
+    )
+
+
+def merge(
+    frame: pd.DataFrame, parts: list[PreparedShard], folder: str | Path, config: PrepConfig = PrepConfig()
+) -> Prepared:
+    """The prepared data of the whole table from its shards: the table with prep columns, the index in the
+    table's row order (whatever the sharding) and the audit; written to ``folder`` and returned loaded."""
+    frame = table.validate(frame, "split")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = sorted(parts, key=lambda part: part.shard)
+    if [part.shard for part in parts] != list(range(len(parts))) or any(p.shards != len(parts) for p in parts):
+        found = ", ".join(f"{part.shard + 1}/{part.shards}" for part in parts)
+        raise ValueError(f"prep needs every shard once; it got {found or 'none'}")
+    chosen = frame[usable(frame) & frame["split"].notna()]
+    recordings = shards.in_table_order(chosen[["recording_id"]], [part.recordings for part in parts])
+    extra = {name: pd.Series(pd.NA, index=frame.index, dtype=dtype) for name, dtype in table.PREP_COLUMNS.items()}
+    for name in extra:
+        extra[name][chosen.index] = recordings[name].to_numpy()
+    prepared = frame.assign(**extra)
+    order = pd.Series(range(len(frame)), index=frame["recording_id"].astype(str))
+    index = pd.concat(
+        [part.index.assign(shard=part.shard) for part in parts] or [pd.DataFrame(columns=INDEX_COLUMNS)],
+        ignore_index=True,
+    )[INDEX_COLUMNS].astype({"label": "int64", "window": "int64", "shard": "int64", "row": "int64"})
+    position = order.loc[index["recording_id"].astype(str)].to_numpy()
+    index = index.iloc[np.lexsort((index["window"].to_numpy(), position))].reset_index(drop=True)
+    table.write(prepared, folder / TABLE_FILE, "prep")
+    index.to_parquet(folder / INDEX_FILE, index=False)
+    files = [_relative(part.windows, folder) for part in parts]
+    (folder / SHARDS_FILE).write_text(json.dumps({"samples": config.samples, "windows": files}))
+    # Before any model: could the label be told from how a recording was made rather than from its sound?
+    found = audit.property_audit(prepared[prepared["split"] == "train"], seed=config.seed)
+    found.to_parquet(folder / AUDIT_FILE, index=False)
+    return Prepared.load(folder)
+
+
+def _relative(location: str, folder: Path) -> str:
+    """A window file inside the prepared folder by its name, so the folder can move; anything else as it is."""
+    path = Path(location)
+    return path.name if "://" not in location and path.parent.resolve() == folder.resolve() else location
 
 
 def prep(
@@ -186,61 +310,56 @@ def prep(
     config: PrepConfig = PrepConfig(),
     progress: Callable[[str], None] = emit,
     workers: int | None = None,
+    count: int = 1,
 ) -> Prepared:
-    """Window every usable, labelled recording into ``folder`` (table, windows, index); return it loaded.
-
-    Decoding and resampling run on ``workers`` threads (default: one per core) and windows stream to disk:
-    memory does not grow with the cohort.
-    """
-    frame = table.validate(frame, "label")
+    """Every shard (``count`` of them) prepared into ``folder`` one after the other, and merged: what the
+    pipeline does across pods, in one process. The answer does not depend on ``count``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    usable = (frame["status"] == table.OK) & (frame["label_status"] == LABELLED)
-    chosen = frame[usable]
-    assignment = split_participants(chosen, config)
-    columns = ["recording_id", "participant_id", "split", "label", "window"]
-    index_rows: list[tuple] = []
-    extra = {name: pd.Series(pd.NA, index=frame.index, dtype=dtype) for name, dtype in table.PREP_COLUMNS.items()}
-    splits, counts = [], []
-    stats: dict[str, list[float]] = {name: [] for name in audio.STAT_NAMES}
-    results = ordered_map(
-        partial(_window, config=config),
-        list(chosen["uri"]),
-        workers,
-        Tracker("prep", len(chosen), "recordings", progress),
-    )
-    with WindowWriter(folder / WINDOWS_FILE, int(audio.SAMPLE_RATE * config.window_s)) as writer:
-        for row, (cut, row_stats) in zip(chosen.itertuples(index=False), results, strict=True):
-            split = assignment[row.participant_id]
-            writer.append(cut)
-            label = CLASSES.index(row.label)
-            index_rows += [(row.recording_id, row.participant_id, split, label, w) for w in range(len(cut))]
-            splits.append(split)
-            counts.append(len(cut))
-            for name, value in row_stats.items():
-                stats[name].append(value)
-    extra["split"][chosen.index] = splits
-    extra["windows"][chosen.index] = counts
-    for name, values in stats.items():
-        extra[f"input_{name}"][chosen.index] = values
-    prepared = frame.assign(**extra)
-    table.write(prepared, folder / TABLE_FILE, "prep")
-    pd.DataFrame(index_rows, columns=columns).to_parquet(folder / INDEX_FILE, index=False)
-    # Before any model: could the label be told from how a recording was made rather than from its sound?
-    found = audit.property_audit(prepared[prepared["split"] == "train"], seed=config.seed)
-    found.to_parquet(folder / AUDIT_FILE, index=False)
-    return Prepared.load(folder)
+    parts = [
+        prep_shard(frame, shard, count, folder / window_file_name(shard, count), config, progress, workers)
+        for shard in range(count)
+    ]
+    return merge(frame, parts, folder, config)
+
+
+def drop_windows(folder: str | Path, keep: np.ndarray) -> list[Path]:
+    """Remove the windows that ``keep`` (a mask over the index) leaves out from a prepared folder: its index,
+    and every window file inside the folder (rewritten with only the rows kept, the index renumbered to match).
+    Window files elsewhere are a run's working data in the object store, which erasure deletes whole. Returns
+    the files rewritten."""
+    folder = Path(folder)
+    index = pd.read_parquet(folder / INDEX_FILE)
+    kept = index[keep].reset_index(drop=True)
+    where = json.loads((folder / SHARDS_FILE).read_text())
+    rewritten = []
+    for shard, entry in enumerate(where["windows"]):
+        if "://" in entry or Path(entry).is_absolute():
+            continue
+        mine = (kept["shard"] == shard).to_numpy()
+        rows = kept.loc[mine, "row"].to_numpy()
+        windows = np.load(folder / entry, mmap_mode="r")
+        subset = np.ascontiguousarray(windows[np.sort(rows)])
+        del windows
+        # Rows keep their order in the file, so a row's new number is its rank among the rows kept.
+        kept.loc[mine, "row"] = np.searchsorted(np.sort(rows), rows)
+        partial = folder / f".erasing-{entry}"
+        with open(partial, "wb") as handle:
+            np.save(handle, subset)
+        partial.replace(folder / entry)
+        rewritten.append(folder / entry)
+    kept.to_parquet(folder / INDEX_FILE, index=False)
+    return [folder / INDEX_FILE, *rewritten]
+
+
+def window_file_name(shard: int, count: int) -> str:
+    return f"windows-{shard:05d}-of-{count:05d}.npy"
 
 
 def _window(uri: str, config: PrepConfig) -> tuple[np.ndarray, dict[str, float]]:
     decoded = audio.decode(read_uri(uri))
     wave = audio.prepare(decoded.samples, decoded.sample_rate)
     return audio.windows(wave, config.window_s, config.max_windows), audio.input_stats(wave)
-
-
-def split_members(prepared: pd.DataFrame) -> dict[str, list[str]]:
-    """The recording ids of each split (what the lineage record keeps of a run's data)."""
-    return {split: sorted(prepared.loc[prepared["split"] == split, "recording_id"].astype(str)) for split in SPLITS}
 
 
 def audit_markdown(prepared: Prepared) -> str:

@@ -137,13 +137,14 @@ class TrainResult:
 
 
 def predict(model: nn.Module, windows: SplitWindows, batch_size: int = 64) -> np.ndarray:
-    """Positive-class probability of every window."""
+    """Positive-class probability of every window (on the device the model is on)."""
     model.eval()
+    device = next(model.parameters()).device
     out = []
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
-            out.append(model(batch)[:, 1].numpy())
+            batch = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size])).to(device)
+            out.append(model(batch)[:, 1].cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
@@ -156,12 +157,85 @@ def per_recording(index: pd.DataFrame, window_scores: np.ndarray) -> pd.DataFram
     ).reset_index()
 
 
+class _Logits(nn.Module):
+    """The network's logits as its forward pass: DistributedDataParallel averages gradients only through it."""
+
+    def __init__(self, net: ScreeningNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.net.logits(batch)
+
+
 def train(
-    prepared: Prepared, config: TrainConfig = TrainConfig(), progress: Callable[[str], None] = emit
+    prepared: Prepared,
+    config: TrainConfig = TrainConfig(),
+    progress: Callable[[str], None] = emit,
+    workers: int = 1,
 ) -> TrainResult:
+    """Train on this machine: in this process, or, with ``workers`` above 1, data-parallel in that many processes
+    (DistributedDataParallel over gloo, each on its share of the cores and of every batch). With several workers
+    the progress lines are the first worker's, through :func:`auscult.progress.emit`."""
+    if workers < 1:
+        raise InputError(f"workers must be at least 1 (got {workers})")
+    if workers == 1:
+        result = fit(prepared, config, progress)
+        assert result is not None
+        return result
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    threads = max(1, available_cpus() // workers)
+    with tempfile.TemporaryDirectory() as scratch:
+        # Each process rejoins the others through this address; spawn raises if any of them fails.
+        address = f"tcp://127.0.0.1:{_free_port()}"
+        mp.spawn(_local_worker, args=(workers, address, prepared, config, threads, scratch), nprocs=workers)
+        return TrainResult.load(scratch)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _local_worker(
+    rank: int, world: int, address: str, prepared: Prepared, config: TrainConfig, threads: int, out: str
+) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=address, rank=rank, world_size=world)
+    try:
+        result = fit(prepared, config, emit, rank=rank, world=world, threads=threads)
+        if result is not None:
+            result.save(out)
+    finally:
+        dist.destroy_process_group()
+
+
+def fit(
+    prepared: Prepared,
+    config: TrainConfig = TrainConfig(),
+    progress: Callable[[str], None] = emit,
+    rank: int = 0,
+    world: int = 1,
+    threads: int | None = None,
+    device: torch.device | None = None,
+) -> TrainResult | None:
+    """The training loop of one worker of ``world`` (a process group of that size must be initialised when it is
+    above 1). Every worker draws the same order of training windows each epoch and takes every ``world``-th of
+    them, in batches of ``batch_size / world``: the batches they average over are one batch of ``batch_size``.
+    The first worker validates each epoch and returns the result; the others return None."""
     torch.manual_seed(config.seed)
-    torch.set_num_threads(available_cpus())
-    rng = np.random.default_rng(config.seed)
+    torch.set_num_threads(threads or available_cpus())
+    device = device or torch.device("cpu")
+    # One worker draws order and augmentation from one stream; several share the order and vary the augmentation.
+    order_rng = np.random.default_rng(config.seed)
+    rng = order_rng if world == 1 else np.random.default_rng([config.seed, rank])
     train_windows, train_index = prepared.split("train")
     validation_windows, validation_index = prepared.split("validation")
     labels = train_index["label"].to_numpy()
@@ -171,17 +245,24 @@ def train(
             f"{'one class' if len(labels) else 'none'}: add labelled recordings of each class"
         )
     guard = channel_guard(prepared.audit, prepared.training_recordings) if config.guard_channel else None
-    model = ScreeningNet(replace(config.model, f_max=guard.f_max_hz) if guard else config.model)
+    model = ScreeningNet(replace(config.model, f_max=guard.f_max_hz) if guard else config.model).to(device)
     augment = ChannelAugment(guard.f_max_hz) if guard else None
-    generator = torch.Generator().manual_seed(config.seed)
-    if guard:
+    generator = torch.Generator().manual_seed(config.seed + rank)
+    if guard and rank == 0:
         progress(str(Note("train", guard.describe())))
     # Weight classes inversely to their frequency so the minority class is not ignored.
     counts = np.bincount(labels, minlength=config.model.n_classes)
     weights = torch.tensor(len(labels) / (config.model.n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    loss_fn = nn.CrossEntropyLoss(weight=weights.to(device))
+    trainable: nn.Module = _Logits(model)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trainable = DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    batches = int(np.ceil(len(labels) / config.batch_size))
+    per_worker = len(labels) // world
+    batch_size = -(-config.batch_size // world)
+    batches = int(np.ceil(per_worker / batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.learning_rate, total_steps=config.epochs * batches
     )
@@ -189,34 +270,39 @@ def train(
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         model.train()
-        order = rng.permutation(len(labels))
+        order = order_rng.permutation(len(labels))
+        mine = order if world == 1 else order[rank::world][:per_worker]
         total = 0.0
-        tracker = Tracker("train", batches, "batches", progress, label=f"epoch {epoch}/{config.epochs}")
-        for batch_number, start in enumerate(range(0, len(order), config.batch_size), start=1):
-            pick = np.sort(order[start : start + config.batch_size])
+        quiet = progress if rank == 0 else _silent
+        tracker = Tracker("train", batches, "batches", quiet, label=f"epoch {epoch}/{config.epochs}")
+        for batch_number, start in enumerate(range(0, len(mine), batch_size), start=1):
+            pick = np.sort(mine[start : start + batch_size])
             batch = torch.from_numpy(np.asarray(train_windows[pick]))
             gains = 10 ** (torch.from_numpy(rng.uniform(-1, 1, len(pick))).float() * config.gain_jitter_db / 20)
             shifts = rng.integers(0, batch.shape[1], len(pick))
             batch = torch.stack([torch.roll(w, int(s)) for w, s in zip(batch * gains[:, None], shifts, strict=True)])
             if augment:
                 batch = augment(batch, generator)
-            loss = loss_fn(model.logits(batch), torch.from_numpy(labels[pick]))
+            loss = loss_fn(trainable(batch.to(device)), torch.from_numpy(labels[pick]).to(device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
             total += loss.item() * len(pick)
             tracker(batch_number)
+        if rank != 0:
+            continue
         scores = per_recording(validation_index, predict(model, validation_windows))
         auroc = metrics.roc_auc(scores["label"].to_numpy(), scores["score"].to_numpy())
         seconds = time.perf_counter() - started
-        history.append({"epoch": epoch, "loss": total / len(labels), "validation_auroc": auroc, "seconds": seconds})
+        history.append({"epoch": epoch, "loss": total / len(mine), "validation_auroc": auroc, "seconds": seconds})
         progress(
             str(
                 Note(
                     "train",
-                    f"epoch {epoch}/{config.epochs} loss {total / len(labels):.4f}, "
-                    f"validation AUROC {auroc:.3f} ({seconds:.1f} s)",
+                    f"epoch {epoch}/{config.epochs} loss {total / len(mine):.4f}, "
+                    f"validation AUROC {auroc:.3f} ({seconds:.1f} s)"
+                    + (f", {world} workers" if world > 1 else ""),
                 )
             )
         )
@@ -224,5 +310,11 @@ def train(
         if np.isnan(auroc) or auroc >= best_auroc:
             best_auroc = -1.0 if np.isnan(auroc) else auroc
             best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
+    if rank != 0:
+        return None
     model.load_state_dict(best_state)
-    return TrainResult(model.eval(), history, best_epoch, guard)
+    return TrainResult(model.cpu().eval(), history, best_epoch, guard)
+
+
+def _silent(_: str) -> None:
+    pass

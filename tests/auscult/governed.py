@@ -16,7 +16,8 @@ from auscult.stages.curate import curate, quarantine_decisions
 from auscult.stages.deploy import deploy, model_card
 from auscult.stages.ingest import ingest
 from auscult.stages.label import label, review_queue
-from auscult.stages.prep import prep, split_members
+from auscult.stages.prep import prep
+from auscult.stages.split import split, split_members
 from auscult.stages.validate import Verdict
 from tests.conftest import KEY
 
@@ -34,9 +35,9 @@ def run_pipeline_by_hand(cohort: Path, store, root: Path) -> tuple[str, pd.DataF
     lineage.record_members(RUN, "ingest", {"recordings": sorted(frame["recording_id"])})
     curated, _ = curate(frame, store, progress=lambda _: None)
     lineage.record_members(RUN, "curate", {"quarantined": quarantine_decisions(curated)})
-    labelled = label(curated)
+    labelled = split(label(curated))
     (root / "label").mkdir()
-    recording_table.write(labelled, root / "label" / "labelled", "label")
+    recording_table.write(labelled, root / "label" / "labelled", "split")
     recording_table.write_csv(review_queue(labelled), root / "label" / "review_queue")
     prepared = prep(labelled, root / "prep" / "prepared", progress=lambda _: None)
     lineage.record_members(RUN, "prep", split_members(prepared.table))

@@ -45,6 +45,36 @@ def test_delete_removes_only_that_object(any_store):
     assert any_store.list("a/") == ["a/one-more"]
 
 
+def test_listing_from_a_watermark_and_with_sizes_and_versions(any_store):
+    for key in ("t/2026/01/01/a.json", "t/2026/01/02/b.json", "t/2026/02/01/c.json", "t/20260/x.json", "u/d.json"):
+        any_store.put(key, key.encode())
+    assert any_store.list("t/", start_after="t/2026/01/02") == [
+        "t/2026/01/02/b.json",
+        "t/2026/02/01/c.json",
+        "t/20260/x.json",
+    ]
+    assert any_store.list("t/2026/", start_after="t/2026/01/02/b.json") == ["t/2026/02/01/c.json"]
+    assert any_store.list(start_after="t/2026/02") == ["t/2026/02/01/c.json", "t/20260/x.json", "u/d.json"]
+    (found,) = any_store.listing("u/")
+    assert (found.key, found.size) == ("u/d.json", len(b"u/d.json"))
+    any_store.put("u/d.json", b"other bytes")
+    (changed,) = any_store.listing("u/")
+    assert changed.size == len(b"other bytes") and changed.version != found.version
+    (same,) = any_store.listing("u/")
+    assert same == changed, "a version changes with the object, not with the listing"
+
+
+def test_a_folder_store_does_not_walk_folders_before_the_watermark(tmp_path, monkeypatch):
+    store = FileStore(tmp_path / "store")
+    for day in range(1, 29):
+        store.put(f"t/2026/02/{day:02d}/r.json", b"{}")
+    scanned = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: scanned.append(str(path)) or scandir(path))
+    assert store.list("t/", start_after="t/2026/02/27") == ["t/2026/02/27/r.json", "t/2026/02/28/r.json"]
+    assert not [path for path in scanned if path.endswith(("/01", "/26"))]
+
+
 def test_delete_on_a_versioned_bucket_leaves_no_version_behind(s3_server):
     from minio.versioningconfig import ENABLED, VersioningConfig
 

@@ -10,6 +10,7 @@ from auscult.pseudonym import PSEUDONYM_KEY_ENV
 from auscult.serving import contract
 from auscult.stages.deploy import ServingSpec, seldon_deployment
 from auscult.store import SECRET_KEYS
+from auscult.training_job import ROLE_RULES, TRAINER_SERVICE_ACCOUNT
 from tests.auscult.stages.test_deploy import assert_serves_the_launcher_contract
 from tests.k8s import documents, validate
 
@@ -55,12 +56,25 @@ def test_default_install_has_what_an_operator_needs():
 
 
 def test_role_is_least_privilege():
-    role = by_kind()["Role"]
-    groups = {group for rule in role["rules"] for group in rule["apiGroups"]}
-    assert groups == {"machinelearning.seldon.io", "mlops.seldon.io"}
-    assert all("delete" not in rule["verbs"] and "*" not in rule["verbs"] for rule in role["rules"])
-    binding = by_kind()["RoleBinding"]
-    assert binding["subjects"][0]["namespace"] == "screening"
+    rendered = objects()
+    roles = {o["metadata"]["name"]: o for o in rendered if o["kind"] == "Role"}
+    assert set(roles) == {"auscult-serving", "auscult-training"}
+    serving = roles["auscult-serving"]["rules"]
+    assert {g for rule in serving for g in rule["apiGroups"]} == {"machinelearning.seldon.io", "mlops.seldon.io"}
+    assert all("delete" not in rule["verbs"] and "*" not in rule["verbs"] for rule in serving)
+    # Training: exactly what launching, following and timing out a training job takes.
+    assert roles["auscult-training"]["rules"] == ROLE_RULES
+    bindings = {o["roleRef"]["name"]: o for o in rendered if o["kind"] == "RoleBinding"}
+    assert set(bindings) == set(roles)
+    pipeline = {"kind": "ServiceAccount", "name": contract.SERVICE_ACCOUNT, "namespace": "screening"}
+    assert all(binding["subjects"] == [pipeline] for binding in bindings.values())
+    assert not [o for o in rendered if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+
+
+def test_training_can_be_left_out():
+    rendered = objects({"training": {"enabled": False}})
+    assert [o["metadata"]["name"] for o in rendered if o["kind"] == "Role"] == ["auscult-serving"]
+    assert TRAINER_SERVICE_ACCOUNT not in {o["metadata"]["name"] for o in rendered if o["kind"] == "ServiceAccount"}
 
 
 def test_v1_serving_requests_gpus_on_gpu_nodes_with_secret_credentials():
@@ -176,12 +190,14 @@ def test_notes_tell_the_user_what_to_do_next():
 @pytest.mark.parametrize("values", [None, GPU_V2], ids=["default", "gpu-v2"])
 def test_every_workload_runs_read_only_and_the_predictor_has_no_token(values):
     """Each container of the chart's own workloads has a read-only root filesystem (with /tmp an emptyDir); the
-    Triton server runs Seldon's image as that image needs, without privilege escalation or capabilities."""
+    Triton server runs Seldon's image as that image needs, without privilege escalation or capabilities. The
+    predictor and the training workers run under service accounts bound to no Role, without a token."""
     rendered = objects(values)
     accounts = {o["metadata"]["name"]: o for o in rendered if o["kind"] == "ServiceAccount"}
-    assert accounts[contract.PREDICTOR_SERVICE_ACCOUNT]["automountServiceAccountToken"] is False
-    binding = next(o for o in rendered if o["kind"] == "RoleBinding")
-    assert contract.PREDICTOR_SERVICE_ACCOUNT not in {s["name"] for s in binding["subjects"]}
+    bound = {s["name"] for o in rendered if o["kind"] == "RoleBinding" for s in o["subjects"]}
+    for account in (contract.PREDICTOR_SERVICE_ACCOUNT, TRAINER_SERVICE_ACCOUNT):
+        assert accounts[account]["automountServiceAccountToken"] is False
+        assert account not in bound
     for obj in rendered:
         pod = pod_spec(obj)
         if pod is None:

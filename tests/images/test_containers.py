@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import yaml
 
-from auscult import layout, synth
+from auscult import synth
 from auscult.lineage import Lineage
 from auscult.registry import Registry
-from auscult.serving import client, contract
+from auscult.serving import client, contract, telemetry
 from auscult.stages.deploy import ServingSpec, seldon_deployment
 from auscult.store import SECRET_KEYS, open_store
 from pipelines.compile import Images, compile_pipelines
@@ -241,6 +241,6 @@ def test_the_serving_image_keeps_the_serving_contract_over_http(predictor):
     assert client.send_feedback(url, answer, "positive") == {"strData": "recorded"}
     request_id = answer["meta"]["tags"]["request_id"]
     # Telemetry reaches the store from inside the container (its spool an emptyDir on a read-only root).
-    assert wait_for(lambda: store.exists(layout.telemetry_feedback(request_id)), timeout_s=30)
+    assert wait_for(lambda: telemetry.feedback_keys(store, request_id), timeout_s=30)
     status, _, text = call(url, "POST", "/api/v1.0/predictions", body=b"not json")
     assert status == 400 and "JSON" in text

@@ -10,6 +10,7 @@ from auscult.pseudonym import PSEUDONYM_KEY_ENV
 from auscult.serving import contract
 from auscult.stages.deploy import ServingSpec, seldon_deployment
 from auscult.store import SECRET_KEYS
+from auscult.training_job import ROLE_RULES, TRAINER_SERVICE_ACCOUNT
 from tests.auscult.stages.test_deploy import assert_serves_the_launcher_contract
 from tests.k8s import documents, validate
 
@@ -61,10 +62,19 @@ def test_gpu_overlay_places_serving_on_gpu_nodes():
     assert gpu["containers"][0]["image"] == "ghcr.io/auscult/auscult-serving:0.1.0"
 
 
-def test_role_covers_only_seldon_resources_in_its_namespace():
+def test_roles_cover_only_seldon_and_training_resources_in_their_namespace():
     objects = build("base")
-    (role,) = [o for o in objects if o["kind"] == "Role"]
-    assert {g for rule in role["rules"] for g in rule["apiGroups"]} == {"machinelearning.seldon.io", "mlops.seldon.io"}
+    roles = {o["metadata"]["name"]: o["rules"] for o in objects if o["kind"] == "Role"}
+    assert set(roles) == {"auscult-serving", "auscult-training"}
+    serving = roles["auscult-serving"]
+    assert {g for rule in serving for g in rule["apiGroups"]} == {"machinelearning.seldon.io", "mlops.seldon.io"}
+    assert all("delete" not in rule["verbs"] and "*" not in rule["verbs"] for rule in serving)
+    # Training: exactly what launching, following and timing out a training job takes.
+    assert roles["auscult-training"] == ROLE_RULES
+    bindings = {o["roleRef"]["name"]: o["subjects"] for o in objects if o["kind"] == "RoleBinding"}
+    assert bindings == {
+        name: [{"kind": "ServiceAccount", "name": contract.SERVICE_ACCOUNT, "namespace": "auscult"}] for name in roles
+    }
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
@@ -104,9 +114,10 @@ def test_the_deploy_stage_renders_the_same_seldon_deployment_field_by_field(over
 def test_every_workload_runs_read_only_and_the_predictor_has_no_token():
     objects = build("base")
     accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
-    assert accounts[contract.PREDICTOR_SERVICE_ACCOUNT]["automountServiceAccountToken"] is False
-    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
-    assert all(contract.PREDICTOR_SERVICE_ACCOUNT not in {s["name"] for s in b["subjects"]} for b in bindings)
+    bound = {s["name"] for o in objects if o["kind"] == "RoleBinding" for s in o["subjects"]}
+    for account in (contract.PREDICTOR_SERVICE_ACCOUNT, TRAINER_SERVICE_ACCOUNT):
+        assert accounts[account]["automountServiceAccountToken"] is False
+        assert account not in bound
     cronjob = next(o for o in objects if o["kind"] == "CronJob")
     for pod in (serving_pod(objects), cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]):
         for container in pod["containers"]:

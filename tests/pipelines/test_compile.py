@@ -16,7 +16,9 @@ from pipelines.compile import Images, compile_pipelines, load
 from pipelines.placement import PSEUDONYM_SECRET_KEYS, STORE_SECRET_KEYS, Placement
 
 STAGES = {"ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"}
+SHARD_TASKS = {"plan-shards", "measure", "prep-shard"}
 STORE_STAGES = {"ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"}
+SHARD_TASKS = {"plan-shards", "measure", "prep-shard"}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,8 @@ def executors(platform):
 
 def test_all_eight_stages_compile_into_one_pipeline_with_its_report_as_exit_task(compiled):
     spec, _ = compiled["auscult-training.yaml"]
-    assert {name.removeprefix("exec-") for name in spec["deploymentSpec"]["executors"]} == STAGES | {"run-report"}
+    executors_found = {name.removeprefix("exec-") for name in spec["deploymentSpec"]["executors"]}
+    assert executors_found == STAGES | SHARD_TASKS | {"run-report"}
     root_tasks = spec["root"]["dag"]["tasks"]
     assert set(root_tasks) == {"exit-handler-1", "run-report"}
     # The report runs whatever the tasks inside did: a failed run gets one too.
@@ -39,15 +42,55 @@ def test_all_eight_stages_compile_into_one_pipeline_with_its_report_as_exit_task
     assert root_tasks["run-report"]["dependentTasks"] == ["exit-handler-1"]
     assert "status" in root_tasks["run-report"]["inputs"]["parameters"]
     inner = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    assert set(inner) == STAGES - {"deploy"} | {"condition-2"}
+    assert set(inner) == STAGES - {"deploy"} | {"condition-4", "plan-shards", "for-loop-2", "for-loop-3"}
     assert inner["ingest"]["dependentTasks"] == ["monitor"]
+
+
+def test_curate_and_prep_fan_out_over_shards_with_a_parallelism_limit(compiled):
+    """One plan, two ParallelFor loops (curate's measuring, prep's windowing) each capped, each collected by a
+    merge task that sees the whole table; the split (in label) comes between them, before prep fans out."""
+    spec, _ = compiled["auscult-training.yaml"]
+    inner = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    for loop, task, merge, after in (
+        ("for-loop-2", "measure", "curate", "ingest"),
+        ("for-loop-3", "prep-shard", "prep", "label"),
+    ):
+        assert inner[loop]["iteratorPolicy"] == {"parallelismLimit": Placement().shard_parallelism}
+        assert inner[loop]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--plan-shards-Output"
+        assert set(inner[loop]["dependentTasks"]) == {"plan-shards", after}
+        assert set(spec["components"][f"comp-{loop}"]["dag"]["tasks"]) == {task}
+        collected = inner[merge]["inputs"]["artifacts"]
+        assert any(a["taskOutputArtifact"]["producerTask"] == loop for a in collected.values()), merge
+    assert "for-loop-2" in inner["curate"]["dependentTasks"] and "curate" in inner["label"]["dependentTasks"]
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["shards"]["defaultValue"] == 1 and parameters["shard_size"]["defaultValue"] == 0
+    assert inner["label"]["inputs"]["parameters"]["seed"]["componentInputParameter"] == "pipelinechannel--seed"
+
+
+def test_a_training_operator_moves_the_gpu_from_the_train_task_to_the_job(tmp_path):
+    """With --training-operator the train task only launches and watches: no GPU, no GPU node; it passes the
+    operator, the workers' service account and the store Secret to the job it renders."""
+    placement = Placement(training_operator="trainjob", shard_parallelism=3)
+    images = Images(training="registry.example/train:3")
+    spec, platform = load(compile_pipelines(tmp_path, images, placement)[0])
+    assert "accelerator" not in spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    assert "nodeSelector" not in executors(platform)["exec-train"]
+    inner = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    launch = inner["train"]["inputs"]["parameters"]["launch"]["runtimeValue"]["constant"]
+    assert launch["operator"] == "trainjob" and launch["service_account"] == "auscult-trainer"
+    assert launch["store_secret"] == contract.STORE_SECRET and launch["gpus_per_worker"] == 1
+    assert launch["node_selector"] == contract.GPU_NODE_SELECTOR
+    assert inner["for-loop-2"]["iteratorPolicy"] == {"parallelismLimit": 3}
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["training_image"]["defaultValue"] == "registry.example/train:3"
+    assert parameters["train_workers"]["defaultValue"] == 1
 
 
 def test_deploy_runs_only_when_blessed(compiled):
     spec, _ = compiled["auscult-training.yaml"]
-    condition = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]["condition-2"]["triggerPolicy"]["condition"]
+    condition = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]["condition-4"]["triggerPolicy"]["condition"]
     assert "validate-Output" in condition and "== true" in condition
-    assert set(spec["components"]["comp-condition-2"]["dag"]["tasks"]) == {"deploy"}
+    assert set(spec["components"]["comp-condition-4"]["dag"]["tasks"]) == {"deploy"}
 
 
 def test_training_runs_on_a_gpu_node(compiled):
@@ -68,7 +111,7 @@ def test_serving_is_placed_on_gpu_nodes_by_default(compiled):
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["serving_gpus"]["defaultValue"] == 1
     assert parameters["serving"]["defaultValue"] == "seldon-v1"
-    deploy_inputs = spec["components"]["comp-condition-2"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
+    deploy_inputs = spec["components"]["comp-condition-4"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
     assert deploy_inputs["node_selector"]["runtimeValue"]["constant"] == {"nvidia.com/gpu.present": "true"}
     assert deploy_inputs["tolerations"]["runtimeValue"]["constant"][0]["key"] == "nvidia.com/gpu"
 
@@ -100,7 +143,7 @@ def test_the_store_secret_reaches_the_rendered_serving_manifest(tmp_path):
         "team-store",
         placement.pseudonym_secret,
     }
-    inputs = spec["components"]["comp-condition-2"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
+    inputs = spec["components"]["comp-condition-4"]["dag"]["tasks"]["deploy"]["inputs"]["parameters"]
     names = ("store_secret", "pseudonym_secret", "feedback_secret", "service_account")
     constant = {name: inputs[name]["runtimeValue"]["constant"] for name in names}
     assert constant == {
@@ -155,12 +198,14 @@ def test_every_task_has_requests_and_limits_and_no_task_retries(compiled):
     tasks = {
         **spec["root"]["dag"]["tasks"],
         **spec["components"]["comp-exit-handler-1"]["dag"]["tasks"],
-        **spec["components"]["comp-condition-2"]["dag"]["tasks"],
+        **spec["components"]["comp-condition-4"]["dag"]["tasks"],
     }
     # A task that failed on its input fails the same way again: the store layer retries what is transient.
     assert not [name for name, task in tasks.items() if "retryPolicy" in task]
-    for uncached in ("monitor", "ingest", "validate", "deploy", "run-report"):
+    for uncached in ("monitor", "ingest", "prep", "validate", "deploy", "run-report"):
         assert tasks[uncached]["cachingOptions"] == {}, uncached
+    # A prep shard's windows are the run's working data, deleted at its end: a cached one would point at nothing.
+    assert spec["components"]["comp-for-loop-3"]["dag"]["tasks"]["prep-shard"]["cachingOptions"] == {}
     assert tasks["train"]["cachingOptions"] == {"enableCache": True}
 
 

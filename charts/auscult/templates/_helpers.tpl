@@ -76,6 +76,11 @@ readOnlyRootFilesystem: true
 {{- printf "%s-predictor" (include "auscult.serviceAccountName" .) -}}
 {{- end -}}
 
+{{/* The training job's workers' own service account: bound to no Role, no token mounted. */}}
+{{- define "auscult.trainerServiceAccountName" -}}
+{{- printf "%s-trainer" (include "auscult.serviceAccountName" .) -}}
+{{- end -}}
+
 {{/* Under a read-only root filesystem, the temporary folder is an emptyDir: mount and volume. */}}
 {{- define "auscult.scratchMount" -}}
 - name: scratch

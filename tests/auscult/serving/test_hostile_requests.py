@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from auscult import layout
-from auscult.serving import client, server
+from auscult.serving import client, server, telemetry
 from auscult.serving.runtime import request_signature
 from auscult.store import FileStore
 from tests.auscult.serving.conftest import body, call, promote, wait_for, waveform_request
@@ -191,8 +191,8 @@ def test_the_server_names_requests_and_keeps_the_clients_id_as_a_tag(served):
     tampered = {**answer, "meta": {"tags": {**answer["meta"]["tags"], "request_id": "f" * 32}}}
     with pytest.raises(client.ServingError, match="HTTP 403"):
         client.send_feedback(running.url, tampered, "positive")
-    assert wait_for(lambda: store.exists(layout.telemetry_feedback(request_id)))
-    assert not store.exists(layout.telemetry_feedback("f" * 32))
+    assert wait_for(lambda: telemetry.feedback_keys(store, request_id))
+    assert not telemetry.feedback_keys(store, "f" * 32)
     (key,) = [k for k in store.list(layout.TELEMETRY_RECORDS) if request_id in k]
     assert store.get_json(key)["tags"] == {"client_request_id": "../../x"}
 

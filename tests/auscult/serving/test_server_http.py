@@ -10,7 +10,7 @@ import pytest
 from auscult import audio, layout
 from auscult.model import export_onnx
 from auscult.registry import Registry
-from auscult.serving import client, server
+from auscult.serving import client, server, telemetry
 from auscult.store import FileStore
 from tests.auscult.serving.conftest import wait_for
 
@@ -55,8 +55,9 @@ def test_predicts_a_waveform_and_records_feedback(served):
     assert client.send_feedback(running.url, answer, "positive") == {"strData": "recorded"}
     request_id = answer["meta"]["tags"]["request_id"]
     # Spooled before the answer, uploaded in the background.
-    assert wait_for(lambda: store.exists(layout.telemetry_feedback(request_id)), timeout_s=30)
-    assert store.get_json(layout.telemetry_feedback(request_id))["truth"] == "positive"
+    assert wait_for(lambda: telemetry.feedback_keys(store, request_id), timeout_s=30)
+    (key,) = telemetry.feedback_keys(store, request_id)
+    assert store.get_json(key)["truth"] == "positive"
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -119,7 +120,8 @@ def test_entries_of_a_killed_process_are_adopted_and_uploaded(tmp_path):
         try:
             child = spool.Spool(tmp_path / "spool", 2**20)
             for i in range(3):
-                child.append([spool.Write(layout.telemetry_feedback(f"r{i}"), json.dumps({"i": i}).encode())])
+                key = layout.telemetry_feedback(f"r{i}", datetime.now(UTC))
+                child.append([spool.Write(key, json.dumps({"i": i}).encode())])
             os.kill(os.getpid(), signal.SIGKILL)
         finally:
             os._exit(1)
@@ -156,7 +158,8 @@ def test_read_names_what_is_not_a_record_and_keeps_the_rest(tmp_path):
     store.put(f"{TELEMETRY_RECORDS}2026/01/01/list.json", b"[1, 2]")
     store.put(f"{TELEMETRY_RECORDS}2026/01/01/deep.json", b"[" * 100_000)
     store.put_json(f"{TELEMETRY_RECORDS}2026/01/01/partial.json", {"request_id": "x", "tags": "no"})
-    store.put_json(layout.telemetry_feedback("bad"), {"request_id": 7, "truth": "positive"})
+    bad = layout.telemetry_feedback("bad", datetime(2026, 1, 1, tzinfo=UTC))
+    store.put_json(bad, {"request_id": 7, "truth": "positive"})
     recorded = telemetry.read(store)
     assert [r["request_id"] for r in recorded.records.values()] == ["good"]
     assert recorded.feedback == {"good": "positive"}

@@ -1,3 +1,4 @@
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +7,7 @@ from auscult import audio, layout
 from auscult.registry import Registry
 from auscult.serving.telemetry import TelemetryWriter
 from auscult.stages.monitor import MonitorConfig, monitor, record_decision, report_html
+from auscult.store import FileStore
 
 
 def production(store, rng, stats_version=audio.STATS_VERSION):
@@ -76,3 +78,51 @@ def test_statistics_of_another_definition_are_not_compared(store):
     assert [d["name"] for d in result.drift] == ["prediction"]
     assert result.retrain and any("input drift not judged" in r and "version 1" in r for r in result.reasons)
     assert "data:image/png;base64" in report_html(result)
+
+
+def put_records(store, version, rng, at, count, shift=0.0):
+    """Requests as serving files them, received at ``at``."""
+    for i in range(count):
+        stats = {name: float(rng.normal(shift, 1)) for name in audio.STAT_NAMES}
+        score = float(rng.uniform(0, 1))
+        record = {"request_id": f"old{i}", "model_version": version, "stats_version": audio.STATS_VERSION}
+        record |= {"stats": stats, "probabilities": [1 - score, score], "tags": {}, "audio_key": "none"}
+        store.put_json(layout.telemetry_record(f"old{i}", at), record)
+
+
+def test_monitoring_reads_only_the_telemetry_of_its_window(store, monkeypatch):
+    import auscult.stages.monitor as stage
+
+    rng = np.random.default_rng(5)
+    registry, version = production(store, rng)
+    send(store, version, rng, shift=0.0)
+    windowed = monitor(registry)
+    monkeypatch.setattr(stage, "window_start", lambda *_: None)
+    assert monitor(registry) == windowed, "the window holds every request the version answered"
+    monkeypatch.undo()
+    # Records filed long before the version was registered are not even listed.
+    put_records(store, version, rng, datetime(2020, 1, 1, tzinfo=UTC), 5)
+    listed = []
+    listing = FileStore.listing
+
+    def spied(self, *args):
+        found = listing(self, *args)
+        listed.extend(f.key for f in found)
+        return found
+
+    monkeypatch.setattr(FileStore, "listing", spied)
+    assert monitor(registry) == windowed
+    assert listed and not [key for key in listed if "/2020/" in key]
+
+
+def test_a_window_of_days_leaves_out_older_requests(store):
+    rng = np.random.default_rng(6)
+    registry, version = production(store, rng)
+    card_key = layout.model_version(registry.name, version, layout.MODEL_CARD_FILE)
+    month_ago = datetime.now(UTC) - timedelta(days=40)
+    store.put_json(card_key, {**registry.card(version), "registered_at": month_ago.isoformat()})
+    put_records(store, version, rng, datetime.now(UTC) - timedelta(days=35), 20, shift=3.0)
+    send(store, version, rng, shift=0.0)
+    assert monitor(registry).requests == 80
+    recent = monitor(registry, MonitorConfig(window_days=30))
+    assert recent.requests == 60 and not recent.retrain, recent.reasons

@@ -1,48 +1,89 @@
-from pathlib import Path
+import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from auscult import progress
-from auscult.errors import InputError
-from auscult.stages.prep import Prepared, PrepConfig, participants_by_class, prep, require_enough_participants
+from auscult.stages.prep import (
+    INDEX_FILE,
+    Prepared,
+    PreparedShard,
+    ShardedWindows,
+    drop_windows,
+    merge,
+    prep,
+    prep_shard,
+)
+from auscult.stages.split import split, usable
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_no_participant_is_on_two_sides_and_splits_are_stratified(labelled, seed, tmp_path):
-    result = prep(labelled, tmp_path, PrepConfig(seed=seed), progress=lambda _: None)
-    per_person = result.index.groupby("participant_id")["split"].nunique()
-    assert (per_person == 1).all()
-    for split in ("train", "validation", "test"):
-        labels = set(result.index.loc[result.index["split"] == split, "label"])
-        assert labels == {0, 1}, f"{split} lacks a class"
+@pytest.fixture(scope="module")
+def split_table(labelled):
+    return split(labelled)
 
 
 def test_only_usable_labelled_recordings_are_windowed(prepared, labelled):
-    usable = (labelled["status"] == "ok") & (labelled["label_status"] == "labelled")
-    assert prepared.table["split"].notna().sum() == usable.sum()
+    chosen = usable(labelled)
+    assert prepared.table["windows"].notna().sum() == chosen.sum()
+    assert prepared.table.loc[chosen, "split"].notna().all()
     assert prepared.windows.shape == (len(prepared.index), 32000)
     assert prepared.windows.dtype == np.float32
-    assert prepared.table.loc[usable, "input_rms_dbfs"].notna().all()
+    assert prepared.table.loc[chosen, "input_rms_dbfs"].notna().all()
 
 
-def test_windows_stream_to_a_loadable_npy_in_table_order(labelled, tmp_path):
-    one_thread = prep(labelled, tmp_path / "one", workers=1, progress=lambda _: None)
-    assert isinstance(one_thread.windows, np.memmap)
-    assert np.load(tmp_path / "one" / "windows.npy").shape == one_thread.windows.shape
-    threaded = prep(labelled, tmp_path / "four", workers=4, progress=lambda _: None)
-    assert np.array_equal(threaded.windows, one_thread.windows)
+def test_windows_stream_to_npy_files_in_table_order_whatever_the_threads(split_table, tmp_path):
+    one_thread = prep(split_table, tmp_path / "one", workers=1, progress=lambda _: None)
+    assert isinstance(one_thread.windows.part(0), np.memmap)
+    assert np.load(tmp_path / "one" / "windows-00000-of-00001.npy").shape == one_thread.windows.shape
+    threaded = prep(split_table, tmp_path / "four", workers=4, progress=lambda _: None)
+    assert np.array_equal(threaded.windows[:], one_thread.windows[:])
     assert threaded.index.equals(one_thread.index)
     back = Prepared.load(tmp_path / "four")
     assert back.table.equals(threaded.table)
     first = back.index.iloc[0]
     row = back.table.loc[back.table["recording_id"] == first["recording_id"]].iloc[0]
     assert row["windows"] >= 1 and row["split"] == first["split"]
+    order = back.table.reset_index().set_index("recording_id")["index"]
+    assert order.loc[back.index["recording_id"]].is_monotonic_increasing  # the index follows the table's rows
 
 
-def test_progress_is_reported(labelled, tmp_path):
+@pytest.mark.parametrize("count", [3, 8])
+def test_any_sharding_gives_the_same_tables_windows_and_audit(split_table, prepared, count, tmp_path):
+    """The acceptance's same-answer test for prep: the split is global (fixed before prep), and the merge puts the
+    shards back in the table's order."""
+    sharded = prep(split_table, tmp_path, count=count, progress=lambda _: None)
+    assert len(list(tmp_path.glob("windows-*.npy"))) == count
+    assert sharded.table.equals(prepared.table)
+    columns = ["recording_id", "participant_id", "split", "label", "window"]
+    assert sharded.index[columns].equals(prepared.index[columns])
+    assert sharded.index["shard"].nunique() > 1
+    np.testing.assert_array_equal(sharded.windows[:], prepared.windows[:])
+    for name in ("train", "validation", "test"):
+        np.testing.assert_array_equal(sharded.split(name)[0][:], prepared.split(name)[0][:])
+    pd.testing.assert_frame_equal(sharded.audit, prepared.audit)
+
+
+def test_a_shard_task_and_the_merge_are_what_prep_composes(split_table, prepared, tmp_path):
+    """As the pipeline runs it: each shard on its own (saved and loaded as its artifact), the merge on the parts in
+    any order, with the window files elsewhere (the run's working data)."""
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    parts = []
+    for shard in (2, 0, 1):
+        part = prep_shard(split_table, shard, 3, elsewhere / f"{shard}.npy", progress=lambda _: None)
+        part.save(tmp_path / f"part-{shard}")
+        parts.append(PreparedShard.load(tmp_path / f"part-{shard}"))
+    merged = merge(split_table, parts, tmp_path / "merged")
+    assert merged.table.equals(prepared.table)
+    np.testing.assert_array_equal(merged.windows[:], prepared.windows[:])
+    with pytest.raises(ValueError, match="every shard once"):
+        merge(split_table, parts[:2], tmp_path / "short")
+
+
+def test_progress_is_reported(split_table, tmp_path):
     lines = []
-    prep(labelled, tmp_path, progress=lines.append)
+    prep(split_table, tmp_path, progress=lines.append)
     last = progress.parse(lines[-1])
     assert last.stage == "prep" and last.unit == "recordings" and last.done == last.total > 0
 
@@ -51,67 +92,52 @@ def test_a_split_reads_only_the_rows_asked_for_and_indexes_like_an_array(prepare
     windows, index = prepared.split("validation")
     rows = np.flatnonzero(prepared.index["split"] == "validation")
     assert len(windows) == len(index) == len(rows) and windows.shape == (len(rows), 32000)
-    assert isinstance(prepared.windows, np.memmap)
+    assert isinstance(prepared.windows, ShardedWindows)
     np.testing.assert_array_equal(windows[0], prepared.windows[rows[0]])
     np.testing.assert_array_equal(windows[1:3], prepared.windows[rows[1:3]])
     np.testing.assert_array_equal(windows[np.array([0, 2])], prepared.windows[rows[[0, 2]]])
     assert not isinstance(windows[0:2], np.memmap)  # a copy of two rows, not a view of the file
 
 
-def test_nothing_usable_gives_an_empty_but_loadable_result(labelled, tmp_path):
-    result = prep(labelled.assign(label_status="review"), tmp_path, progress=lambda _: None)
+def test_prepared_data_pickles_without_its_open_files(prepared):
+    """What a local training worker process receives: the index, and files to open itself."""
+    prepared.windows[0]
+    copy = pickle.loads(pickle.dumps(prepared))
+    assert copy.windows._open == {}
+    np.testing.assert_array_equal(copy.windows[[3, 1]], prepared.windows[[3, 1]])
+
+
+def test_window_files_in_an_object_store_are_fetched_once_when_read(split_table, any_store, tmp_path):
+    local = prep(split_table, tmp_path / "local", count=2, progress=lambda _: None)
+    where = [any_store.put_file(f"work/r/{path.name}", path) for path in sorted((tmp_path / "local").glob("*.npy"))]
+    (tmp_path / "local" / "shards.json").write_text(f'{{"samples": 32000, "windows": {where!r}}}'.replace("'", '"'))
+    remote = Prepared.load(tmp_path / "local")
+    np.testing.assert_array_equal(remote.windows[:], local.windows[:])
+
+
+def test_nothing_usable_gives_an_empty_but_loadable_result(split_table, tmp_path):
+    result = prep(split_table.assign(label_status="review"), tmp_path, progress=lambda _: None)
     assert result.windows.shape == (0, 32000) and len(result.index) == 0
-    assert result.table["split"].isna().all()
+    assert result.table["windows"].isna().all()
     assert Prepared.load(tmp_path).windows.shape == (0, 32000)
 
 
-def test_the_split_follows_the_data_and_the_seed_not_the_pseudonym_key(cohort, tmp_path):
-    """Two workspaces with different keys split the same recordings the same way."""
-    from auscult.stages.curate import curate
-    from auscult.stages.ingest import ingest
-    from auscult.stages.label import label
-    from auscult.store import FileStore
-
-    splits = []
-    for key in (b"one key", b"another key"):
-        store = FileStore(tmp_path / key.decode())
-        frame, _ = ingest([str(cohort)], store, key, progress=lambda _: None)
-        labelled = label(curate(frame, store, progress=lambda _: None)[0])
-        result = prep(labelled, tmp_path / f"prep-{key.decode()}", progress=lambda _: None)
-        splits.append(result.table.set_index("recording_id")["split"].sort_index())
-    assert splits[0].equals(splits[1])
-    assert set(splits[0].dropna()) == {"train", "validation", "test"}
-
-
-def test_too_few_participants_of_a_class_is_refused_with_the_counts(labelled):
-    counts = participants_by_class(labelled)
-    assert min(counts.values()) > 3
-    assert require_enough_participants(labelled, PrepConfig(min_participants_per_class=1)) == counts
-    with pytest.raises(
-        InputError, match=r"negative: \d+ participants, positive: \d+ participants; training needs at least 67 of each"
-    ):
-        require_enough_participants(labelled, PrepConfig())
-    one_class = labelled.assign(label=labelled["label"].where(labelled["label"] != "positive"))
-    with pytest.raises(InputError, match="positive: 0 participants"):
-        require_enough_participants(one_class, PrepConfig(min_participants_per_class=1))
-
-
-def test_the_split_stays_put_as_the_cohort_grows(labelled):
-    """Participants are ordered once by a content hash: new ones slot in, and nobody a model trained on moves
-    into a later run's test split, where a comparison with that model would be scored on its own training data."""
-    from auscult.stages.prep import split_participants
-
-    usable = labelled[(labelled["status"] == "ok") & (labelled["label_status"] == "labelled")]
-    people = sorted(usable["participant_id"].unique())
-    before = usable[usable["participant_id"].isin(people[: int(len(people) * 0.75)])]
-    first, second = split_participants(before, PrepConfig()), split_participants(usable, PrepConfig())
-    trained_on = {p for p, split in first.items() if split == "train"}
-    assert trained_on and not [p for p in trained_on if second[p] == "test"]
+def test_dropping_windows_rewrites_the_files_and_renumbers_the_index(split_table, tmp_path):
+    before = prep(split_table, tmp_path, count=3, progress=lambda _: None)
+    gone = before.index["participant_id"] == before.index["participant_id"].iloc[0]
+    kept_windows = before.windows[np.flatnonzero(~gone.to_numpy())]
+    drop_windows(tmp_path, ~gone.to_numpy())
+    after = Prepared.load(tmp_path)
+    assert len(after.index) == len(before.index) - gone.sum()
+    assert not after.index["participant_id"].isin(before.index.loc[gone, "participant_id"]).any()
+    np.testing.assert_array_equal(after.windows[:], kept_windows)
+    sizes = sum(np.load(path, mmap_mode="r").shape[0] for path in tmp_path.glob("windows-*.npy"))
+    assert sizes == len(after.index) and (tmp_path / INDEX_FILE).is_file()
 
 
 def test_prep_audits_the_training_participants_and_keeps_the_audit(prepared):
     from auscult import audit
-    from auscult.stages.prep import Prepared, audit_markdown
+    from auscult.stages.prep import audit_markdown
 
     found = prepared.audit
     assert set(found["property"]) == {*audit.CATEGORICAL, *audit.CONTINUOUS}
@@ -120,4 +146,3 @@ def test_prep_audits_the_training_participants_and_keeps_the_audit(prepared):
     text = audit_markdown(prepared)
     assert "| property | strata | AUROC alone (training participants) |" in text
     assert "| by | value | recordings | quarantined |" in text
-    assert Prepared.load(Path(prepared.windows.filename).parent).audit.equals(found)

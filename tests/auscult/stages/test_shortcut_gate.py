@@ -19,6 +19,7 @@ from auscult.stages.curate import curate
 from auscult.stages.ingest import ingest
 from auscult.stages.label import label
 from auscult.stages.prep import prep
+from auscult.stages.split import split
 from auscult.stages.train import TrainConfig, train
 from auscult.stages.validate import ValidateConfig, validate
 from auscult.store import FileStore
@@ -32,7 +33,7 @@ def judged(source: Path, folder: Path, epochs: int, seed: int = 0):
     store, quiet = FileStore(folder / "store"), lambda _: None
     frame, _ = ingest([str(source)], store, b"key", progress=quiet)
     curated, _ = curate(frame, store, progress=quiet)
-    prepared = prep(label(curated), folder / "prep", progress=quiet)
+    prepared = prep(split(label(curated)), folder / "prep", progress=quiet)
     trained = train(prepared, TrainConfig(epochs=epochs, seed=seed), progress=quiet)
     return validate(trained, prepared, folder / "validate", None, ValidateConfig(bootstrap=500))
 

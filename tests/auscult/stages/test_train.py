@@ -87,3 +87,44 @@ def test_the_guard_travels_with_the_checkpoint(trained, tmp_path):
     guarded = TrainResult(trained.model, trained.history, trained.best_epoch, ChannelGuard(("device",), 3_400.0))
     guarded.save(tmp_path)
     assert TrainResult.load(tmp_path).guard == guarded.guard
+
+
+def _test_auroc(result, prepared) -> float:
+    from auscult import metrics
+    from auscult.stages.train import per_recording
+
+    windows, index = prepared.split("test")
+    scores = per_recording(index, predict(result.model, windows))
+    return metrics.roc_auc(scores["label"].to_numpy(), scores["score"].to_numpy())
+
+
+# How far a data-parallel run's test AUROC may fall from one worker's under the same seed: the workers see the same
+# batches but draw their augmentation from their own streams, so the weights differ; the model must not.
+DATA_PARALLEL_TOLERANCE = 0.05
+
+
+def test_two_data_parallel_workers_reach_one_workers_auroc(trained, prepared):
+    two = train(prepared, TrainConfig(epochs=4), progress=lambda _: None, workers=2)
+    assert len(two.history) == 4 and two.history[-1]["loss"] < two.history[0]["loss"]
+    one_auroc, two_auroc = _test_auroc(trained, prepared), _test_auroc(two, prepared)
+    assert one_auroc > 0.8, "the reference must have learnt something for the comparison to mean anything"
+    assert two_auroc >= one_auroc - DATA_PARALLEL_TOLERANCE, (one_auroc, two_auroc)
+
+
+def test_a_model_does_not_depend_on_how_prep_was_sharded(labelled, prepared, tmp_path):
+    """Same seed, prep in 1 or 3 shards: the same windows in the same order, so the very same weights (and so the
+    same test AUROC, the acceptance's tolerance being zero here)."""
+    from auscult.stages.prep import prep
+    from auscult.stages.split import split
+
+    sharded = prep(split(labelled), tmp_path, count=3, progress=lambda _: None)
+    first = train(prepared, TrainConfig(epochs=1, seed=3), progress=lambda _: None)
+    second = train(sharded, TrainConfig(epochs=1, seed=3), progress=lambda _: None)
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert _test_auroc(first, prepared) == _test_auroc(second, sharded)
+
+
+def test_workers_must_be_at_least_one(prepared):
+    with pytest.raises(InputError, match="at least 1"):
+        train(prepared, TrainConfig(epochs=1), progress=lambda _: None, workers=0)

@@ -1,0 +1,120 @@
+"""Training on the cluster's training operator: what the train task sends, and what each worker runs.
+
+The train task puts the prepared index (small: the table, the window index, the audit) into the run's working
+data, launches a job of ``workers`` processes (a Kubeflow Trainer ``TrainJob`` or a training-operator
+``PyTorchJob``, :mod:`auscult.training_job`), waits for it, and takes the model the first worker wrote back. Each
+worker runs ``python -m auscult.stages.train_worker``: it joins the others (``RANK``, ``WORLD_SIZE``,
+``MASTER_ADDR`` and ``MASTER_PORT`` come from the operator, or from torchrun), fetches the index and only the
+window shards it reads, and trains its share of every batch (:func:`auscult.stages.train.fit`), on its GPU with
+NCCL where it has one, on CPU with gloo where not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from auscult import layout, working
+from auscult.progress import emit
+from auscult.stages.prep import AUDIT_FILE, INDEX_FILE, SHARDS_FILE, TABLE_FILE, Prepared
+from auscult.stages.train import TrainConfig, TrainResult, fit
+from auscult.store import ObjectStore, open_store
+
+PREPARED_FILES = (TABLE_FILE, INDEX_FILE, AUDIT_FILE, SHARDS_FILE)
+MODULE = "auscult.stages.train_worker"
+
+
+def send_inputs(store: ObjectStore, run_id: str, prepared_folder: str | Path) -> None:
+    """The prepared index into the run's working data, where the workers read it. Window files that are not in
+    the store yet (prepared on this machine) go there too, so that every worker can fetch them."""
+    folder = Path(prepared_folder)
+    where = json.loads((folder / SHARDS_FILE).read_text())
+    count = len(where["windows"])
+    for shard, entry in enumerate(where["windows"]):
+        if "://" not in entry:
+            key = layout.run_windows(run_id, shard, count)
+            where["windows"][shard] = working.publish(store, run_id, key, folder / entry)
+    for name in PREPARED_FILES:
+        key = layout.training_input(run_id) + name
+        if name == SHARDS_FILE:
+            working.begin(store, run_id)
+            store.put(key, json.dumps(where).encode())
+        else:
+            working.publish(store, run_id, key, folder / name)
+
+
+def worker_arguments(store_uri: str, run_id: str, config: TrainConfig) -> list[str]:
+    """The command line after ``python -m auscult.stages.train_worker``."""
+    guard = "--guard-channel" if config.guard_channel else "--no-guard-channel"
+    return ["--store", store_uri, "--run-id", run_id, "--epochs", str(config.epochs), "--seed", str(config.seed), guard]
+
+
+def take_result(store: ObjectStore, run_id: str, folder: str | Path) -> TrainResult:
+    """The model the first worker wrote, copied into ``folder`` (the train task's output)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = layout.training_output(run_id)
+    found = store.list(prefix)
+    if not found:
+        raise RuntimeError(f"the training job ended without writing a model to {store.uri(prefix)}")
+    for key in found:
+        (folder / key[len(prefix) :]).write_bytes(store.get(key))
+    return TrainResult.load(folder)
+
+
+def work(
+    store: ObjectStore, run_id: str, config: TrainConfig, progress: Callable[[str], None] = emit
+) -> TrainResult | None:
+    """One worker's part: join the group (when there are several), train, and, as the first worker, write the
+    result to the run's working data."""
+    import torch
+    import torch.distributed as dist
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1:
+        dist.init_process_group("nccl" if cuda else "gloo", init_method="env://", rank=rank, world_size=world)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            inputs = Path(scratch) / "prepared"
+            inputs.mkdir()
+            for name in PREPARED_FILES:
+                (inputs / name).write_bytes(store.get(layout.training_input(run_id) + name))
+            result = fit(Prepared.load(inputs), config, progress, rank=rank, world=world, device=device)
+            if result is not None:
+                out = Path(scratch) / "model"
+                result.save(out)
+                for path in sorted(out.iterdir()):
+                    working.publish(store, run_id, layout.training_output(run_id) + path.name, path)
+            return result
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}",
+        description="One worker of a distributed training job (started by the train task through the cluster's "
+        "training operator; RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT come from the operator or torchrun).",
+    )
+    parser.add_argument("--store", required=True, help="the object store of the run (s3://bucket or file://...)")
+    parser.add_argument("--run-id", required=True, help="the pipeline run whose working data holds the inputs")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--guard-channel", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args(argv)
+    config = TrainConfig(epochs=args.epochs, seed=args.seed, guard_channel=args.guard_channel)
+    work(open_store(args.store), args.run_id, config)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
