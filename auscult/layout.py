@@ -21,7 +21,7 @@ lineage/recordings/<id[:2]>/<id>.json               where a recording came from:
 governance/plans/<name>/<seq>.yaml                  change-control plans, each change a new version
 governance/tombstones/<keyed hash>.json             erased recordings and participants, naming no one
 uploads/<any path>/<name>.<format> + <name>.json    the landing prefix: an app's recording and its sidecar
-ingest/index/<sha of source>.parquet                what ingest learnt from a source's files (keyed names)
+ingest/index/<keyed hash of source>.parquet         what ingest learnt from a source's files (keyed names)
 reports/runs/<run>/<stage>-figures.json            a run's plots, by stage (aggregates: they name no one)
 reports/runs/<run>/report.html                      a run's report, whatever its end (the pipeline's last task)
 work/<run>/started.json                             a run's working data: when it began (auscult.working)
@@ -169,9 +169,9 @@ def telemetry_day(key: str) -> date | None:
     return None
 
 
-def ingest_index(source_digest: str) -> str:
-    """One source's ingest index (:mod:`auscult.stages.ingest`), named by a hash of the source."""
-    return f"{INGEST_INDEX}{source_digest}.parquet"
+def ingest_index(source_hash: str) -> str:
+    """One source's ingest index (:mod:`auscult.stages.ingest`), named by a keyed hash of the source."""
+    return f"{INGEST_INDEX}{source_hash}.parquet"
 
 
 def monitor_decision(decided_at: datetime) -> str:

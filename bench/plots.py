@@ -26,7 +26,8 @@ def growth(figures: dict, path: Path) -> None:
     ax.set(xscale="log", yscale="log", xlabel="recordings", ylabel="wall time (s)")
     ax.set_xticks(sizes, labels=[f"{size:,.0f}" for size in sizes])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_title(f"Training pipeline stages ({figures['epochs']} epochs)")
+    epochs = figures["epochs"] if isinstance(figures["epochs"], list) else [figures["epochs"]]
+    ax.set_title(f"Training pipeline stages ({'-'.join(str(e) for e in sorted(set(epochs)))} epochs)")
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -43,13 +43,19 @@ def run(quick: bool, only: tuple[str, ...] = BENCHMARKS, log=print) -> dict:
         "serving": lambda: (
             serving.run(requests=8, limit_s=10, rounds=1) if quick else serving.run(requests=400, limit_s=30, rounds=2)
         ),
-        "growth": lambda: growth.run(sizes=(80,) if quick else (200, 800, 3200), epochs=1 if quick else 5),
+        "growth": lambda: (
+            growth.run(sizes=(48,), epochs=1, largest_epochs=1, shards=2, sharded_sizes=(48,))
+            if quick
+            else growth.run()
+        ),
         "gpu": lambda: gpu.run(quick),
     }
     for name in only:
         started = time.perf_counter()
         log(f"bench: {name} ...")
         results[name] = plan[name]()
+        if name == "growth":
+            results[name]["cost_model"] = growth.cost_model(results[name])
         results[name]["bench_seconds"] = time.perf_counter() - started
         log(f"bench: {name} done in {results[name]['bench_seconds']:.0f} s")
     return results
@@ -150,9 +156,11 @@ def _gpu_lines(g: dict) -> list[str]:
 
 
 def _growth_lines(g: dict) -> list[str]:
+    epochs = ", ".join(f"{e} at {n}" for e, n in zip(g["epochs"], g["sizes"], strict=True))
     lines = [
         "",
-        f"Cost growth (training pipeline, {g['epochs']} epochs): wall seconds / peak MiB per stage",
+        f"Cost growth (training pipeline, one shard; epochs: {epochs}): wall seconds / peak MiB per stage "
+        "(train: per epoch in the exponent)",
         "",
         "| stage | "
         + " | ".join(f"{n} recordings" for n in g["sizes"])
@@ -165,10 +173,50 @@ def _growth_lines(g: dict) -> list[str]:
             for t, p in zip(entry["wall_s"], entry["peak_rss_mib"], strict=True)
         ]
         exponents = (entry.get("growth_exponent"), entry.get("growth_exponent_largest"))
-        growth = " / ".join(f"{e:.2f}" for e in exponents) if None not in exponents else "-"
-        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {growth} |")
+        growth_cell = " / ".join(f"{e:.2f}" for e in exponents) if None not in exponents else "-"
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {growth_cell} |")
     if g.get("fastest_growing_stage"):
         lines += ["", f"Fastest-growing stage: **{g['fastest_growing_stage']}** (exponent 1 = linear)."]
+    sharded = g.get("sharded", {})
+    if sharded.get("stages"):
+        lines += [
+            "",
+            f"With {sharded['shards']} shards (each a task; locally one after another): each shard's wall seconds, "
+            "the merge's, and the total, against one shard above",
+            "",
+            "| stage | recordings | shards (s) | merge (s) | total (s) | one shard (s) | shard peak MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for stage, entry in sharded["stages"].items():
+            for i, size in enumerate(sharded["sizes"]):
+                one = g["stages"][stage]["wall_s"][g["sizes"].index(size)]
+                parts = " + ".join(f"{t:.1f}" for t in entry["shard_wall_s"][i])
+                lines.append(
+                    f"| {stage} | {size} | {parts} | {entry['merge_wall_s'][i]:.2f} | {entry['total_wall_s'][i]:.1f} "
+                    f"| {one if one is not None else '-'} | {entry['shard_peak_rss_mib'][i]:.0f} |"
+                )
+    if g.get("cost_model"):
+        lines += _cost_lines(g["cost_model"])
+    return lines
+
+
+def _cost_lines(model: dict) -> list[str]:
+    a = model["assumptions"]
+    lines = [
+        "",
+        f"Cost model of one run (linear from the figures above; {a['parallelism']} shard tasks of {a['task_cores']} "
+        f"cores at once, shards of {a['shard_size']} recordings, {a['epochs']} epochs on {a['training_workers']} "
+        f"data-parallel {a['task_cores']}-core CPU workers): core-hours / wall hours",
+        "",
+        "| recordings | pods | ingest | curate | label | prep | train | validate | bound by |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in model["runs"]:
+        cells = [
+            f"{run['core_hours'][s]:.1f} / {run['wall_hours'][s]:.2f}"
+            for s in ("ingest", "curate", "label", "prep", "train", "validate")
+        ]
+        lines.append(f"| {run['recordings']:,} | {run['pods']:,} | " + " | ".join(cells) + f" | {run['bound_by']} |")
     return lines
 
 

@@ -62,6 +62,11 @@ class RunResult:
     def artifact(self, task: str, name: str) -> str | None:
         return self.tasks[task].artifacts.get(name) if task in self.tasks else None
 
+    def shard_tasks(self, task: str) -> list[TaskResult]:
+        """Every iteration of a task inside a ParallelFor (a curate or a prep shard), in iteration order."""
+        found = self.folder.glob(f"for-loop-*-iteration-*/{task}/{EXECUTOR_OUTPUT}")
+        return [read_task(path.parent) for path in sorted(found, key=lambda p: int(p.parts[-3].rsplit("-", 1)[1]))]
+
 
 EXECUTOR_OUTPUT = "executor_output.json"  # what KFP's executor leaves in each task's folder
 

@@ -234,15 +234,17 @@ class _Index:
 
     A file's path is kept only as a keyed hash (HMAC with the pseudonymisation key: a path may name a participant,
     as Coswara's folders do); a telemetry key names a day and a request id, and is kept as it is. Participants are
-    kept only as pseudonyms. An entry whose recording is erased is not kept, and erasure removes the rows that name
-    an erased recording or participant (it edits every table in the store), so the index never brings one back; an
-    entry of a file that is gone is dropped when the next run writes the index."""
+    kept only as pseudonyms. The index is named by a keyed hash of the source, so that a run under another key
+    starts afresh. An entry whose recording is erased is not kept (an erased file is read again on each run, and
+    found erased again), and erasure removes the rows that name an erased recording or participant (it edits every
+    table in the store), so the index never brings one back; the entry of a file that is gone is dropped when the
+    next run writes the index."""
 
     def __init__(self, store: ObjectStore, source: Source, key: bytes, full: bool = False):
         self.store, self.key = store, key
         self.clear_names = source.kind == TELEMETRY
-        digest = hashlib.sha256(f"{source.kind}\n{source.location}".encode()).hexdigest()
-        self.object = layout.ingest_index(digest)
+        # Keyed too: what a run under another key learnt (its pseudonyms, its keyed names) is not this run's.
+        self.object = layout.ingest_index(self.name(f"source:{source.kind}\n{source.location}", keyed=True))
         self.earlier: dict[str, dict] = {} if full else self._load()
         self.now: dict[str, dict] = {}
 
@@ -256,8 +258,8 @@ class _Index:
         frame = frame.astype(object).where(frame.notna(), None)
         return {row["name"]: row for row in frame[list(INDEX_COLUMNS)].to_dict("records")}
 
-    def name(self, path: str) -> str:
-        if self.clear_names:
+    def name(self, path: str, keyed: bool = False) -> str:
+        if self.clear_names and not keyed:
             return path
         return hmac.new(self.key, f"ingest-index:{path}".encode(), hashlib.sha256).hexdigest()
 

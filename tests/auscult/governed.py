@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auscult import layout, working
 from auscult import table as recording_table
 from auscult.lineage import Lineage, RunRef
 from auscult.pseudonym import telemetry_participant
@@ -16,7 +17,7 @@ from auscult.stages.curate import curate, quarantine_decisions
 from auscult.stages.deploy import deploy, model_card
 from auscult.stages.ingest import ingest
 from auscult.stages.label import label, review_queue
-from auscult.stages.prep import prep
+from auscult.stages.prep import prep, window_file_name
 from auscult.stages.split import split, split_members
 from auscult.stages.validate import Verdict
 from tests.conftest import KEY
@@ -39,7 +40,10 @@ def run_pipeline_by_hand(cohort: Path, store, root: Path) -> tuple[str, pd.DataF
     (root / "label").mkdir()
     recording_table.write(labelled, root / "label" / "labelled", "split")
     recording_table.write_csv(review_queue(labelled), root / "label" / "review_queue")
-    prepared = prep(labelled, root / "prep" / "prepared", progress=lambda _: None)
+    prepared = prep(labelled, root / "prep" / "prepared", progress=lambda _: None, count=2)
+    # As the pipeline's prep shards do: a shard's windows in the run's working data.
+    first = root / "prep" / "prepared" / window_file_name(0, 2)
+    working.publish(store, RUN.run_id, layout.run_windows(RUN.run_id, 0, 2), first)
     lineage.record_members(RUN, "prep", split_members(prepared.table))
     seen = sorted(prepared.table.loc[prepared.table["split"].isin(["train", "validation"]), "recording_id"])
     verdict = Verdict(True, ["pass: test"], {"auroc": 0.9}, {"recordings": seen, "input": {}, "prediction": []})

@@ -31,11 +31,16 @@ def text_of(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
+def window_rows(folder) -> int:
+    return sum(np.load(path, mmap_mode="r").shape[0] for path in folder.glob("windows-*.npy"))
+
+
 @pytest.mark.parametrize("who", ["dataset", "telemetry"])
 def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, governed, cohort, any_store, tmp_path):
     root = tmp_path / "pipeline-root"
     version, prepared = copy_of(governed, any_store, root)
-    windows_before = np.load(root / "prep" / "prepared" / "windows.npy").shape[0]
+    windows_before = window_rows(root / "prep" / "prepared")
+    assert any_store.list(layout.run_work(RUN.run_id))
     labelled_before = recording_table.read(root / "label" / "labelled", "label")
     trained = prepared[prepared["split"] == "train"]
     if who == "dataset":
@@ -66,7 +71,7 @@ def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, go
         said = str(path) + ("" if path.suffix == ".npy" else text_of(path.read_bytes()))
         assert not any(needle in said for needle in needles), f"{path} still names the participant"
     index = pd.read_parquet(root / "prep" / "prepared" / "windows.parquet")
-    assert np.load(root / "prep" / "prepared" / "windows.npy").shape[0] == len(index)
+    assert window_rows(root / "prep" / "prepared") == len(index)
     # Everyone else is still there, and every table still reads as its stage wrote it.
     assert not report.removed_files
     kept = recording_table.read(root / "label" / "labelled", "label")
@@ -77,6 +82,7 @@ def test_nothing_of_an_erased_participant_is_left_and_nothing_comes_back(who, go
     if who == "dataset":
         assert len(index) < windows_before, "the participant's windows are gone from the window file"
         assert report.flagged_versions == [version] and report.runs == [RUN.name]
+        assert not any_store.list(layout.run_work(RUN.run_id)), "the run's working data (its windows) is gone"
         assert Registry(any_store).erasures(version)[0]["erasure"] == report.erasure_id
         assert any("trained on data erased" in reason for reason in monitor(Registry(any_store)).reasons)
         # Ingesting the same folder again brings none of it back.

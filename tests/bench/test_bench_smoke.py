@@ -24,10 +24,15 @@ def test_quick_benchmarks_write_every_figure(tmp_path):
     assert 0 < results["frontend"]["logmel_percent_of_peak"] <= 100
     assert all(results["serving"][f"c{c}"]["failures"] == 0 for c in (1, 8, 32))
     assert results["growth"]["stages"]["train"]["peak_rss_mib"][0] > 0
+    sharded = results["growth"]["sharded"]["stages"]
+    assert len(sharded["prep"]["shard_wall_s"][0]) == 2 and sharded["curate"]["total_wall_s"][0] > 0
+    (small, large) = results["growth"]["cost_model"]["runs"]
+    assert small["recordings"] == 1_000_000 and large["core_hours"]["train"] > small["core_hours"]["train"] > 0
     assert results["gpu"]["train_windows_per_s"] > 0 and results["gpu"]["front_end_clips_per_s"] > 0
     assert (tmp_path / "serving.png").read_bytes().startswith(b"\x89PNG")
     table = (tmp_path / "results.md").read_text()
     assert "librosa" in table and "ONNX Runtime" in table and "| train |" in table
+    assert "With 2 shards" in table and "Cost model of one run" in table
 
 
 def test_gpu_benchmark_says_why_it_is_skipped_without_cuda(monkeypatch):
@@ -47,6 +52,6 @@ def test_growth_figure_is_drawn_from_several_sizes(tmp_path):
         "prep": {"wall_s": [0.4, 1.5, 6.0], "peak_rss_mib": [150, 150, 160]},
         "deploy": {"wall_s": [0.01, 0.01, 0.01], "peak_rss_mib": [50, 50, 50]},
     }
-    written = plots.write({"growth": {"sizes": [200, 800, 3200], "epochs": 5, "stages": stages}}, tmp_path)
+    written = plots.write({"growth": {"sizes": [200, 800, 3200], "epochs": [5, 5, 2], "stages": stages}}, tmp_path)
     assert written == [tmp_path / "growth.png"]
     assert written[0].read_bytes().startswith(b"\x89PNG")

@@ -283,3 +283,14 @@ def test_telemetry_written_by_the_server_reads_back_incrementally(store, tmp_pat
         writer.record("req-2", "v1", wave * 2, [0.6, 0.4], audio.input_stats(wave), {})
     second, report = ingest(["telemetry"], store, KEY, **QUIET)
     assert report.files_read == 1 and sorted(second["raw_label"].fillna("none")) == ["none", "positive"]
+
+
+def test_a_run_under_another_key_learns_nothing_from_the_index(store):
+    """An untagged request's participant is pseudonymised with the run's key: another key reads afresh."""
+    put_request(store, "untagged", datetime(2026, 3, 1, tzinfo=UTC), tone(0.3))
+    first, _ = ingest(["telemetry"], store, KEY, **QUIET)
+    other, report = ingest(["telemetry"], store, b"another-key", **QUIET)
+    assert report.files_read == 1 and report.files_known == 0
+    assert list(other["participant_id"]) == [pseudonymise("telemetry:untagged", b"another-key")]
+    assert list(first["participant_id"]) == [pseudonymise("telemetry:untagged", KEY)]
+    assert len(store.list(layout.INGEST_INDEX)) == 2
