@@ -35,6 +35,10 @@ COUNT_KEYS = (
 )
 
 
+# How a person reads the shard tasks' lines: which stage's shard it is.
+SHARD_TASK_NAMES = {"measure": "curate shard", "prep-shard": "prep shard"}
+
+
 @dataclass
 class TaskResult:
     name: str
@@ -95,11 +99,18 @@ def _run(workspace: Workspace, console: Console, pipeline, name: str, **argument
         new = set(workspace.pipeline_root.glob(f"{name}-*")) - before
         return new.pop() if len(new) == 1 else None
 
+    shards_done: dict[str, int] = {}
+
     def finished(task: str, seconds: float) -> str:
         folder = this_run()
-        if folder is None or not (folder / task / EXECUTOR_OUTPUT).is_file():
-            return TaskResult(task).line(seconds)
-        return read_task(folder / task).line(seconds)
+        if folder is not None and (folder / task / EXECUTOR_OUTPUT).is_file():
+            return read_task(folder / task).line(seconds)
+        # A shard task of a ParallelFor: the local runner runs its iterations in order, each in a folder of its own.
+        iteration = shards_done[task] = shards_done.get(task, -1) + 1
+        found = list(folder.glob(f"for-loop-*-iteration-{iteration}/{task}/{EXECUTOR_OUTPUT}")) if folder else []
+        result = read_task(found[0].parent) if found else TaskResult(task)
+        result.name = SHARD_TASK_NAMES.get(task, task) + f" {iteration + 1}"
+        return result.line(seconds)
 
     started = time.perf_counter()
     with console.capturing(finished) as watcher:

@@ -301,8 +301,7 @@ def fit(
                 Note(
                     "train",
                     f"epoch {epoch}/{config.epochs} loss {total / len(mine):.4f}, "
-                    f"validation AUROC {auroc:.3f} ({seconds:.1f} s)"
-                    + (f", {world} workers" if world > 1 else ""),
+                    f"validation AUROC {auroc:.3f} ({seconds:.1f} s)" + (f", {world} workers" if world > 1 else ""),
                 )
             )
         )

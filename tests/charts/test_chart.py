@@ -77,6 +77,25 @@ def test_training_can_be_left_out():
     assert TRAINER_SERVICE_ACCOUNT not in {o["metadata"]["name"] for o in rendered if o["kind"] == "ServiceAccount"}
 
 
+def test_a_training_operator_value_compiles_the_pipeline_to_launch_jobs():
+    """The upload hook compiles with the operator, so the train task launches its workers under the trainer account;
+    without one, it trains in its own pod (the flags are absent)."""
+
+    def upload_command(values: dict | None = None) -> list[str]:
+        (job,) = [o for o in objects(values) if o["kind"] == "Job"]
+        return job["spec"]["template"]["spec"]["containers"][0]["command"]
+
+    assert "--training-operator" not in upload_command()
+    command = upload_command({"training": {"operator": "pytorchjob", "gpusPerWorker": 0}})
+    flags = dict(zip(command[::1], command[1:], strict=False))
+    assert flags["--training-operator"] == "pytorchjob" and flags["--training-gpus-per-worker"] == "0"
+    assert flags["--training-service-account"] == TRAINER_SERVICE_ACCOUNT
+    from pipelines.cli import parser
+
+    args = parser().parse_args(command[1:])
+    assert args.training_operator == "pytorchjob" and args.training_gpus_per_worker == 0
+
+
 def test_v1_serving_requests_gpus_on_gpu_nodes_with_secret_credentials():
     pod = by_kind()["SeldonDeployment"]["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
     container = pod["containers"][0]

@@ -8,10 +8,19 @@ from auscult.serving import contract
 RUN = {"store_uri", "run_id", "run_name"}  # every training task writes its lineage event to the store
 EXPECTED = {
     "ingest": ({"sources"} | RUN, {"table", "metrics"}),
-    "curate": ({"table"} | RUN, {"curated", "profile", "metrics"}),
-    "label": ({"table", "class_map", "min_participants_per_class"} | RUN, {"labelled", "review_queue", "metrics"}),
-    "prep": ({"table", "seed"} | RUN, {"prepared", "metrics", "audit"}),
-    "train": ({"prepared", "epochs", "seed", "guard_channel"} | RUN, {"model", "metrics"}),
+    "plan_shards": ({"table", "shards", "shard_size"}, {"Output"}),
+    "measure": ({"table", "shard", "count"}, {"measured", "metrics"}),
+    "curate": ({"table", "measured"} | RUN, {"curated", "profile", "metrics"}),
+    "label": (
+        {"table", "class_map", "min_participants_per_class", "seed"} | RUN,
+        {"labelled", "review_queue", "metrics"},
+    ),
+    "prep_shard": ({"table", "shard", "count"} | RUN, {"part", "metrics"}),
+    "prep": ({"table", "parts", "seed"} | RUN, {"prepared", "metrics", "audit"}),
+    "train": (
+        {"prepared", "epochs", "seed", "guard_channel", "workers", "launch", "training_image"} | RUN,
+        {"model", "metrics"},
+    ),
     "validate": (
         {"model", "prepared", "min_auroc", "min_participants_per_class", "min_margin_over_metadata", "max_regression"}
         | RUN,
@@ -67,6 +76,13 @@ def test_artifact_types(stage, output):
     assert (
         getattr(components, stage).component_spec.outputs[output].type.split("@")[0] == ARTIFACT_TYPES[(stage, output)]
     )
+
+
+def test_the_merge_tasks_collect_every_shard_s_artifact():
+    """dsl.Collected hands curate and prep the list of their shard tasks' artifacts."""
+    for stage, name in (("curate", "measured"), ("prep", "parts")):
+        found = getattr(components, stage).component_spec.inputs[name]
+        assert found.type.split("@")[0] == "system.Dataset" and found.is_artifact_list, stage
 
 
 def test_validate_returns_a_bool_the_condition_can_read():

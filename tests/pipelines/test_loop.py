@@ -49,6 +49,8 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys, browser):
         # Seed 1: both runs' models pass this small gate (seed 0's retraining run meets an age band that predicts
         # the label by chance among so few participants, and is rightly not blessed).
         seed=1,
+        # Curate and prep fan out over two shards per run, as on a cluster (one task each, here one after another).
+        shards=2,
         change_plan=tmp_path / "strict.yaml",
     )
     config.change_plan.write_text(STRICT_PLAN)
@@ -61,6 +63,7 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys, browser):
     assert set(first.tasks) == {
         "monitor",
         "ingest",
+        "plan-shards",
         "curate",
         "label",
         "prep",
@@ -70,6 +73,8 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys, browser):
         "run-report",
     }
     assert first.tasks["curate"].metrics["quarantined"] > 0
+    assert len(first.shard_tasks("measure")) == len(first.shard_tasks("prep-shard")) == 2
+    assert first.tasks["prep"].metrics["shards"] == 2
     assert result.traffic.sent == 48 and result.traffic.rejected == 0
     assert result.traffic.feedback > 0
     assert result.monitoring.parameter("monitor", "retrain") is True
@@ -78,6 +83,7 @@ def test_the_lifecycle_loop_closes(tmp_path, monkeypatch, capsys, browser):
     assert second.tasks["ingest"].metrics["recordings"] == first.tasks["ingest"].metrics["recordings"] + 48
     store = open_store(Workspace(config.workdir).store_uri)
     assert len(store.list(layout.TELEMETRY_RECORDS)) == 48
+    assert not store.list(layout.WORK), "each run's exit task released its working data (the windows)"
     registry = Registry(store)
     assert registry.production()["version"] == result.production
     assert len(registry.versions()) >= 1
