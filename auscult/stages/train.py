@@ -82,22 +82,27 @@ class ChannelAugment(nn.Module):
         super().__init__()
         self.f_max_hz, self.p, self.snr_db = f_max_hz, p, snr_db
 
-    def forward(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def forward(
+        self, batch: torch.Tensor, generator: torch.Generator, part: slice = slice(None), total: int | None = None
+    ) -> torch.Tensor:
+        """``batch`` is rows ``part`` of a batch of ``total`` (a data-parallel worker's share): the draws are made for
+        the whole batch and sliced, so that the workers of one batch augment it as one worker would."""
         if not self.training:
             return batch
-        count, length = batch.shape
+        length = batch.shape[1]
+        count = len(batch) if total is None else total
 
         def chosen() -> torch.Tensor:
-            return (torch.rand(count, generator=generator) < self.p)[:, None]
+            return (torch.rand(count, generator=generator) < self.p)[part][:, None]
 
         spectrum = torch.fft.rfft(batch)
         freqs = torch.fft.rfftfreq(length, 1 / audio.SAMPLE_RATE)
-        edge = MIN_BAND_HZ + torch.rand(count, 1, generator=generator) * max(0.0, self.f_max_hz - MIN_BAND_HZ)
+        edge = MIN_BAND_HZ + torch.rand(count, 1, generator=generator)[part] * max(0.0, self.f_max_hz - MIN_BAND_HZ)
         limited = torch.fft.irfft(spectrum * (freqs[None, :] <= edge), n=length)
         batch = torch.where(chosen(), limited, batch)
         level = batch.square().mean(dim=1, keepdim=True).sqrt()
-        snr = self.snr_db[0] + torch.rand(count, 1, generator=generator) * (self.snr_db[1] - self.snr_db[0])
-        noise = torch.randn(batch.shape, generator=generator) * level * 10 ** (-snr / 20)
+        snr = self.snr_db[0] + torch.rand(count, 1, generator=generator)[part] * (self.snr_db[1] - self.snr_db[0])
+        noise = torch.randn((count, length), generator=generator)[part] * level * 10 ** (-snr / 20)
         batch = torch.where(chosen(), batch + noise, batch)
         mu = 255.0
         peak = batch.abs().amax(dim=1, keepdim=True).clamp_min(1e-6)
@@ -227,15 +232,15 @@ def fit(
     device: torch.device | None = None,
 ) -> TrainResult | None:
     """The training loop of one worker of ``world`` (a process group of that size must be initialised when it is
-    above 1). Every worker draws the same order of training windows each epoch and takes every ``world``-th of
-    them, in batches of ``batch_size / world``: the batches they average over are one batch of ``batch_size``.
-    The first worker validates each epoch and returns the result; the others return None."""
+    above 1). Every worker draws the same order of training windows and the same augmentation each epoch and
+    trains on every ``world``-th row of each batch; DistributedDataParallel averages their gradients, so a step is
+    one worker's step on the whole batch but for batch normalisation, which sees each worker's share. The first
+    worker validates each epoch and returns the result; the others return None."""
     torch.manual_seed(config.seed)
     torch.set_num_threads(threads or available_cpus())
     device = device or torch.device("cpu")
-    # One worker draws order and augmentation from one stream; several share the order and vary the augmentation.
-    order_rng = np.random.default_rng(config.seed)
-    rng = order_rng if world == 1 else np.random.default_rng([config.seed, rank])
+    # Every worker draws the same order and augmentation and takes its rows of each batch.
+    rng = np.random.default_rng(config.seed)
     train_windows, train_index = prepared.split("train")
     validation_windows, validation_index = prepared.split("validation")
     labels = train_index["label"].to_numpy()
@@ -247,7 +252,7 @@ def fit(
     guard = channel_guard(prepared.audit, prepared.training_recordings) if config.guard_channel else None
     model = ScreeningNet(replace(config.model, f_max=guard.f_max_hz) if guard else config.model).to(device)
     augment = ChannelAugment(guard.f_max_hz) if guard else None
-    generator = torch.Generator().manual_seed(config.seed + rank)
+    generator = torch.Generator().manual_seed(config.seed)
     if guard and rank == 0:
         progress(str(Note("train", guard.describe())))
     # Weight classes inversely to their frequency so the minority class is not ignored.
@@ -260,47 +265,51 @@ def fit(
 
         trainable = DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    per_worker = len(labels) // world
-    batch_size = -(-config.batch_size // world)
-    batches = int(np.ceil(per_worker / batch_size))
+    batches = int(np.ceil(len(labels) / config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.learning_rate, total_steps=config.epochs * batches
     )
+    share = slice(rank, None, world)
     history, best_auroc, best_state, best_epoch = [], -1.0, None, 0
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         model.train()
-        order = order_rng.permutation(len(labels))
-        mine = order if world == 1 else order[rank::world][:per_worker]
-        total = 0.0
-        quiet = progress if rank == 0 else _silent
-        tracker = Tracker("train", batches, "batches", quiet, label=f"epoch {epoch}/{config.epochs}")
-        for batch_number, start in enumerate(range(0, len(mine), batch_size), start=1):
-            pick = np.sort(mine[start : start + batch_size])
-            batch = torch.from_numpy(np.asarray(train_windows[pick]))
+        order = rng.permutation(len(labels))
+        total, seen = 0.0, 0
+        tracker = Tracker(
+            "train", batches, "batches", progress if rank == 0 else _silent, label=f"epoch {epoch}/{config.epochs}"
+        )
+        for batch_number, start in enumerate(range(0, len(order), config.batch_size), start=1):
+            pick = np.sort(order[start : start + config.batch_size])
             gains = 10 ** (torch.from_numpy(rng.uniform(-1, 1, len(pick))).float() * config.gain_jitter_db / 20)
-            shifts = rng.integers(0, batch.shape[1], len(pick))
-            batch = torch.stack([torch.roll(w, int(s)) for w, s in zip(batch * gains[:, None], shifts, strict=True)])
+            shifts = rng.integers(0, train_windows.shape[1], len(pick))
+            if len(pick) < world:  # the epoch's last batch, too small to share: every worker skips it alike
+                continue
+            mine = pick[share]
+            batch = torch.from_numpy(np.asarray(train_windows[mine]))
+            batch = torch.stack(
+                [torch.roll(w, int(s)) for w, s in zip(batch * gains[share][:, None], shifts[share], strict=True)]
+            )
             if augment:
-                batch = augment(batch, generator)
-            loss = loss_fn(trainable(batch.to(device)), torch.from_numpy(labels[pick]).to(device))
+                batch = augment(batch, generator, share, len(pick))
+            loss = loss_fn(trainable(batch.to(device)), torch.from_numpy(labels[mine]).to(device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += loss.item() * len(pick)
+            total, seen = total + loss.item() * len(mine), seen + len(mine)
             tracker(batch_number)
         if rank != 0:
             continue
         scores = per_recording(validation_index, predict(model, validation_windows))
         auroc = metrics.roc_auc(scores["label"].to_numpy(), scores["score"].to_numpy())
         seconds = time.perf_counter() - started
-        history.append({"epoch": epoch, "loss": total / len(mine), "validation_auroc": auroc, "seconds": seconds})
+        history.append({"epoch": epoch, "loss": total / seen, "validation_auroc": auroc, "seconds": seconds})
         progress(
             str(
                 Note(
                     "train",
-                    f"epoch {epoch}/{config.epochs} loss {total / len(mine):.4f}, "
+                    f"epoch {epoch}/{config.epochs} loss {total / seen:.4f}, "
                     f"validation AUROC {auroc:.3f} ({seconds:.1f} s)" + (f", {world} workers" if world > 1 else ""),
                 )
             )
