@@ -102,18 +102,42 @@ def _held_out_auroc(result, prepared, splits=("validation", "test")) -> float:
     return metrics.roc_auc(joined["label"].to_numpy(), joined["score"].to_numpy())
 
 
-# How far a data-parallel run's held-out AUROC may fall below one worker's under the same seed. The workers see the
-# same batches, split between them, but each draws its augmentation from its own stream and normalises its half of
-# a batch, so the weights differ; on the two dozen held-out recordings of this cohort one recording ranked otherwise
-# moves AUROC by up to 0.04, so the tolerance allows a couple of them.
+# How far a data-parallel run's held-out AUROC may fall below one worker's under the same seed. The workers draw the
+# same batches and augmentation and split each batch, so only batch normalisation (each worker normalises its
+# share) and float order differ; on the ~70 held-out recordings of this cohort one recording ranked otherwise moves
+# AUROC by 0.01-0.02, and seeds 0 and 1 moved it by 0.03 (0.805 -> 0.771) and less.
 DATA_PARALLEL_TOLERANCE = 0.1
 
 
-def test_two_data_parallel_workers_reach_one_workers_auroc(trained, prepared):
-    two = train(prepared, TrainConfig(epochs=4), progress=lambda _: None, workers=2)
+@pytest.fixture(scope="module")
+def larger(tmp_path_factory):
+    """A cohort whose held-out AUROC means something: the session's is two dozen recordings."""
+    from auscult import synth
+    from auscult.stages.curate import curate
+    from auscult.stages.ingest import ingest
+    from auscult.stages.label import label
+    from auscult.stages.prep import prep
+    from auscult.stages.split import split
+    from auscult.store import FileStore
+    from tests.conftest import KEY
+
+    folder = tmp_path_factory.mktemp("larger")
+    spec = synth.CohortSpec(participants=60, seed=5, effect=1.0, defect_rate=0.0, unusable_label_rate=0.0)
+    synth.generate(folder / "cohort", spec)
+    store = FileStore(folder / "store")
+    quiet = lambda _: None  # noqa: E731
+    frame, _ = ingest([str(folder / "cohort")], store, KEY, progress=quiet)
+    return prep(split(label(curate(frame, store, progress=quiet)[0])), folder / "prep", progress=quiet)
+
+
+@pytest.mark.slow
+def test_two_data_parallel_workers_reach_one_workers_auroc(larger):
+    config = TrainConfig(epochs=4)
+    one = train(larger, config, progress=lambda _: None)
+    two = train(larger, config, progress=lambda _: None, workers=2)
     assert len(two.history) == 4 and two.history[-1]["loss"] < two.history[0]["loss"]
-    one_auroc, two_auroc = _held_out_auroc(trained, prepared), _held_out_auroc(two, prepared)
-    assert one_auroc > 0.7, "the reference must have learnt something for the comparison to mean anything"
+    one_auroc, two_auroc = _held_out_auroc(one, larger), _held_out_auroc(two, larger)
+    assert one_auroc > 0.75, "the reference must have learnt something for the comparison to mean anything"
     assert two_auroc >= one_auroc - DATA_PARALLEL_TOLERANCE, (one_auroc, two_auroc)
 
 
