@@ -5,6 +5,7 @@ import pytest
 from auscult import audio, layout, table
 from auscult.stages.curate import QualityRules, curate, judge, measure, profile_html, reason_counts
 from auscult.stages.ingest import ingest
+from auscult.store import FileStore
 from tests.auscult import audio_files as files
 from tests.conftest import KEY
 
@@ -174,3 +175,32 @@ def test_profile_and_reason_counts(labelled):
     assert sum(counts.values()) == int((labelled["status"] == table.QUARANTINED).sum()) > 0
     html = profile_html(labelled, [])
     assert "data:image/png;base64" in html and "Quarantine reasons" in html
+
+
+@pytest.mark.parametrize("count", [3, 8])
+def test_any_sharding_gives_the_same_curated_table_and_quarantine(cohort, tmp_path, count):
+    """The acceptance's same-answer test for curate: each shard measured on its own, in any order, then checked as
+    one table, gives what one shard gives, row for row and reason for reason; so do the quarantine records."""
+    from auscult.stages.curate import check, measure_shard, quarantine_decisions
+
+    quiet = lambda _: None  # noqa: E731
+    one_store, sharded_store = FileStore(tmp_path / "one"), FileStore(tmp_path / "sharded")
+    frame, _ = ingest([str(cohort)], one_store, KEY, progress=quiet)
+    whole, whole_checks = curate(frame, one_store, progress=quiet)
+    parts = [measure_shard(frame, shard, count, progress=quiet) for shard in reversed(range(count))]
+    assert sum(len(part) for part in parts) == len(frame) and sum(len(part) > 0 for part in parts) > 1
+    sharded, sharded_checks = check(frame, parts, sharded_store)
+    pd.testing.assert_frame_equal(sharded, whole)
+    assert sharded_checks == whole_checks
+    assert quarantine_decisions(sharded) == quarantine_decisions(whole)
+    assert sharded_store.list(layout.QUARANTINE) == one_store.list(layout.QUARANTINE)
+    assert curate(frame, sharded_store, progress=quiet, count=count)[0].equals(whole)
+
+
+def test_a_shard_missing_from_the_merge_is_an_error_not_a_smaller_table(cohort, store):
+    from auscult.stages.curate import check, measure_shard
+
+    frame, _ = ingest([str(cohort)], store, KEY, progress=lambda _: None)
+    parts = [measure_shard(frame, shard, 3, progress=lambda _: None) for shard in range(3)]
+    with pytest.raises(ValueError, match="in no shard"):
+        check(frame, parts[:2], store)
