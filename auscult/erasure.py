@@ -259,10 +259,10 @@ def erase(
                 names = kept["run"]
                 if stage == "prep":
                     used_by[run_id] = kept["run"]
-                    # The run's working data (its windows) is derived from every recording it used: it goes whole.
-                    doomed |= set(store.list(layout.run_work(run_id)))
         if names:
             report.runs.append(names)
+            # The run's working data (its windows) may hold any recording it ingested: it goes whole.
+            doomed |= set(store.list(layout.run_work(run_id)))
     for version in registry.versions():
         run_id = registry.card(version).get("lineage", {}).get("run_id")
         if run_id in used_by:

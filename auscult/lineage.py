@@ -50,6 +50,11 @@ class RunRef:
     name: str
     pipeline: str = "auscult-training"
 
+    def __post_init__(self) -> None:
+        # KFP's local runner names a ParallelFor iteration's tasks "<run>/for-loop-N-iteration-K": the run is the part
+        # before the slash (a Kubernetes name has none).
+        object.__setattr__(self, "name", self.name.split("/", 1)[0])
+
     @property
     def run_id(self) -> str:
         """The run's OpenLineage id: KFP's own when it is a UUID, a stable UUID derived from it otherwise."""

@@ -13,6 +13,9 @@ import pandas as pd
 # Shards of about this many recordings, when a target size decides the count: a shard's prep then writes
 # about 2,000 x 2 windows of 2 s (0.5 GB) and takes a few minutes on a 2-core pod.
 DEFAULT_SHARD_SIZE = 2_000
+# KFP hands a merge task every shard's artifact in one command-line argument (Linux caps one at 128 KiB) and Argo
+# keeps every iteration in one workflow object: past a few hundred shards the shards must grow instead.
+MAX_SHARDS = 256
 
 
 def shard_of(recording_id: str, shards: int) -> int:
@@ -21,10 +24,11 @@ def shard_of(recording_id: str, shards: int) -> int:
 
 
 def shard_count(recordings: int, shards: int = 1, shard_size: int = 0) -> int:
-    """How many shards: ``shards``, or, when ``shard_size`` is given, as many as keep each near that size."""
+    """How many shards: ``shards``, or, when ``shard_size`` is given, as many as keep each near that size; never
+    more than :data:`MAX_SHARDS`."""
     if shards < 1 or shard_size < 0:
         raise ValueError(f"shards must be at least 1 and shard_size not negative (got {shards}, {shard_size})")
-    return max(1, math.ceil(recordings / shard_size)) if shard_size else shards
+    return min(MAX_SHARDS, max(1, math.ceil(recordings / shard_size)) if shard_size else shards)
 
 
 def select(frame: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:

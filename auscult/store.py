@@ -353,18 +353,26 @@ def read_uri(uri: str) -> bytes:
     raise ValueError(f"unsupported object URI {uri!r}")
 
 
-def copy_to_file(uri: str, path: Path) -> None:
-    """Copy the object named by its full URI to ``path`` without holding it in memory."""
+def read_uri_range(uri: str, offset: int, length: int) -> bytes:
+    """``length`` bytes from ``offset`` of the object named by its full URI (a ranged GET on S3)."""
     parsed = urlparse(uri)
-    partial = path.with_name(f".tmp-{os.getpid()}-{threading.get_native_id()}-{path.name}")
     if parsed.scheme == "file":
-        shutil.copyfile(unquote(parsed.path), partial)
-    elif parsed.scheme == "s3":
+        with open(unquote(parsed.path), "rb") as handle:
+            handle.seek(offset)
+            return handle.read(length)
+    if parsed.scheme == "s3":
         store = _bucket(parsed.netloc)
-        store._retrying(store.client.fget_object, parsed.netloc, parsed.path.lstrip("/"), str(partial))
-    else:
-        raise ValueError(f"unsupported object URI {uri!r}")
-    os.replace(partial, path)
+
+        def get_range() -> bytes:
+            response = store.client.get_object(parsed.netloc, parsed.path.lstrip("/"), offset=offset, length=length)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return store._retrying(get_range)
+    raise ValueError(f"unsupported object URI {uri!r}")
 
 
 @cache

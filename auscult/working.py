@@ -1,15 +1,15 @@
 """A run's working data in the object store: its prep shards' windows and what a training job's workers read
 and write. Derived for one run and needed by none after it, so it is kept only while the run may need it:
 
-- the run's exit task (the run report, which runs however the run ends) deletes it;
-- working data of a run that never reached its end (a killed pod, a deleted run) is deleted by the next run's
-  exit task once it is older than :data:`RETENTION_DAYS`;
-- erasure deletes the working data of every run that used an erased participant's recordings.
+- the exit task (the run report, which runs however the run ends) of a run that succeeded deletes it;
+- working data of a run that failed (kept for a retry) or never reached its end (a killed pod, a deleted run) is
+  deleted by a later run's exit task once :data:`RETENTION_DAYS` have passed since the run began;
+- erasure deletes the working data of every run that ingested an erased participant's recordings.
 
 Why not KFP artifacts: KFP's launcher copies every input artifact whole into a task's pod, so one artifact holding
-every window would be copied into each training worker and into validate. In the store, each reader fetches the
-shards it reads; the KFP artifacts keep the index (which recording, which shard, which row), so the UI and the
-lineage still show what each task used.
+every window would be copied into each training worker and into validate. In the store, a reader reads the rows it
+needs, in ranges (:class:`auscult.stages.prep.ShardedWindows`); the KFP artifacts keep the index (which recording,
+which shard, which row), so the UI and the lineage still show what each task used.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from auscult import layout
 from auscult.store import ObjectStore, json_bytes
 
-RETENTION_DAYS = 3
+RETENTION_DAYS = 7
 
 
 def begin(store: ObjectStore, run_id: str, now: datetime | None = None) -> None:

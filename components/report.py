@@ -35,9 +35,12 @@ def run_report(
         store.put(layout.run_report(run.run_id), html.encode())
         where = store.uri(layout.run_report(run.run_id))
         emit(Note("report", f"the run {status.state.lower()}; its report: {where}"))
-        # No task after this one needs the run's working data (its windows): it goes now, and any a dead run
-        # left behind goes once past the retention period.
-        released, stale = working.release(store, run.run_id), working.sweep(store)
-        metrics.log_metric("working_objects_released", released)
-        if stale:
-            emit(Note("report", f"deleted the working data of {len(stale)} older run(s) that never reached their end"))
+        # A run that succeeded needs its working data (its windows) no more: it goes now. A failed one keeps it for
+        # a retry until the retention period ends, when the exit task of a later run deletes it.
+        try:
+            if status.state == "SUCCEEDED":
+                metrics.log_metric("working_objects_released", working.release(store, run.run_id))
+            if stale := working.sweep(store):
+                emit(Note("report", f"deleted the working data of {len(stale)} run(s) past the retention period"))
+        except Exception as error:  # housekeeping must not turn a good run into a failed one either
+            emit(Note("report", f"working data not cleaned up this time: {error!r}"))

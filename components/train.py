@@ -29,12 +29,13 @@ def train(
     from auscult.lineage import Lineage, RunRef
     from auscult.progress import Note, emit, task
     from auscult.stages.prep import Prepared
-    from auscult.stages.train import TrainConfig
+    from auscult.stages.train import TrainConfig, check_workers
     from auscult.stages.train import train as run
     from auscult.store import open_store
 
     with task("train", metrics):
         config = TrainConfig(epochs=epochs, seed=seed, guard_channel=guard_channel)
+        check_workers(workers, config)
         store = open_store(store_uri)
         data = Prepared.load(prepared.path)
         operator = launch.get("operator", "")

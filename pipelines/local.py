@@ -103,8 +103,9 @@ def _run(workspace: Workspace, console: Console, pipeline, name: str, **argument
 
     def finished(task: str, seconds: float) -> str:
         folder = this_run()
-        if folder is not None and (folder / task / EXECUTOR_OUTPUT).is_file():
-            return read_task(folder / task).line(seconds)
+        if task not in SHARD_TASK_NAMES:
+            found_here = folder is not None and (folder / task / EXECUTOR_OUTPUT).is_file()
+            return read_task(folder / task).line(seconds) if found_here else TaskResult(task).line(seconds)
         # A shard task of a ParallelFor: the local runner runs its iterations in order, each in a folder of its own.
         iteration = shards_done[task] = shards_done.get(task, -1) + 1
         found = list(folder.glob(f"for-loop-*-iteration-{iteration}/{task}/{EXECUTOR_OUTPUT}")) if folder else []

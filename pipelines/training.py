@@ -73,7 +73,8 @@ def build_training_pipeline(placement: Placement = DEFAULT_PLACEMENT):
             sized(plan.set_display_name("plan shards"), "1", "1G")
             with dsl.ParallelFor(plan.output, parallelism=placement.shard_parallelism) as shard:
                 measured = measure(table=ingested.outputs["table"], shard=shard.shard, count=shard.count)
-                sized(measured.set_display_name("curate shard"), "2", "4G")
+                # It reads each recording from the lake.
+                with_store(sized(measured.set_display_name("curate shard"), "2", "4G"), placement)
             curated = curate(
                 table=ingested.outputs["table"],
                 measured=dsl.Collected(measured.outputs["measured"]),

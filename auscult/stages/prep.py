@@ -8,13 +8,13 @@ files live in the object store and each training worker reads the parts it needs
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from auscult.parallel import ordered_map
 from auscult.progress import Tracker, emit
 from auscult.stages.label import quarantine_bias, quarantine_rates
 from auscult.stages.split import usable
-from auscult.store import copy_to_file, read_uri
+from auscult.store import read_uri, read_uri_range
 from auscult.task import CLASSES
 
 
@@ -49,12 +49,12 @@ INDEX_COLUMNS = ["recording_id", "participant_id", "split", "label", "window", "
 
 class ShardedWindows:
     """Every window of every shard, indexed as one ``(windows, samples)`` array in the index's order. A shard's
-    file is opened (memory-mapped; fetched first when it is in an object store) when a window of it is first
-    read, and rows are read only when indexed: the windows never have to fit in memory."""
+    file is opened when a window of it is first read (memory-mapped on this machine, read in ranges from an
+    object store), and rows are read only when indexed: the windows never have to fit in memory or on disk."""
 
     def __init__(self, locations: list[str], shard: np.ndarray, row: np.ndarray, samples: int):
         self.locations, self.shard, self.row, self.samples = locations, shard, row, samples
-        self._open: dict[int, np.ndarray] = {}
+        self._open: dict[int, np.ndarray | StoredWindows] = {}
 
     def __len__(self) -> int:
         return len(self.shard)
@@ -71,9 +71,9 @@ class ShardedWindows:
         # A training worker in another process opens the files itself: a memory map is not to be pickled.
         return {**self.__dict__, "_open": {}}
 
-    def part(self, shard: int) -> np.ndarray:
+    def part(self, shard: int) -> np.ndarray | StoredWindows:
         if shard not in self._open:
-            self._open[shard] = np.load(_local(self.locations[shard]), mmap_mode="r")
+            self._open[shard] = _open(self.locations[shard])
         return self._open[shard]
 
     def __getitem__(self, key: int | slice | np.ndarray) -> np.ndarray:
@@ -91,15 +91,45 @@ class ShardedWindows:
         return self[:] if dtype is None else self[:].astype(dtype)
 
 
-def _local(location: str) -> Path:
-    """A shard file on this machine: the path itself, or a copy of a store object fetched once per process."""
-    if "://" not in location or location.startswith("file://"):
-        return Path(location.removeprefix("file://"))
-    cached = Path(tempfile.gettempdir()) / "auscult-windows" / hashlib.sha256(location.encode()).hexdigest()
-    if not cached.exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        copy_to_file(location, cached)
-    return cached
+class StoredWindows:
+    """A window file in an object store, read by rows with ranged requests (one per run of consecutive rows):
+    nothing is fetched that is not read, so a training worker reads its share of each batch and no more."""
+
+    HEADER_BYTES = 4096  # enough for any header np.save writes for a 2-D float32 array
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        head = io.BytesIO(read_uri_range(uri, 0, self.HEADER_BYTES))
+        version = np.lib.format.read_magic(head)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        self.shape, _, dtype = read_header[version](head)
+        self.dtype, self.offset = np.dtype(dtype), head.tell()
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+
+    def __getitem__(self, rows: int | np.ndarray) -> np.ndarray:
+        if isinstance(rows, int | np.integer):
+            return self[np.asarray([rows])][0]
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        for run in np.split(np.arange(len(ordered)), breaks):
+            if not len(run):
+                continue
+            first, count = int(ordered[run[0]]), len(run)
+            data = read_uri_range(self.uri, self.offset + first * self.row_bytes, count * self.row_bytes)
+            out[order[run]] = np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
+        return out
+
+
+def _open(location: str) -> np.ndarray | StoredWindows:
+    """A shard's windows: memory-mapped when the file is on this machine, read in ranges when in a store."""
+    if "://" not in location:
+        return np.load(location, mmap_mode="r")
+    if location.startswith("file://"):
+        return np.load(unquote(urlparse(location).path), mmap_mode="r")
+    return StoredWindows(location)
 
 
 class SplitWindows:

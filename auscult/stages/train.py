@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,10 @@ def per_recording(index: pd.DataFrame, window_scores: np.ndarray) -> pd.DataFram
     ).reset_index()
 
 
+# How long a worker waits for the others: the first validates alone after each epoch while they wait.
+GROUP_TIMEOUT = timedelta(hours=2)
+
+
 class _Logits(nn.Module):
     """The network's logits as its forward pass: DistributedDataParallel averages gradients only through it."""
 
@@ -182,10 +187,9 @@ def train(
     """Train on this machine: in this process, or, with ``workers`` above 1, data-parallel in that many processes
     (DistributedDataParallel over gloo, each on its share of the cores and of every batch). With several workers
     the progress lines are the first worker's, through :func:`auscult.progress.emit`."""
-    if workers < 1:
-        raise InputError(f"workers must be at least 1 (got {workers})")
+    check_workers(workers, config)
     if workers == 1:
-        result = fit(prepared, config, progress)
+        result = fit(prepared, config, progress, device=torch.device("cuda") if torch.cuda.is_available() else None)
         assert result is not None
         return result
     import tempfile
@@ -198,6 +202,12 @@ def train(
         address = f"tcp://127.0.0.1:{_free_port()}"
         mp.spawn(_local_worker, args=(workers, address, prepared, config, threads, scratch), nprocs=workers)
         return TrainResult.load(scratch)
+
+
+def check_workers(workers: int, config: TrainConfig) -> None:
+    """Every worker must get rows of every batch."""
+    if not 1 <= workers <= config.batch_size:
+        raise InputError(f"workers must be from 1 to the batch size, {config.batch_size} (got {workers})")
 
 
 def _free_port() -> int:
@@ -213,9 +223,13 @@ def _local_worker(
 ) -> None:
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=address, rank=rank, world_size=world)
+    # A GPU each when the machine has enough (NCCL), else the CPU (gloo).
+    cuda = torch.cuda.device_count() >= world
+    device = torch.device("cuda", rank) if cuda else None
+    backend = "nccl" if cuda else "gloo"
+    dist.init_process_group(backend, init_method=address, rank=rank, world_size=world, timeout=GROUP_TIMEOUT)
     try:
-        result = fit(prepared, config, emit, rank=rank, world=world, threads=threads)
+        result = fit(prepared, config, emit, rank=rank, world=world, threads=threads, device=device)
         if result is not None:
             result.save(out)
     finally:
@@ -258,7 +272,10 @@ def fit(
     # Weight classes inversely to their frequency so the minority class is not ignored.
     counts = np.bincount(labels, minlength=config.model.n_classes)
     weights = torch.tensor(len(labels) / (config.model.n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-    loss_fn = nn.CrossEntropyLoss(weight=weights.to(device))
+    weights = weights.to(device)
+    # One worker: the weighted mean of the batch. Several: each its share's weighted sum over the whole batch's
+    # weight, times the workers (DDP averages their gradients): together, the weighted mean of the whole batch.
+    loss_fn = nn.CrossEntropyLoss(weight=weights, reduction="mean" if world == 1 else "sum")
     trainable: nn.Module = _Logits(model)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -293,6 +310,8 @@ def fit(
             if augment:
                 batch = augment(batch, generator, share, len(pick))
             loss = loss_fn(trainable(batch.to(device)), torch.from_numpy(labels[mine]).to(device))
+            if world > 1:
+                loss = loss * world / weights[torch.from_numpy(labels[pick]).to(device)].sum()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

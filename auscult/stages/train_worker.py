@@ -21,7 +21,7 @@ from pathlib import Path
 from auscult import layout, working
 from auscult.progress import emit
 from auscult.stages.prep import AUDIT_FILE, INDEX_FILE, SHARDS_FILE, TABLE_FILE, Prepared
-from auscult.stages.train import TrainConfig, TrainResult, fit
+from auscult.stages.train import GROUP_TIMEOUT, TrainConfig, TrainResult, fit
 from auscult.store import ObjectStore, open_store
 
 PREPARED_FILES = (TABLE_FILE, INDEX_FILE, AUDIT_FILE, SHARDS_FILE)
@@ -62,7 +62,10 @@ def take_result(store: ObjectStore, run_id: str, folder: str | Path) -> TrainRes
     if not found:
         raise RuntimeError(f"the training job ended without writing a model to {store.uri(prefix)}")
     for key in found:
-        (folder / key[len(prefix) :]).write_bytes(store.get(key))
+        name = key[len(prefix) :]
+        if "/" in name or name in ("", ".", ".."):
+            raise RuntimeError(f"unexpected object {store.uri(key)} among the training job's output")
+        (folder / name).write_bytes(store.get(key))
     return TrainResult.load(folder)
 
 
@@ -80,7 +83,8 @@ def work(
     if cuda:
         torch.cuda.set_device(device)
     if world > 1:
-        dist.init_process_group("nccl" if cuda else "gloo", init_method="env://", rank=rank, world_size=world)
+        backend = "nccl" if cuda else "gloo"
+        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world, timeout=GROUP_TIMEOUT)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             inputs = Path(scratch) / "prepared"

@@ -58,6 +58,8 @@ def test_a_local_run_gets_a_stable_uuid_and_each_task_its_own():
     run = RunRef("12345678", "auscult-training-2026-12-01-18-00-00")
     assert run.run_id == RunRef("12345678", run.name).run_id and str(uuid.UUID(run.run_id)) == run.run_id
     assert run.task_run_id("prep") != run.task_run_id("train")
+    # The local runner names a ParallelFor iteration's run "<run>/for-loop-N-iteration-K": the same run.
+    assert RunRef("12345678", f"{run.name}/for-loop-3-iteration-1").run_id == run.run_id
     cluster = RunRef("0b7c4a2e-9f8d-4c1b-a2e3-5f6a7b8c9d0e", "auscult-training-x7k2p")
     assert cluster.run_id == "0b7c4a2e-9f8d-4c1b-a2e3-5f6a7b8c9d0e", "KFP's own run id when it is a UUID"
 

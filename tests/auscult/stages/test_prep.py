@@ -1,3 +1,4 @@
+import json
 import pickle
 
 import numpy as np
@@ -107,11 +108,22 @@ def test_prepared_data_pickles_without_its_open_files(prepared):
     np.testing.assert_array_equal(copy.windows[[3, 1]], prepared.windows[[3, 1]])
 
 
-def test_window_files_in_an_object_store_are_fetched_once_when_read(split_table, any_store, tmp_path):
+def test_window_files_in_an_object_store_are_read_in_ranges_not_whole(split_table, any_store, tmp_path, monkeypatch):
+    """What a training worker on a cluster does: it reads its rows of each batch and nothing else of the file."""
+    from auscult.stages import prep as prep_module
+
     local = prep(split_table, tmp_path / "local", count=2, progress=lambda _: None)
     where = [any_store.put_file(f"work/r/{path.name}", path) for path in sorted((tmp_path / "local").glob("*.npy"))]
-    (tmp_path / "local" / "shards.json").write_text(f'{{"samples": 32000, "windows": {where!r}}}'.replace("'", '"'))
+    (tmp_path / "local" / "shards.json").write_text(json.dumps({"samples": 32000, "windows": where}))
+    fetched = []
+    original = prep_module.read_uri_range
+    monkeypatch.setattr(prep_module, "read_uri_range", lambda *a: fetched.append(a[2]) or original(*a))
     remote = Prepared.load(tmp_path / "local")
+    rows = np.array([5, 3, 4, 0])
+    np.testing.assert_array_equal(remote.windows[rows], local.windows[rows])
+    np.testing.assert_array_equal(remote.windows[1], local.windows[1])
+    header_reads = sum(1 for length in fetched if length == prep_module.StoredWindows.HEADER_BYTES)
+    assert sum(fetched) - header_reads * prep_module.StoredWindows.HEADER_BYTES <= 5 * 32000 * 4
     np.testing.assert_array_equal(remote.windows[:], local.windows[:])
 
 

@@ -67,7 +67,10 @@ def test_a_model_that_learnt_the_channel_is_not_blessed_and_the_reason_names_it(
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_same_channel_with_a_real_sound_difference_is_blessed(tmp_path, seed):
-    result = judged(planted(tmp_path, seed, effect=0.3, participants=240), tmp_path, epochs=10, seed=seed)
+    # The cohort above but for a sound difference clear enough to be learnt in the same 4 epochs (0.3 takes 10).
+    # The margin over recording properties decides the verdict, its lower bound set by the metadata model's
+    # interval: 0.10-0.20 against the 0.05 required at seeds 0-2, every stratified AUROC's bound above 0.95.
+    result = judged(planted(tmp_path, seed, effect=0.5, participants=240), tmp_path, epochs=4, seed=seed)
     assert result.blessed, failures(result)
     assert result.audit["flagged"].any()  # the channel still predicts the label: the gate looked within it
     assert all(result.within["auroc_ci_low"] >= 0.8)

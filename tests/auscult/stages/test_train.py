@@ -155,6 +155,7 @@ def test_a_model_does_not_depend_on_how_prep_was_sharded(labelled, prepared, tmp
     assert _held_out_auroc(first, prepared, ("test",)) == _held_out_auroc(second, sharded, ("test",))
 
 
-def test_workers_must_be_at_least_one(prepared):
-    with pytest.raises(InputError, match="at least 1"):
-        train(prepared, TrainConfig(epochs=1), progress=lambda _: None, workers=0)
+@pytest.mark.parametrize("workers", [0, 33])
+def test_workers_must_each_get_rows_of_every_batch(prepared, workers):
+    with pytest.raises(InputError, match="workers must be from 1 to the batch size, 32"):
+        train(prepared, TrainConfig(epochs=1), progress=lambda _: None, workers=workers)
