@@ -17,8 +17,8 @@ from pipelines.placement import PSEUDONYM_SECRET_KEYS, STORE_SECRET_KEYS, Placem
 
 STAGES = {"ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"}
 SHARD_TASKS = {"plan-shards", "measure", "prep-shard"}
-STORE_STAGES = {"ingest", "curate", "label", "prep", "train", "validate", "deploy", "monitor"}
-SHARD_TASKS = {"plan-shards", "measure", "prep-shard"}
+# Every task that reads or writes the store, the shard tasks included (they read the lake and write windows).
+STORE_STAGES = STAGES | {"measure", "prep-shard"}
 
 
 @pytest.fixture(scope="module")
