@@ -1,22 +1,12 @@
 """Roll-out on Kubernetes, against a local server that speaks the API calls it makes."""
 
 import pytest
-from kubernetes import client
 
 from auscult import layout
-from auscult.cluster import Cluster, RolloutError, is_available
+from auscult.cluster import RolloutError, is_available
 from auscult.registry import Registry
 from auscult.serving import contract
 from auscult.stages.deploy import ServingSpec, deploy
-from tests.auscult.kube_api import FakeKube, serve
-
-
-@pytest.fixture
-def kube():
-    api = FakeKube()
-    server, url = serve(api)
-    yield api, Cluster(client.ApiClient(client.Configuration(host=url)), "screening")
-    server.shutdown()
 
 
 def deploy_to(cluster, registry, onnx: bytes, target="seldon-v1"):

@@ -4,7 +4,6 @@ CRDs), and apply, wait, fail and time out against a local server that speaks the
 import re
 
 import pytest
-from kubernetes import client
 
 from auscult.cluster import Cluster
 from auscult.serving import contract
@@ -22,7 +21,7 @@ from auscult.training_job import (
     run_job,
     train_job,
 )
-from tests.auscult.kube_api import FakeKube, job_status, serve
+from tests.auscult.kube_api import job_status
 from tests.k8s import validate
 
 STORE_ENV = (
@@ -150,14 +149,6 @@ def test_an_invalid_job_is_refused_before_it_reaches_the_cluster():
         spec(workers=0)
     with pytest.raises(ValueError, match="one GPU"):
         spec(gpus_per_worker=2)
-
-
-@pytest.fixture
-def kube():
-    api = FakeKube()
-    server, url = serve(api)
-    yield api, Cluster(client.ApiClient(client.Configuration(host=url)), "screening")
-    server.shutdown()
 
 
 class Clock:
