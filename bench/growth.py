@@ -79,8 +79,11 @@ def run(
             for stage in STAGES:
                 metrics = result.tasks[stage].metrics if stage in result.tasks else {}
                 entry = figures["stages"].setdefault(stage, {"wall_s": [], "peak_rss_mib": []})
-                entry["wall_s"].append(metrics.get("wall_s"))
-                entry["peak_rss_mib"].append(metrics.get("peak_rss_mib"))
+                # Curate's and prep's work is in their (one) shard task; the stage is that and its merge.
+                parts = [t.metrics for t in result.shard_tasks(SHARD_TASKS[stage])] if stage in SHARD_TASKS else []
+                measured = [metrics, *parts] if metrics else []
+                entry["wall_s"].append(round(sum(m.get("wall_s", 0.0) for m in measured), 2) if measured else None)
+                entry["peak_rss_mib"].append(max(m.get("peak_rss_mib", 0.0) for m in measured) if measured else None)
             train = figures["stages"]["train"]
             train.setdefault("per_epoch", []).append((train["wall_s"][-1] or 0) / size_epochs)
             if size not in figures["sharded"]["sizes"]:
