@@ -62,10 +62,12 @@ def run(
     largest_epochs: int = 2,
     shards: int = 4,
     sharded_sizes: tuple[int, ...] = (800, 3200, 6400),
+    one_shard: bool = True,
 ) -> dict:
     """``sizes`` in recordings (4 per participant); the largest trains ``largest_epochs`` (the figure kept is per
     epoch as well as whole). At ``sharded_sizes`` the pipeline runs again with ``shards`` shards and one epoch:
-    the stage costs with shards are the shard tasks' total plus the merge, each shard's cost is kept."""
+    the stage costs with shards are the shard tasks' total plus the merge, each shard's cost is kept. Without
+    ``one_shard`` (a quick run) every size runs sharded, once."""
     figures: dict = {
         "epochs": [largest_epochs if size == max(sizes) else epochs for size in sizes],
         "sizes": list(sizes),
@@ -75,7 +77,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="auscult-growth-", dir="/tmp") as scratch:
         folder = Path(scratch)
         for size, size_epochs in zip(sizes, figures["epochs"], strict=True):
-            result = _run(folder, size, 1, size_epochs)
+            result = _run(folder, size, 1 if one_shard else shards, size_epochs)
             for stage in STAGES:
                 metrics = result.tasks[stage].metrics if stage in result.tasks else {}
                 entry = figures["stages"].setdefault(stage, {"wall_s": [], "peak_rss_mib": []})
@@ -88,7 +90,8 @@ def run(
             train.setdefault("per_epoch", []).append((train["wall_s"][-1] or 0) / size_epochs)
             if size not in figures["sharded"]["sizes"]:
                 continue
-            result = _run(folder, size, shards, 1)
+            if one_shard:
+                result = _run(folder, size, shards, 1)
             for stage, task in SHARD_TASKS.items():
                 parts = [t.metrics.get("wall_s", 0.0) for t in result.shard_tasks(task)]
                 merge = result.tasks[stage].metrics.get("wall_s", 0.0) if stage in result.tasks else 0.0

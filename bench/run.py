@@ -44,7 +44,7 @@ def run(quick: bool, only: tuple[str, ...] = BENCHMARKS, log=print) -> dict:
             serving.run(requests=8, limit_s=10, rounds=1) if quick else serving.run(requests=400, limit_s=30, rounds=2)
         ),
         "growth": lambda: (
-            growth.run(sizes=(80,), epochs=1, largest_epochs=1, shards=2, sharded_sizes=(80,))
+            growth.run(sizes=(80,), epochs=1, largest_epochs=1, shards=2, sharded_sizes=(80,), one_shard=False)
             if quick
             else growth.run()
         ),
