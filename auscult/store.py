@@ -302,6 +302,14 @@ class S3Store(ObjectStore):
         return sorted(self._retrying(list_objects), key=lambda listed: listed.key)
 
 
+def secret_env(secret: str) -> list[dict]:
+    """The store's credentials as a container's environment, each read from ``secret`` (Kubernetes EnvVars)."""
+    return [
+        {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for key, env in sorted(SECRET_KEYS.items())
+    ]
+
+
 def s3_client_from_env() -> Any:
     from minio import Minio
 

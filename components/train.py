@@ -27,7 +27,7 @@ def train(
     task launches and watches.
     """
     from auscult.lineage import Lineage, RunRef
-    from auscult.progress import Note, emit, task
+    from auscult.progress import task
     from auscult.stages.prep import Prepared
     from auscult.stages.train import TrainConfig, check_workers
     from auscult.stages.train import train as run
@@ -41,34 +41,11 @@ def train(
         operator = launch.get("operator", "")
         run_ref = RunRef(run_id, run_name)
         if operator:
-            from auscult.cluster import Cluster
-            from auscult.stages.train_worker import MODULE, send_inputs, take_result, worker_arguments
-            from auscult.store import SECRET_KEYS
-            from auscult.training_job import OPERATORS, DistributedJob, job_name, run_job
+            from auscult.stages.train_worker import train_on_cluster
 
-            send_inputs(store, run_ref.run_id, prepared.path)
-            secret = launch["store_secret"]
-            env = tuple(
-                {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-                for key, name in SECRET_KEYS.items()
+            result = train_on_cluster(
+                prepared.path, config, workers, store_uri, run_ref.run_id, launch, training_image, model.path
             )
-            job = DistributedJob(
-                name=job_name(run_ref.run_id),
-                image=training_image,
-                module_args=worker_arguments(store_uri, run_ref.run_id, config),
-                workers=workers,
-                gpus_per_worker=int(launch.get("gpus_per_worker", 1)),
-                env=env,
-                service_account=launch["service_account"],
-                node_selector=dict(launch.get("node_selector", {})),
-                tolerations=tuple(launch.get("tolerations", [])),
-                # The operator ends the job on its own if this task dies while watching it.
-                deadline_s=int(launch.get("timeout_s", 6 * 3600)) + 600,
-            )
-            cluster = Cluster.from_environment(launch.get("namespace", ""))
-            emit(Note("train", f"launching {workers} workers as a {operator} ({MODULE}) in {cluster.namespace}"))
-            run_job(cluster, OPERATORS[operator](job), float(launch.get("timeout_s", 6 * 3600)), log=emit)
-            result = take_result(store, run_ref.run_id, model.path)
         else:
             result = run(data, config, workers=workers)
             result.save(model.path)

@@ -24,7 +24,7 @@ from auscult.lineage import Lineage, RunRef, code_version
 from auscult.pseudonym import PSEUDONYM_KEY_ENV, PSEUDONYM_SECRET
 from auscult.registry import APPROVED, AWAITING_APPROVAL, REJECTED, Registry
 from auscult.serving import contract
-from auscult.store import SECRET_KEYS
+from auscult.store import secret_env
 from auscult.task import CLASSES
 
 if TYPE_CHECKING:
@@ -71,10 +71,7 @@ def seldon_deployment(version: str, store_uri: str, spec: ServingSpec = ServingS
             {"name": contract.ENV_STORE_URI, "value": store_uri},
             # Credentials for the object store come from a Secret, never from the manifest (in the order Helm
             # renders them: by key).
-            *(
-                {"name": env, "valueFrom": {"secretKeyRef": {"name": spec.store_secret, "key": key}}}
-                for key, env in sorted(SECRET_KEYS.items())
-            ),
+            *secret_env(spec.store_secret),
             {"name": contract.ENV_MODEL_VERSION, "value": version},
             {
                 "name": contract.ENV_ORT_THREADS,

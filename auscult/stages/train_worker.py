@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from auscult import layout, working
-from auscult.progress import emit
+from auscult.progress import Note, emit
 from auscult.stages.prep import AUDIT_FILE, INDEX_FILE, SHARDS_FILE, TABLE_FILE, Prepared
 from auscult.stages.train import GROUP_TIMEOUT, TrainConfig, TrainResult, fit
-from auscult.store import ObjectStore, open_store
+from auscult.store import ObjectStore, open_store, secret_env
 
 PREPARED_FILES = (TABLE_FILE, INDEX_FILE, AUDIT_FILE, SHARDS_FILE)
 MODULE = "auscult.stages.train_worker"
@@ -67,6 +67,44 @@ def take_result(store: ObjectStore, run_id: str, folder: str | Path) -> TrainRes
             raise RuntimeError(f"unexpected object {store.uri(key)} among the training job's output")
         (folder / name).write_bytes(store.get(key))
     return TrainResult.load(folder)
+
+
+def train_on_cluster(
+    prepared_folder: str | Path,
+    config: TrainConfig,
+    workers: int,
+    store_uri: str,
+    run_id: str,
+    launch: dict,
+    image: str,
+    model_folder: str | Path,
+    log: Callable[[str], None] = emit,
+) -> TrainResult:
+    """The train task's side: send the inputs, run ``workers`` workers as the job ``launch`` names (its
+    ``operator``, service account, store Secret, GPUs, placement, timeout), and take the model they wrote."""
+    from auscult.cluster import Cluster
+    from auscult.training_job import OPERATORS, DistributedJob, job_name, run_job
+
+    store = open_store(store_uri)
+    send_inputs(store, run_id, prepared_folder)
+    timeout_s = int(launch.get("timeout_s", 6 * 3600))
+    job = DistributedJob(
+        name=job_name(run_id),
+        image=image,
+        module_args=worker_arguments(store_uri, run_id, config),
+        workers=workers,
+        gpus_per_worker=int(launch.get("gpus_per_worker", 1)),
+        env=tuple(secret_env(launch["store_secret"])),
+        service_account=launch["service_account"],
+        node_selector=dict(launch.get("node_selector", {})),
+        tolerations=tuple(launch.get("tolerations", [])),
+        # The operator ends the job on its own if the watching task dies.
+        deadline_s=timeout_s + 600,
+    )
+    cluster = Cluster.from_environment(launch.get("namespace", ""))
+    log(str(Note("train", f"launching {workers} workers as a {launch['operator']} ({MODULE}) in {cluster.namespace}")))
+    run_job(cluster, OPERATORS[launch["operator"]](job), float(timeout_s), log=log)
+    return take_result(store, run_id, model_folder)
 
 
 def work(
